@@ -1,0 +1,22 @@
+"""Callflow actions, one module each, listed explicitly.
+
+Every action module has the same small interface:
+
+- a module docstring naming its ``data`` keys and the branches it can take;
+- ``Data``: a frozen dataclass with ``Data.parse(raw, directory)`` that
+  validates the node's ``data`` object at load time (raising
+  ``callflowd.errors.InvalidData``) and resolves ids against the
+  ``callflowd.config.model.Directory``;
+- ``handle(call, data)``: runs the action on a live ``callflowd.calls.call.Call``
+  and returns where to go next (see ``callflowd.actions.outcome``).
+
+The JSON ``"module"`` word, the file name and the README section share one name.
+"""
+
+from callflowd.actions import device, voicemail, webhook
+
+REGISTRY = {
+    "device": device,
+    "voicemail": voicemail,
+    "webhook": webhook,
+}

@@ -1,0 +1,19 @@
+"""What an action returns: the branch to take next, or STOP.
+
+An action returns one key (``"_"``, ``"USER_BUSY"``, a digit...) or a tuple of
+keys in order of preference (``("USER_BUSY", "sip:486")``): the executor takes
+the first key the node has a child for, else ``"_"``. ``STOP`` ends the flow
+(Kazoo's ``cf_exe:stop``). Actions never walk the tree themselves.
+"""
+
+STOP = None
+DEFAULT = "_"
+
+
+def keys_of(outcome):
+    """The outcome as a tuple of keys in order of preference."""
+    if outcome is STOP:
+        return ()
+    if isinstance(outcome, str):
+        return (outcome,)
+    return tuple(outcome)

@@ -1,0 +1,37 @@
+"""``voicemail``: answer and let the caller leave a message in a configured box.
+
+data:
+  ``id`` (required)  a box configured under ``voicemail_boxes:``
+
+Branches: ``_`` once FreeSWITCH's voicemail application returns (usually the
+caller has hung up by then, which ends the flow).
+
+FreeSWITCH fact (capture b): ``voicemail`` does not answer the call (it sends
+183), so we execute ``answer`` first.
+"""
+
+import dataclasses
+
+from callflowd.actions import fields
+from callflowd.actions.outcome import DEFAULT
+from callflowd.config.model import VoicemailBox
+
+# A message can be long; the wait still needs an upper bound.
+MAX_VOICEMAIL_SECONDS = 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    box: VoicemailBox
+
+    @classmethod
+    def parse(cls, raw, directory):
+        return cls(box=fields.known_id(raw, "id", directory.voicemail_boxes, "voicemail box"))
+
+
+def handle(call, data):
+    box = data.box
+    call.answer()
+    call.execute("voicemail", "%s %s %s" % (box.profile, box.domain, box.mailbox),
+                 timeout=MAX_VOICEMAIL_SECONDS)
+    return DEFAULT

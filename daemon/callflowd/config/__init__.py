@@ -1,0 +1,1 @@
+"""Configuration: the YAML file and callflow documents, validated into frozen values."""

@@ -1,0 +1,70 @@
+"""The validated configuration, as frozen values. Live objects never go in here."""
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from callflowd.retry import Retry
+
+
+@dataclasses.dataclass(frozen=True)
+class FreeswitchSettings:
+    """Where and how to reach FreeSWITCH's inbound event socket."""
+
+    host: str = "127.0.0.1"
+    port: int = 8021
+    password: str = dataclasses.field(default="ClueCon", repr=False)
+    connect_timeout: float = 5.0
+    command_timeout: float = 10.0
+    reconnect: Retry = Retry(total=None, backoff_factor=0.5, backoff_max=30.0, jitter=0.2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """A phone the ``device`` action can ring: a FreeSWITCH dial string and a ring time."""
+
+    id: str
+    dial_string: str
+    timeout: int = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class VoicemailBox:
+    """A mod_voicemail box: ``voicemail <profile> <domain> <mailbox>``."""
+
+    id: str
+    profile: str
+    domain: str
+    mailbox: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookSettings:
+    """Defaults for the ``webhook`` action and the delivery workers."""
+
+    timeout: float = 5.0  # seconds, per HTTP attempt (connect and read)
+    retries: int = 2  # default for nodes that don't say
+    backoff_factor: float = 1.0
+    backoff_max: float = 30.0
+    workers: int = 4
+    queue_size: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Directory:
+    """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
+
+    devices: Mapping[str, Device] = MappingProxyType({})
+    voicemail_boxes: Mapping[str, VoicemailBox] = MappingProxyType({})
+    webhooks: WebhookSettings = WebhookSettings()
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything the daemon runs with, validated."""
+
+    freeswitch: FreeswitchSettings
+    directory: Directory
+    callflows: tuple  # of callflowd.flow.model.Callflow
+    log_level: str = "INFO"
+    source: str = ""

@@ -1,0 +1,66 @@
+"""The small error hierarchy of callflowd.
+
+Each error says what went wrong in words an operator can act on; none of
+them should reach the operator as a traceback.
+"""
+
+
+class CallflowdError(Exception):
+    """Base of every error callflowd raises on purpose."""
+
+
+class ConfigError(CallflowdError):
+    """A configuration file or callflow document is not acceptable.
+
+    ``source`` names the file, ``path`` the place inside it
+    (``flow.children._.data.http_verb``); ``str()`` gives the one line the
+    operator sees: ``callflows.d/front-desk.json: flow.children._.data.http_verb: must be one of get, post``.
+    """
+
+    def __init__(self, message, source=None, path=None):
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.path = path
+
+    def __str__(self):
+        parts = [p for p in (self.source, self.path) if p]
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class InvalidData(CallflowdError):
+    """A callflow node's ``data`` is wrong; ``key`` is the path below ``data``.
+
+    Raised by an action's ``Data.parse``; the loader adds the node's path and
+    the file name and turns it into a ConfigError.
+    """
+
+    def __init__(self, key, message):
+        super().__init__("%s: %s" % (key, message) if key else message)
+        self.key = key
+        self.message = message
+
+
+class EslError(CallflowdError):
+    """Talking to FreeSWITCH failed."""
+
+
+class NotConnected(EslError):
+    """The event socket is down (never connected, or lost)."""
+
+
+class CommandTimeout(EslError):
+    """FreeSWITCH did not answer a command in time."""
+
+
+class AuthenticationFailed(EslError):
+    """FreeSWITCH refused the event-socket password."""
+
+
+class CallEnded(CallflowdError):
+    """The call's channel hung up (or vanished): the flow ends quietly."""
+
+
+class ActionTimeout(CallflowdError):
+    """An application did not complete on the channel within its time limit."""

@@ -1,0 +1,1 @@
+"""The event-socket layer: wire format, FreeSWITCH names, and the greenswitch seam."""

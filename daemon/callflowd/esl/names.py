@@ -1,0 +1,82 @@
+"""FreeSWITCH event, header and variable names, in one place.
+
+Checked against the FreeSWITCH 1.10 captures in tests/fixtures/.
+"""
+
+# Content-Type values of frames (mod_event_socket)
+AUTH_REQUEST = "auth/request"
+COMMAND_REPLY = "command/reply"
+API_RESPONSE = "api/response"
+EVENT_PLAIN = "text/event-plain"
+EVENT_JSON = "text/event-json"
+DISCONNECT_NOTICE = "text/disconnect-notice"
+RUDE_REJECTION = "text/rude-rejection"
+
+# Event names
+CHANNEL_CREATE = "CHANNEL_CREATE"
+CHANNEL_PARK = "CHANNEL_PARK"
+CHANNEL_UNPARK = "CHANNEL_UNPARK"
+CHANNEL_EXECUTE = "CHANNEL_EXECUTE"
+CHANNEL_EXECUTE_COMPLETE = "CHANNEL_EXECUTE_COMPLETE"
+CHANNEL_ANSWER = "CHANNEL_ANSWER"
+CHANNEL_BRIDGE = "CHANNEL_BRIDGE"
+CHANNEL_UNBRIDGE = "CHANNEL_UNBRIDGE"
+CHANNEL_HANGUP = "CHANNEL_HANGUP"
+CHANNEL_HANGUP_COMPLETE = "CHANNEL_HANGUP_COMPLETE"
+CHANNEL_DESTROY = "CHANNEL_DESTROY"
+DTMF = "DTMF"
+BACKGROUND_JOB = "BACKGROUND_JOB"
+HEARTBEAT = "HEARTBEAT"
+SHUTDOWN = "SHUTDOWN"
+
+# What the daemon subscribes to: only what drives a flow.
+SUBSCRIBED_EVENTS = (
+    CHANNEL_PARK,
+    CHANNEL_EXECUTE_COMPLETE,
+    CHANNEL_ANSWER,
+    CHANNEL_BRIDGE,
+    CHANNEL_UNBRIDGE,
+    CHANNEL_HANGUP,
+    CHANNEL_HANGUP_COMPLETE,
+    DTMF,
+    BACKGROUND_JOB,
+    HEARTBEAT,
+    SHUTDOWN,
+)
+
+# Headers
+CONTENT_TYPE = "Content-Type"
+CONTENT_LENGTH = "Content-Length"
+REPLY_TEXT = "Reply-Text"
+EVENT_NAME = "Event-Name"
+EVENT_SUBCLASS = "Event-Subclass"
+UNIQUE_ID = "Unique-ID"
+CORE_UUID = "Core-UUID"
+CALL_DIRECTION = "Call-Direction"
+HOSTNAME = "FreeSWITCH-Hostname"
+APPLICATION = "Application"
+APPLICATION_DATA = "Application-Data"
+APPLICATION_RESPONSE = "Application-Response"
+APPLICATION_UUID = "Application-UUID"
+CALLER_DESTINATION_NUMBER = "Caller-Destination-Number"
+CALLER_CALLER_ID_NAME = "Caller-Caller-ID-Name"
+CALLER_CALLER_ID_NUMBER = "Caller-Caller-ID-Number"
+CALLER_CALLEE_ID_NAME = "Caller-Callee-ID-Name"
+CALLER_CALLEE_ID_NUMBER = "Caller-Callee-ID-Number"
+CALLER_CONTEXT = "Caller-Context"
+CALLER_CHANNEL_CREATED_TIME = "Caller-Channel-Created-Time"
+HANGUP_CAUSE = "Hangup-Cause"
+DTMF_DIGIT = "DTMF-Digit"
+JOB_UUID = "Job-UUID"
+CONTENT_DISPOSITION = "Content-Disposition"
+
+# Channel variables (as event headers they carry the "variable_" prefix)
+VAR_ORIGINATE_DISPOSITION = "variable_originate_disposition"
+VAR_DIALSTATUS = "variable_DIALSTATUS"
+VAR_LAST_BRIDGE_PROTO_CAUSE = "variable_last_bridge_proto_specific_hangup_cause"
+VAR_SIP_FROM_URI = "variable_sip_from_uri"
+VAR_SIP_TO_URI = "variable_sip_to_uri"
+VAR_SIP_REQ_URI = "variable_sip_req_uri"
+VAR_SIP_CALL_ID = "variable_sip_call_id"
+
+DIRECTION_INBOUND = "inbound"

@@ -1,0 +1,1 @@
+"""Webhook delivery, apart from the call: requests, the dispatcher and its workers."""
