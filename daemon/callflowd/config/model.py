@@ -54,8 +54,9 @@ class WebhookSettings:
 class Directory:
     """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
 
-    devices: Mapping[str, Device] = MappingProxyType({})
-    voicemail_boxes: Mapping[str, VoicemailBox] = MappingProxyType({})
+    devices: Mapping[str, Device] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    voicemail_boxes: Mapping[str, VoicemailBox] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}))
     webhooks: WebhookSettings = WebhookSettings()
 
 

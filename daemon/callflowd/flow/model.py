@@ -18,7 +18,7 @@ class Node:
 
     module: str
     data: object
-    children: Mapping[str, "Node"] = MappingProxyType({})
+    children: Mapping[str, "Node"] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     skip: bool = False
     path: str = "flow"
 

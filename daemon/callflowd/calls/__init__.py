@@ -1,0 +1,1 @@
+"""Live calls: the per-call object actions talk to, and the router that feeds it events."""

@@ -1,0 +1,133 @@
+"""One live call, as the actions see it: commands that look blocking.
+
+``call.execute("bridge", ...)`` sends the application with a fresh
+``Event-UUID`` and yields until the CHANNEL_EXECUTE_COMPLETE carrying that id
+as ``Application-UUID`` arrives (capture g: correlate by it, not by app name).
+A hangup seen meanwhile raises ``CallEnded``; every wait has a timeout.
+Events reach the call through ``deliver()``, from the router, never the other way.
+"""
+
+import dataclasses
+import logging
+import uuid as uuidlib
+
+import gevent
+from gevent.queue import Empty, Queue
+
+from callflowd.calls.log import call_log
+from callflowd.errors import ActionTimeout, CallEnded, EslError
+from callflowd.esl import names
+
+log = logging.getLogger(__name__)
+
+_HANGUP_EVENTS = frozenset((names.CHANNEL_HANGUP, names.CHANNEL_HANGUP_COMPLETE, names.CHANNEL_DESTROY))
+_CONNECTION_LOST = object()  # put in the queue when the event socket goes away
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One action the flow ran, and how it came out (``USER_BUSY``, ``_``, ``skipped``...)."""
+
+    module: str
+    outcome: str
+    path: str
+
+
+class Call:
+    """A parked inbound channel driven by one callflow."""
+
+    def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0):
+        self.uuid = uuid
+        self.facts = facts
+        self.callflow_id = callflow_id
+        self.webhooks = webhooks
+        self.history = []  # Steps, in order
+        self.hangup_cause = None
+        self.log = call_log(log, uuid)
+        self._commands = commands  # the event socket: execute(...) and hangup(...)
+        self._command_timeout = command_timeout
+        self._events = Queue()
+        self._ended = False
+        self._lost = False
+
+    # -- fed by the router ---------------------------------------------------------
+
+    def deliver(self, event):
+        """Queue one of this channel's events; never blocks the event socket's reader."""
+        self._events.put_nowait(event)
+
+    def connection_lost(self):
+        self._events.put_nowait(_CONNECTION_LOST)
+
+    # -- what actions use ------------------------------------------------------------
+
+    @property
+    def ended(self):
+        return self._ended
+
+    @property
+    def previous_step(self):
+        return self.history[-1] if self.history else None
+
+    def execute(self, app, arg=None, timeout=60.0):
+        """Run a dialplan application on the channel; return its EXECUTE_COMPLETE event."""
+        self._drain_pending()
+        if self._ended or self._lost:
+            raise CallEnded("the call has ended")
+        event_uuid = str(uuidlib.uuid4())
+        self.log.debug("executing %s %s", app, arg or "")
+        try:
+            self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
+        except EslError:
+            self._drain_pending()  # a hangup may explain the refusal
+            raise
+        return self._wait_for_completion(app, event_uuid, timeout)
+
+    def set_variable(self, name, value):
+        return self.execute("set", "%s=%s" % (name, value), timeout=self._command_timeout)
+
+    def answer(self):
+        return self.execute("answer", timeout=self._command_timeout)
+
+    def hangup(self, cause="NORMAL_CLEARING"):
+        """Hang the caller up, unless the channel is already gone."""
+        self._drain_pending()
+        if self._ended or self._lost:
+            return
+        self._commands.hangup(self.uuid, cause)
+        self.log.info("hung up: %s", cause)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _wait_for_completion(self, app, event_uuid, timeout):
+        deadline = gevent.get_hub().loop.now() + timeout
+        while True:
+            remaining = deadline - gevent.get_hub().loop.now()
+            if remaining <= 0:
+                raise ActionTimeout("%s did not complete within %ss" % (app, timeout))
+            try:
+                event = self._events.get(timeout=remaining)
+            except Empty:
+                raise ActionTimeout("%s did not complete within %ss" % (app, timeout)) from None
+            self._note(event)
+            if (event is not _CONNECTION_LOST and event.name == names.CHANNEL_EXECUTE_COMPLETE
+                    and event.get(names.APPLICATION_UUID) == event_uuid):
+                return event
+
+    def _drain_pending(self):
+        """Look at what already arrived (a hangup between two commands must not go unseen)."""
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except Empty:
+                return
+            self._note(event)
+
+    def _note(self, event):
+        if event is _CONNECTION_LOST:
+            self._lost = True
+            raise CallEnded("lost the event socket")
+        if event.name in _HANGUP_EVENTS:
+            self._ended = True
+            self.hangup_cause = event.get(names.HANGUP_CAUSE) or self.hangup_cause
+            raise CallEnded("caller hung up (%s)" % (self.hangup_cause or "unknown cause"))

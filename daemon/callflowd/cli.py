@@ -1,0 +1,84 @@
+"""The ``callflowd`` command: ``run``, ``check`` and ``demo``.
+
+gevent's monkey-patching comes first, before anything imports socket or
+threading, so requests and the stdlib cooperate with the event loop.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from callflowd import __version__, logsetup  # noqa: E402
+from callflowd.errors import ConfigError  # noqa: E402
+
+DEFAULT_CONFIG = "/etc/callflowd/callflowd.yaml"
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_CONFIG = 2
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except ConfigError as exc:
+        print("callflowd: %s" % exc, file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="callflowd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version="callflowd %s" % __version__)
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon in the foreground, logging to stderr")
+    run.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
+    run.add_argument("--log-level", help="override log_level from the config")
+    run.set_defaults(command=_run)
+
+    check = commands.add_parser("check", help="validate the config and callflows; exit 0 or 2")
+    check.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
+    check.set_defaults(command=_check)
+
+    demo = commands.add_parser("demo", help="run the example callflow against the built-in simulator")
+    demo.add_argument("--scenario", choices=("busy", "no_answer", "answer"), default="busy",
+                      help="what the front-desk phone does (default %(default)s)")
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the daemon's log lines")
+    demo.set_defaults(command=_demo)
+    return parser
+
+
+def _check(args):
+    from callflowd.config.loader import load_config
+
+    config = load_config(args.config)
+    numbers = sum(len(flow.numbers) for flow in config.callflows)
+    print("config ok: %s: %d callflows, %d numbers, %d devices, %d voicemail boxes" % (
+        args.config, len(config.callflows), numbers,
+        len(config.directory.devices), len(config.directory.voicemail_boxes)))
+    return EXIT_OK
+
+
+def _run(args):
+    from callflowd.config.loader import load_config
+    from callflowd.service import Service
+
+    config = load_config(args.config)
+    logsetup.configure(args.log_level or config.log_level)
+    return Service(config).run()
+
+
+def _demo(args):
+    from callflowd.demo.run import run_demo
+
+    logsetup.configure("INFO" if args.verbose else "WARNING")
+    return run_demo(args.scenario, out=sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

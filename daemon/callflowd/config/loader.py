@@ -1,0 +1,570 @@
+"""Read callflowd's YAML config and its callflow documents into frozen values.
+
+``load_config(path)`` reads the YAML file, then the callflow documents (the
+inline ``callflows:`` list, then every ``*.json`` in ``callflows_dir``), checks
+every key and every node, and returns a ``Config``. Any problem raises one
+``ConfigError`` naming the file and the place inside it
+(``callflows.d/front-desk.json: flow.children._.data.http_verb: must be one of
+get, post``). Nothing is kept from a failed load, so a reload can build the new
+world first and keep the old one when this raises.
+
+Hazards handled here rather than left to surprise an operator:
+
+- YAML 1.1 reads ``0123`` as octal 83 and ``1:30`` as 90: such numbers are
+  refused (quote them); dates stay strings.
+- Duplicate keys (YAML or JSON) are refused; both parsers would keep the last.
+- Unknown keys are refused everywhere except a callflow document's top level
+  (Kazoo documents carry ``id``, ``name``, ``metadata``... that we don't use).
+- A value left empty (``port:`` with nothing after it, JSON ``null``) counts as
+  not given, as in the actions' ``Data.parse``.
+"""
+
+import json
+import math
+import os
+import re
+from types import MappingProxyType
+
+import yaml
+
+from callflowd.actions import REGISTRY, webhook
+from callflowd.config.model import (
+    Config,
+    Device,
+    Directory,
+    FreeswitchSettings,
+    VoicemailBox,
+    WebhookSettings,
+)
+from callflowd.errors import ConfigError, InvalidData
+from callflowd.flow.model import Callflow, Node
+from callflowd.retry import Retry
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+PASSWORD_KEYS = ("password", "password_file", "password_env")
+RECONNECT_JITTER = 0.2
+# A flow deeper than this is a mistake (or a YAML alias loop), not a call plan.
+MAX_FLOW_DEPTH = 100
+_MAX_NESTING = 4 * MAX_FLOW_DEPTH
+
+_TOP_KEYS = ("freeswitch", "log_level", "devices", "voicemail_boxes", "webhooks",
+             "callflows_dir", "callflows")
+_FREESWITCH_KEYS = ("host", "port", "connect_timeout", "command_timeout", "reconnect") + PASSWORD_KEYS
+_RECONNECT_KEYS = ("backoff_factor", "backoff_max")
+_DEVICE_KEYS = ("dial_string", "timeout")
+_BOX_KEYS = ("profile", "domain", "mailbox")
+_WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "workers", "queue_size")
+_NODE_KEYS = ("module", "data", "children")
+
+_REQUIRED = object()
+_WHITESPACE = re.compile(r"\s")
+
+
+def load_config(path):
+    """The validated ``Config`` for the YAML file at ``path``; raises ConfigError.
+
+    Relative paths inside the file (``callflows_dir``, ``password_file``) are
+    taken from the file's own directory, wherever the daemon was started.
+    """
+    source = os.fspath(path)
+    base = os.path.dirname(os.path.abspath(source))
+    raw = _parse_yaml(_read_text(source, source), source)
+    if raw is None:
+        raise ConfigError("the file is empty; see docs/configuration.md", source)
+    top = _Section(raw, source, "", _TOP_KEYS, "a mapping of settings")
+    freeswitch = _freeswitch(top.section("freeswitch", required=True), base)
+    log_level = top.choice("log_level", LOG_LEVELS, "info").upper()
+    directory = Directory(
+        devices=_devices(top),
+        voicemail_boxes=_voicemail_boxes(top),
+        webhooks=_webhooks(top.section("webhooks")),
+    )
+    callflows = _callflows(top, base, directory)
+    return Config(freeswitch=freeswitch, directory=directory, callflows=callflows,
+                  log_level=log_level, source=source)
+
+
+# --- reading files ----------------------------------------------------------
+
+
+def _read_text(filename, source):
+    try:
+        with open(filename, "rb") as stream:
+            data = stream.read()
+    except OSError as exc:
+        raise ConfigError("cannot read: %s" % (exc.strerror or exc), source) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not UTF-8 text (byte %d)" % exc.start, source) from None
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's surprises: see the module docstring."""
+
+
+# Dates stay strings: a copy of the resolvers without the timestamp one.
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
+    if not _PLAIN_INT.fullmatch(text):
+        raise yaml.constructor.ConstructorError(
+            None, None, "%s is not a plain decimal number (YAML would read it as %s); "
+            "quote it if it is text" % (text, yaml.SafeLoader.construct_yaml_int(loader, node)),
+            node.start_mark)
+    return int(text)
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            continue  # an unhashable key: SafeLoader reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, "duplicate key %r" % (key,), key_node.start_mark)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_YamlLoader.construct_mapping = _construct_mapping
+
+
+def _parse_yaml(text, source):
+    try:
+        return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "not valid YAML"
+        if mark is None:
+            raise ConfigError("invalid YAML: %s" % problem, source) from None
+        raise ConfigError("invalid YAML at line %d column %d: %s" % (
+            mark.line + 1, mark.column + 1, problem), source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("invalid YAML: %s" % _one_line(str(exc)), source) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", source) from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _json_object(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _json_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def _parse_json(text, source):
+    try:
+        return json.loads(text, object_pairs_hook=_json_object, parse_constant=_json_constant)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("invalid JSON at line %d column %d: %s" % (
+            exc.lineno, exc.colno, exc.msg), source) from None
+    except _DuplicateKey as exc:
+        raise ConfigError("invalid JSON: duplicate key %r" % exc.args[0], source) from None
+    except ValueError as exc:
+        raise ConfigError("invalid JSON: %s" % exc, source) from None
+    except RecursionError:
+        raise ConfigError("invalid JSON: nested too deeply", source) from None
+
+
+# --- typed access to one mapping ---------------------------------------------
+
+
+def _join(path, key):
+    key = str(key).replace("\n", "\\n")
+    return "%s.%s" % (path, key) if path else key
+
+
+def _kind(value):
+    if value is None:
+        return "null"
+    return {bool: "true/false", int: "a number", float: "a number", str: "text",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+class _Section:
+    """One mapping of the YAML file, with the path its errors should name."""
+
+    def __init__(self, raw, source, path, known, describe="a mapping"):
+        self.source = source
+        self.path = path
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.fail_here("must be %s, not %s" % (describe, _kind(raw)))
+        unknown = [key for key in raw if key not in known]
+        if unknown:
+            self.fail_here("%s %s (known: %s)" % (
+                "unknown key" if len(unknown) == 1 else "unknown keys",
+                ", ".join(repr(key) for key in unknown), ", ".join(known)))
+        self.raw = raw
+
+    def fail_here(self, message):
+        raise ConfigError(message, self.source, self.path or None)
+
+    def fail(self, key, message):
+        raise ConfigError(message, self.source, _join(self.path, key))
+
+    def given(self, key):
+        return self.raw.get(key) is not None
+
+    def value(self, key, default):
+        value = self.raw.get(key)
+        if value is None:
+            if default is _REQUIRED:
+                self.fail(key, "is required")
+            return default
+        return value
+
+    def string(self, key, default=_REQUIRED, spaces=True):
+        value = self.value(key, default)
+        if value is default:
+            return value
+        if not isinstance(value, str):
+            self.fail(key, "must be a string, not %s" % _kind(value))
+        if not value.strip():
+            self.fail(key, "must not be empty")
+        if not spaces and _WHITESPACE.search(value):
+            self.fail(key, "must not contain whitespace")
+        if "\n" in value or "\r" in value:
+            self.fail(key, "must be one line")
+        return value
+
+    def integer(self, key, default, low, high):
+        value = self.value(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, "must be an integer")
+        if not low <= value <= high:
+            self.fail(key, "must be between %d and %d" % (low, high))
+        return value
+
+    def seconds(self, key, default):
+        """A positive, finite number (int or float): a timeout or a back-off."""
+        value = self.value(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, "must be a number")
+        if not (math.isfinite(value) and value > 0):
+            self.fail(key, "must be a number greater than 0")
+        return float(value)
+
+    def choice(self, key, choices, default):
+        value = self.value(key, default)
+        if not isinstance(value, str) or value.lower() not in choices:
+            self.fail(key, "must be one of %s" % ", ".join(choices))
+        return value.lower()
+
+    def section(self, key, known=None, required=False):
+        """The mapping under ``key``; ``known=None`` means any keys (a table of ids)."""
+        if required and not self.given(key):
+            self.fail(key, "is required")
+        raw = self.raw.get(key)
+        keys = known if known is not None else (raw if isinstance(raw, dict) else ())
+        return _Section(raw, self.source, _join(self.path, key), keys)
+
+    def entries(self, key, known):
+        """``(id, section)`` for each entry of a table such as ``devices:``."""
+        table = self.section(key)
+        for entry_id, raw in table.raw.items():
+            if not isinstance(entry_id, str) or not entry_id.strip():
+                table.fail_here("id %r must be a non-empty string (quote it)" % (entry_id,))
+            if raw is None:
+                table.fail(entry_id, "is empty")
+            yield entry_id, _Section(raw, self.source, _join(table.path, entry_id), known)
+
+
+# --- the settings ------------------------------------------------------------
+
+
+def _freeswitch(section, base):
+    section = _Section(section.raw, section.source, section.path, _FREESWITCH_KEYS)
+    defaults = FreeswitchSettings()
+    reconnect = section.section("reconnect", _RECONNECT_KEYS)
+    return FreeswitchSettings(
+        host=section.string("host", defaults.host, spaces=False),
+        port=section.integer("port", defaults.port, 1, 65535),
+        password=_password(section, base),
+        connect_timeout=section.seconds("connect_timeout", defaults.connect_timeout),
+        command_timeout=section.seconds("command_timeout", defaults.command_timeout),
+        reconnect=Retry(
+            total=None,
+            backoff_factor=reconnect.seconds("backoff_factor", defaults.reconnect.backoff_factor),
+            backoff_max=reconnect.seconds("backoff_max", defaults.reconnect.backoff_max),
+            jitter=RECONNECT_JITTER,
+        ),
+    )
+
+
+def _password(section, base):
+    """Exactly one of ``password``, ``password_file``, ``password_env``: no silent default."""
+    given = [key for key in PASSWORD_KEYS if section.given(key)]
+    if len(given) != 1:
+        section.fail_here("give exactly one of %s%s" % (
+            ", ".join(PASSWORD_KEYS), " (got %s)" % ", ".join(given) if given else ""))
+    key = given[0]
+    if key == "password":
+        return section.string("password")
+    if key == "password_file":
+        filename = os.path.join(base, section.string("password_file"))
+        try:
+            with open(filename, encoding="utf-8") as stream:
+                password = stream.read().strip()
+        except OSError as exc:
+            section.fail(key, "cannot read %s: %s" % (filename, exc.strerror or exc))
+        except UnicodeDecodeError:
+            section.fail(key, "%s is not UTF-8 text" % filename)
+        what = filename
+    else:
+        name = section.string("password_env", spaces=False)
+        if name not in os.environ:
+            section.fail(key, "environment variable %s is not set" % name)
+        password = os.environ[name].strip()
+        what = "environment variable %s" % name
+    if not password:
+        section.fail(key, "%s is empty" % what)
+    if "\n" in password or "\r" in password:
+        # ESL commands are lines: a line break would end "auth" early.
+        section.fail(key, "%s must hold one line" % what)
+    return password
+
+
+def _devices(top):
+    devices = {}
+    for device_id, section in top.entries("devices", _DEVICE_KEYS):
+        devices[device_id] = Device(
+            id=device_id,
+            dial_string=section.string("dial_string", spaces=False),
+            timeout=section.integer("timeout", Device.timeout, 1, 3600),
+        )
+    return MappingProxyType(devices)
+
+
+def _voicemail_boxes(top):
+    boxes = {}
+    for box_id, section in top.entries("voicemail_boxes", _BOX_KEYS):
+        # The three are joined by spaces into the voicemail application's argument.
+        profile = section.string("profile", spaces=False)
+        domain = section.string("domain", spaces=False)
+        mailbox = section.value("mailbox", _REQUIRED)
+        if isinstance(mailbox, int) and not isinstance(mailbox, bool) and mailbox >= 0:
+            mailbox = str(mailbox)
+        else:
+            mailbox = section.string("mailbox", spaces=False)
+        boxes[box_id] = VoicemailBox(id=box_id, profile=profile, domain=domain, mailbox=mailbox)
+    return MappingProxyType(boxes)
+
+
+def _webhooks(section):
+    section = _Section(section.raw, section.source, section.path, _WEBHOOK_KEYS)
+    defaults = WebhookSettings()
+    return WebhookSettings(
+        timeout=section.seconds("timeout", defaults.timeout),
+        retries=section.integer("retries", defaults.retries, 0, webhook.MAX_RETRIES),
+        backoff_factor=section.seconds("backoff_factor", defaults.backoff_factor),
+        backoff_max=section.seconds("backoff_max", defaults.backoff_max),
+        workers=section.integer("workers", defaults.workers, 1, 64),
+        queue_size=section.integer("queue_size", defaults.queue_size, 1, 1000000),
+    )
+
+
+# --- callflow documents --------------------------------------------------------
+
+
+def _callflows(top, base, directory):
+    """Inline ``callflows:`` first, then ``callflows_dir``'s ``*.json`` files by name."""
+    documents = []  # (raw document, source, path prefix for errors, fallback id)
+    inline = top.value("callflows", [])
+    if not isinstance(inline, list):
+        top.fail("callflows", "must be a list of callflow documents, not %s" % _kind(inline))
+    for index, raw in enumerate(inline):
+        prefix = "callflows[%d]" % index
+        _check_json_shaped(raw, top.source, prefix, set(), 0)
+        documents.append((raw, top.source, prefix, prefix))
+    if top.given("callflows_dir"):
+        documents.extend(_directory_documents(top, base))
+
+    callflows = []
+    by_id = {}
+    by_number = {}
+    for raw, source, prefix, fallback_id in documents:
+        callflow = _callflow(raw, source, prefix, fallback_id, directory)
+        if callflow.id in by_id:
+            raise ConfigError("callflow id %r is already used in %s" % (
+                callflow.id, by_id[callflow.id].source), source, _join(prefix, "id") if
+                isinstance(raw.get("id"), str) else prefix or None)
+        by_id[callflow.id] = callflow
+        for index, number in enumerate(callflow.numbers):
+            other = by_number.get(number)
+            if other is not None:
+                raise ConfigError("number %r is already claimed by callflow %r (%s)" % (
+                    number, other.id, other.source), source, "%s[%d]" % (_join(prefix, "numbers"), index))
+            by_number[number] = callflow
+        callflows.append(callflow)
+    if not callflows:
+        top.fail_here("no callflows: give callflows, or callflows_dir holding *.json documents")
+    return tuple(callflows)
+
+
+def _directory_documents(top, base):
+    written = top.string("callflows_dir")
+    folder = os.path.join(base, written)
+    try:
+        names = sorted(name for name in os.listdir(folder)
+                       if name.endswith(".json") and not name.startswith("."))
+    except OSError as exc:
+        top.fail("callflows_dir", "cannot read directory %s: %s" % (folder, exc.strerror or exc))
+    for name in names:
+        source = os.path.normpath(os.path.join(written, name))
+        raw = _parse_json(_read_text(os.path.join(folder, name), source), source)
+        yield raw, source, "", name[: -len(".json")]
+
+
+def _check_json_shaped(value, source, path, active, depth):
+    """Inline YAML documents must be what the JSON would be: string keys, JSON values."""
+    if depth > _MAX_NESTING:
+        raise ConfigError("nested too deeply", source, path)
+    if isinstance(value, (dict, list)):
+        if id(value) in active:
+            raise ConfigError("refers to itself (a YAML alias loop)", source, path)
+        active.add(id(value))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ConfigError("key %r must be a string (quote it)" % (key,), source, path)
+                _check_json_shaped(item, source, _join(path, key), active, depth + 1)
+        else:
+            for index, item in enumerate(value):
+                _check_json_shaped(item, source, "%s[%d]" % (path, index), active, depth + 1)
+        active.discard(id(value))
+    elif not (value is None or isinstance(value, (str, int, float, bool))):
+        raise ConfigError("%s is not a JSON value" % type(value).__name__, source, path)
+
+
+def _callflow(raw, source, prefix, fallback_id, directory):
+    def fail(key, message):
+        raise ConfigError(message, source, _join(prefix, key) if key else prefix or None)
+
+    if not isinstance(raw, dict):
+        fail(None, "must be an object (a callflow document), not %s" % _kind(raw))
+    doc_id = raw.get("id")
+    if doc_id is None:
+        doc_id = fallback_id
+    elif not isinstance(doc_id, str) or not doc_id.strip():
+        fail("id", "must be a non-empty string")
+    numbers = _string_list(raw, "numbers", fail)
+    for index, number in enumerate(numbers):
+        if _WHITESPACE.search(number):
+            fail("numbers[%d]" % index, "must not contain whitespace")
+        if number in numbers[:index]:
+            fail("numbers[%d]" % index, "%r is listed twice" % number)
+    patterns = _string_list(raw, "patterns", fail)
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            fail("patterns[%d]" % index, "invalid regular expression: %s" % exc)
+    if not numbers and not patterns:
+        fail(None, "needs at least one number or pattern")
+    if raw.get("flow") is None:
+        fail("flow", "is required")
+    flow = _node(raw["flow"], "flow", source, prefix, directory, 1)
+    return Callflow(id=doc_id, numbers=tuple(numbers), patterns=tuple(patterns),
+                    flow=flow, source=source)
+
+
+def _string_list(raw, key, fail):
+    values = raw.get(key)
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        fail(key, "must be a list of strings")
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            fail("%s[%d]" % (key, index), "must be a string, not %s (quote it)" % _kind(value))
+        if not value:
+            fail("%s[%d]" % (key, index), "must not be empty")
+    return list(values)
+
+
+def _node(raw, node_path, source, prefix, directory, depth):
+    """One node and, recursively, its children; ``node_path`` is relative to the document."""
+    where = _join(prefix, node_path)
+
+    def fail(key, message):
+        raise ConfigError(message, source, _join(where, key) if key else where)
+
+    if depth > MAX_FLOW_DEPTH:
+        fail(None, "the flow is more than %d nodes deep" % MAX_FLOW_DEPTH)
+    if not isinstance(raw, dict):
+        fail(None, "must be an object, not %s" % _kind(raw))
+    unknown = [key for key in raw if key not in _NODE_KEYS]
+    if unknown:
+        fail(None, "unknown key%s %s (known: %s)" % (
+            "s" if len(unknown) > 1 else "", ", ".join(repr(k) for k in unknown), ", ".join(_NODE_KEYS)))
+
+    module = raw.get("module")
+    if module is None:
+        fail("module", "is required")
+    if not isinstance(module, str):
+        fail("module", "must be a string")
+    action = REGISTRY.get(module)
+    if action is None:
+        fail("module", "unknown module %r (known: %s)" % (module, ", ".join(sorted(REGISTRY))))
+
+    data = raw.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        fail("data", "must be an object")
+    skip = data.get("skip_module")
+    if skip is None:
+        skip = False
+    if not isinstance(skip, bool):
+        fail("data.skip_module", "must be true or false")
+    rest = {key: value for key, value in data.items() if key != "skip_module"}
+    try:
+        parsed = action.Data.parse(rest, directory)
+    except InvalidData as exc:
+        fail(_join("data", exc.key) if exc.key else "data", exc.message)
+    except (ValueError, TypeError) as exc:
+        # Data.parse should raise InvalidData for every bad input; this is the safety net.
+        fail("data", "invalid data: %s" % _one_line(str(exc)))
+
+    children_raw = raw.get("children")
+    if children_raw is None:
+        children_raw = {}
+    if not isinstance(children_raw, dict):
+        fail("children", "must be an object")
+    children = {}
+    for key, child in children_raw.items():
+        if not isinstance(key, str) or not key:
+            fail("children", "key %r must be a non-empty string" % (key,))
+        children[key] = _node(child, "%s.children.%s" % (node_path, key), source, prefix,
+                              directory, depth + 1)
+    return Node(module=module, data=parsed, children=MappingProxyType(children), skip=skip,
+                path=node_path)
+
+
+def _one_line(text):
+    return " ".join(text.split())

@@ -1,0 +1,1 @@
+"""The ``callflowd demo`` command: the example callflow against the simulator and a local webhook receiver."""

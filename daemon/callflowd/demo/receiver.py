@@ -1,0 +1,184 @@
+"""An in-process webhook receiver on 127.0.0.1, for ``callflowd demo`` and the tests.
+
+It records every request it gets and answers with a status that can be
+scripted (``respond_with``, ``fail_next``), or held (``hold``/``release``) to
+play a slow server. It serves with ``gevent.pywsgi`` so it never blocks the hub.
+
+A receiver keeps its port across ``stop()``/``start()``: give it a port picked
+earlier with ``free_port()`` (or let the first ``start()`` pick one) and a test
+can have "receiver down, then up" at one URL. While stopped the port is closed,
+so connections to it are refused.
+"""
+
+import dataclasses
+import http
+import logging
+import socket
+import time
+import urllib.parse
+
+import gevent.event
+import gevent.pool
+import gevent.pywsgi
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+HOLD_LIMIT = 60.0  # seconds a held request waits at most
+
+
+def free_port(host=HOST):
+    """A TCP port on ``host`` that was free a moment ago (bind to port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceivedRequest:
+    """One request as the receiver saw it.
+
+    ``query`` and ``form`` map names to lists of values (``parse_qs`` with blank
+    values kept); ``form`` is filled only for a form-encoded body. ``headers``
+    has lower-case names.
+    """
+
+    method: str
+    path: str
+    query: dict
+    form: dict
+    headers: dict
+    body: bytes
+    query_string: str = ""
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+
+class WebhookReceiver:
+    """Records requests to ``http://127.0.0.1:<port>/...``; answers 200 unless told otherwise."""
+
+    def __init__(self, port=0, host=HOST):
+        self.host = host
+        self.port = port  # 0 until the first start() picks one
+        self.requests = []
+        self._status = 200
+        self._failures = []  # statuses to answer with next, first first
+        self._server = None
+        self._arrived = gevent.event.Event()
+        self._released = gevent.event.Event()
+        self._released.set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self):
+        if self._server is not None:
+            raise RuntimeError("receiver already started on port %d" % self.port)
+        server = gevent.pywsgi.WSGIServer(
+            (self.host, self.port), self._app, spawn=gevent.pool.Pool(),
+            log=None, error_log=log,
+        )
+        server.start()
+        self._server = server
+        self.port = server.server_port
+        log.debug("webhook receiver listening on %s:%d", self.host, self.port)
+        return self
+
+    def stop(self):
+        """Close the port (new connections are refused) and end open connections."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        self._released.set()  # let held handlers finish
+        server.stop(timeout=0.5)
+        log.debug("webhook receiver on port %d stopped", self.port)
+
+    @property
+    def running(self):
+        return self._server is not None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def url(self, path="/"):
+        if not self.port:
+            raise RuntimeError("receiver has no port yet: give one or start() it first")
+        return "http://%s:%d%s" % (self.host, self.port, path)
+
+    # -- scripting -----------------------------------------------------------------
+
+    def respond_with(self, status):
+        """Answer every later request with ``status`` (after any ``fail_next``)."""
+        self._status = int(status)
+
+    def fail_next(self, n, status=503):
+        """Answer the next ``n`` requests with ``status``."""
+        self._failures.extend([int(status)] * n)
+
+    def hold(self):
+        """Record requests but don't answer them until ``release()`` (a slow server)."""
+        self._released.clear()
+
+    def release(self):
+        self._released.set()
+
+    def wait_for(self, count, timeout=5.0):
+        """Wait until ``count`` requests have arrived; returns all received so far.
+
+        Raises TimeoutError after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._arrived.wait(remaining):
+                raise TimeoutError("receiver got %d requests, not %d, within %gs"
+                                   % (len(self.requests), count, timeout))
+        return list(self.requests)
+
+    # -- serving -------------------------------------------------------------------
+
+    def _app(self, environ, start_response):
+        self._record(environ)
+        status = self._failures.pop(0) if self._failures else self._status
+        # A held answer waits for release(); stop() releases, HOLD_LIMIT is a backstop.
+        self._released.wait(HOLD_LIMIT)
+        start_response(_status_line(status), [("Content-Type", "text/plain")])
+        return [b"%d\n" % status]
+
+    def _record(self, environ):
+        body = environ["wsgi.input"].read()
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers[key.replace("_", "-").lower()] = environ[key]
+        query_string = environ.get("QUERY_STRING", "")
+        form = {}
+        if headers.get("content-type", "").split(";")[0].strip() == FORM_CONTENT_TYPE:
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        self.requests.append(ReceivedRequest(
+            method=environ["REQUEST_METHOD"],
+            path=environ.get("PATH_INFO", "/"),
+            query=urllib.parse.parse_qs(query_string, keep_blank_values=True),
+            form=form,
+            headers=headers,
+            body=body,
+            query_string=query_string,
+        ))
+        # Wake every waiter, then arm a fresh event for the next arrival.
+        arrived, self._arrived = self._arrived, gevent.event.Event()
+        arrived.set()
+
+
+def _status_line(status):
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return "%d %s" % (status, phrase)

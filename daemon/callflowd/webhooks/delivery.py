@@ -1,0 +1,229 @@
+"""One webhook attempt, and what its outcome means for retrying.
+
+``attempt()`` sends a ``WebhookRequest`` once and never raises for network
+trouble: it returns an ``AttemptResult`` whose ``outcome`` says what happened.
+After urllib3, "never sent" and "sent, no good answer" are different outcomes:
+
+``DELIVERED``  any 2xx answer.
+``NOT_SENT``   the request never left: connection refused, DNS failure,
+               connect timeout. Retried.
+``NO_ANSWER``  the request was (or may have been) sent but no good answer came:
+               5xx, 429, read timeout, connection reset or closed before an
+               answer, the attempt's overall deadline. Retried, but the far end
+               may have acted on it, so a receiver may see it more than once.
+``REJECTED``   retrying cannot help: any other status (4xx but 429, 3xx,
+               1xx), a TLS error, an invalid URI or method. Not retried.
+
+Wire format: POST sends ``fields`` as an ``application/x-www-form-urlencoded``
+body; GET appends the same encoding to the URI's query string (after any query
+already there). Redirects are never followed, for either method: requests would
+turn a redirected POST into a GET and silently drop the fields, and a webhook URI
+is configuration the operator should fix, so a 3xx is ``REJECTED`` with its
+``Location`` in the reason.
+
+Timeouts: ``timeout`` seconds to connect and ``timeout`` seconds for each read;
+on top of that a gevent deadline of ``DEADLINE_FACTOR * timeout`` bounds the
+whole attempt (DNS resolution, which requests' timeout doesn't cover, and an
+answer trickled in byte by byte), so a worker is never held for ever.
+"""
+
+import dataclasses
+import enum
+import http.client
+import logging
+import socket
+import urllib.parse
+
+import gevent
+import requests
+import urllib3.exceptions
+
+from callflowd import __version__
+from callflowd.logfmt import safe
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "callflowd/%s" % __version__
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+DEADLINE_FACTOR = 3
+# Read at most this much of an answer: enough to reuse the connection after a
+# normal short answer, never enough to let a receiver fill our memory.
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    NOT_SENT = "not sent"
+    NO_ANSWER = "sent, no good answer"
+    REJECTED = "rejected"
+
+    @property
+    def retryable(self):
+        return self in (Outcome.NOT_SENT, Outcome.NO_ANSWER)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt came to; ``reason`` is short, lowercase, safe to log."""
+
+    outcome: Outcome
+    reason: str
+    status: int | None = None  # the HTTP status, when an answer came
+
+    @property
+    def retryable(self):
+        return self.outcome.retryable
+
+
+def attempt(session, request, timeout):
+    """Send ``request`` once through ``session``; classify what happened."""
+    method = request.method.lower()
+    if method not in ("post", "get"):
+        return AttemptResult(Outcome.REJECTED, "unsupported method %s" % safe(request.method))
+    headers = {"User-Agent": USER_AGENT}
+    body = urllib.parse.urlencode(request.fields)
+    if method == "post":
+        url = request.uri
+        headers["Content-Type"] = FORM_CONTENT_TYPE
+        data = body.encode("ascii")  # urlencode output is ASCII
+    else:
+        url = with_query(request.uri, body)
+        data = None
+
+    deadline = gevent.Timeout(DEADLINE_FACTOR * timeout)
+    deadline.start()
+    try:
+        response = session.request(
+            method.upper(), url, data=data, headers=headers,
+            timeout=(timeout, timeout), allow_redirects=False, stream=True,
+        )
+        try:
+            _drain(response, request)
+        finally:
+            response.close()
+    except gevent.Timeout as exc:
+        if exc is not deadline:
+            raise
+        return AttemptResult(Outcome.NO_ANSWER, "no answer within %gs" % (DEADLINE_FACTOR * timeout))
+    except requests.RequestException as exc:
+        return classify_error(exc)
+    finally:
+        deadline.close()
+    return classify_status(response)
+
+
+def with_query(uri, encoded):
+    """``uri`` with ``encoded`` appended to its query string (the fragment is dropped)."""
+    parts = urllib.parse.urlsplit(uri)
+    if not encoded:
+        query = parts.query
+    elif parts.query:
+        query = "%s&%s" % (parts.query, encoded)
+    else:
+        query = encoded
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def classify_status(response):
+    status = response.status_code
+    phrase = _phrase(response)
+    if 200 <= status < 300:
+        return AttemptResult(Outcome.DELIVERED, "%d %s" % (status, phrase), status)
+    if status >= 500 or status == 429:
+        return AttemptResult(Outcome.NO_ANSWER, "%d %s" % (status, phrase), status)
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "")
+        return AttemptResult(
+            Outcome.REJECTED, "%d %s (redirect to %s not followed)" % (status, phrase, safe(location)), status
+        )
+    return AttemptResult(Outcome.REJECTED, "%d %s" % (status, phrase), status)
+
+
+def classify_error(exc):
+    """Turn a requests exception into an outcome: never sent, sent without answer, or hopeless."""
+    chain = list(_causes(exc))
+    if isinstance(exc, requests.exceptions.SSLError):
+        return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost(chain))
+    if _has(chain, socket.gaierror) or _has(chain, urllib3.exceptions.NameResolutionError):
+        return AttemptResult(Outcome.NOT_SENT, "dns failure")
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or _has(chain, urllib3.exceptions.ConnectTimeoutError):
+        return AttemptResult(Outcome.NOT_SENT, "connect timeout")
+    if isinstance(exc, requests.exceptions.ReadTimeout) or _has(chain, urllib3.exceptions.ReadTimeoutError):
+        return AttemptResult(Outcome.NO_ANSWER, "read timeout")
+    if _has(chain, ConnectionRefusedError):
+        return AttemptResult(Outcome.NOT_SENT, "connection refused")
+    if _has(chain, urllib3.exceptions.NewConnectionError):
+        return AttemptResult(Outcome.NOT_SENT, "cannot connect: %s" % _innermost(chain))
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return AttemptResult(Outcome.NOT_SENT, "proxy error: %s" % _innermost(chain))
+    if _has(chain, ConnectionResetError) or _has(chain, BrokenPipeError):
+        return AttemptResult(Outcome.NO_ANSWER, "connection reset")
+    if _has(chain, http.client.RemoteDisconnected):
+        return AttemptResult(Outcome.NO_ANSWER, "connection closed without an answer")
+    if isinstance(exc, requests.ConnectionError):
+        return AttemptResult(Outcome.NO_ANSWER, "connection error: %s" % _innermost(chain))
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+        return AttemptResult(Outcome.REJECTED, "invalid request: %s" % _innermost(chain))
+    # Anything else requests raises (a malformed answer, a content-decoding
+    # error...) came after sending: worth another try.
+    return AttemptResult(Outcome.NO_ANSWER, "%s: %s" % (type(exc).__name__, _innermost(chain)))
+
+
+def _drain(response, request):
+    """Read (a bounded part of) the answer so the connection can go back to the pool.
+
+    The status is what counts: a broken body after a status line is logged and ignored.
+    """
+    remaining = MAX_ANSWER_BYTES
+    try:
+        for chunk in response.iter_content(chunk_size=8192):
+            remaining -= len(chunk)
+            if remaining <= 0:
+                break
+    except requests.RequestException as exc:
+        log.debug("call %s: webhook answer body unreadable (%s); status %d stands",
+                  safe(request.call_id), safe(exc), response.status_code)
+
+
+def _phrase(response):
+    phrase = response.reason
+    if isinstance(phrase, bytes):
+        phrase = phrase.decode("latin-1")
+    if not phrase:
+        try:
+            phrase = http.HTTPStatus(response.status_code).phrase
+        except ValueError:
+            phrase = ""
+    return str(safe(phrase.lower()))
+
+
+def _causes(exc, limit=10):
+    """``exc`` and what it wraps: ``args[0]``, urllib3's ``.reason``, ``__cause__``, ``__context__``."""
+    seen = set()
+    pending = [exc]
+    while pending and len(seen) < limit:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        candidates = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        if current.args and isinstance(current.args[0], BaseException):
+            candidates.insert(0, current.args[0])
+        pending.extend(c for c in candidates if isinstance(c, BaseException))
+
+
+def _has(chain, kind):
+    return any(isinstance(item, kind) for item in chain)
+
+
+def _innermost(chain):
+    """The most specific message in the chain, escaped, without urllib3's object reprs."""
+    for item in reversed(chain):
+        text = str(item).strip()
+        if text:
+            if ": " in text and text.startswith("<"):
+                text = text.split(": ", 1)[1]
+            return str(safe(text))
+    return type(chain[-1]).__name__ if chain else "unknown error"

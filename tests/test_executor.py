@@ -1,0 +1,118 @@
+"""Kazoo's traversal rules, on a hand-written call double (no switch needed)."""
+
+import pathlib
+import types
+
+import pytest
+
+from callflowd import actions
+from callflowd.actions import REGISTRY
+from callflowd.actions.outcome import STOP
+from callflowd.errors import CallEnded
+from callflowd.flow.executor import MAX_STEPS, run_callflow
+from callflowd.flow.model import Callflow, Node
+
+pytestmark = pytest.mark.timeout(10)
+
+
+class FakeCall:
+    uuid = "3f1c0e4e-0000-4000-8000-000000000001"
+
+    def __init__(self):
+        self.history = []
+        self.ran = []
+        self.hung_up = False
+        import logging
+        self.log = logging.LoggerAdapter(logging.getLogger("test.call"), {})
+
+    def hangup(self, cause="NORMAL_CLEARING"):
+        self.hung_up = True
+
+
+def scripted(outcome):
+    """An action module double whose handle returns (or raises) ``outcome``."""
+    def handle(call, data):
+        call.ran.append(data)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+    return types.SimpleNamespace(handle=handle)
+
+
+def node(name, children=None, skip=False, path="flow"):
+    return Node(module=name, data=name, children=children or {}, skip=skip, path=path)
+
+
+def run(flow, monkeypatch, **behaviour):
+    for name, outcome in behaviour.items():
+        monkeypatch.setitem(REGISTRY, name, scripted(outcome))
+    call = FakeCall()
+    run_callflow(call, Callflow(id="t", numbers=("1",), patterns=(), flow=flow))
+    return call
+
+
+def test_a_missing_branch_falls_back_to_the_default_child(monkeypatch):
+    call = run(node("a", {"_": node("b")}), monkeypatch, a="NO_SUCH_KEY", b="_")
+    assert call.ran == ["a", "b"]
+    assert call.hung_up
+
+
+def test_the_first_key_with_a_child_wins(monkeypatch):
+    flow = node("a", {"sip:486": node("c"), "_": node("b")})
+    call = run(flow, monkeypatch, a=("USER_BUSY", "sip:486", "_"), b="_", c="_")
+    assert call.ran == ["a", "c"]
+    assert call.history[0].outcome == "USER_BUSY"
+
+
+def test_no_default_child_ends_the_flow_and_hangs_up(monkeypatch):
+    call = run(node("a", {"USER_BUSY": node("b")}), monkeypatch, a="NO_ANSWER", b="_")
+    assert call.ran == ["a"]
+    assert call.hung_up
+
+
+def test_stop_ends_the_flow_without_visiting_children(monkeypatch):
+    call = run(node("a", {"_": node("b")}), monkeypatch, a=STOP, b="_")
+    assert call.ran == ["a"]
+    assert [s.outcome for s in call.history] == ["stop"]
+
+
+def test_skip_module_goes_straight_to_the_default_child(monkeypatch):
+    flow = node("a", {"_": node("b", {"_": node("c")}, skip=True)})
+    call = run(flow, monkeypatch, a="_", b="_", c="_")
+    assert call.ran == ["a", "c"]
+    assert [s.outcome for s in call.history] == ["_", "skipped", "_"]
+
+
+def test_a_crashing_action_is_logged_and_the_flow_goes_on_at_default(monkeypatch, caplog):
+    flow = node("a", {"_": node("b")})
+    call = run(flow, monkeypatch, a=RuntimeError("boom"), b="_")
+    assert call.ran == ["a", "b"]
+    [record] = [r for r in caplog.records if "failed; continuing" in r.getMessage()]
+    assert record.exc_info and "boom" in str(record.exc_info[1])
+
+
+def test_a_caller_hanging_up_ends_the_flow_quietly(monkeypatch, caplog):
+    flow = node("a", {"_": node("b")})
+    call = run(flow, monkeypatch, a=CallEnded("caller hung up (NORMAL_CLEARING)"), b="_")
+    assert call.ran == ["a"]
+    assert not call.hung_up
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+
+
+def test_a_flow_longer_than_the_cap_is_stopped(monkeypatch):
+    flow = node("a")
+    for _ in range(MAX_STEPS + 5):
+        flow = node("a", {"_": flow})
+    call = run(flow, monkeypatch, a="_")
+    assert len(call.ran) == MAX_STEPS
+
+
+def test_every_action_module_is_registered_under_its_file_name():
+    folder = pathlib.Path(actions.__file__).parent
+    helpers = {"__init__", "fields", "outcome"}
+    files = {p.stem for p in folder.glob("*.py")} - helpers
+    assert files == set(REGISTRY)
+    for name, module in REGISTRY.items():
+        assert module.__name__ == "callflowd.actions.%s" % name
+        assert callable(module.handle) and hasattr(module.Data, "parse")
+        assert module.__doc__.lstrip().startswith("``%s``" % name)
