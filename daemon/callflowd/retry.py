@@ -52,7 +52,10 @@ class Retry:
         """Seconds to wait before the retry numbered ``self.attempt`` (0 before any)."""
         if self.attempt <= 0:
             return 0.0
-        base = min(self.backoff_max, self.backoff_factor * (2 ** (self.attempt - 1)))
+        try:
+            base = min(self.backoff_max, self.backoff_factor * (2 ** (self.attempt - 1)))
+        except OverflowError:  # 2**1024 and up don't fit a float: long past the cap
+            base = self.backoff_max
         if self.jitter:
             base *= 1 - self.jitter + 2 * self.jitter * rand()
         return base

@@ -106,9 +106,7 @@ class Service:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-        abandoned = self.webhooks.stop(timeout=min(grace, 10.0))
-        if abandoned:
-            log.warning("%d webhook requests were not delivered before stopping", abandoned)
+        self.webhooks.stop(timeout=min(grace, 10.0))  # logs what it had to abandon
         self._transition(State.STOPPED)
 
     def _transition(self, new):

@@ -44,7 +44,9 @@ def dial_string(device, timeout):
     """The device's dial string with a ring limit FreeSWITCH honours (originate_timeout)."""
     target = device.dial_string
     limit = "originate_timeout=%d" % timeout
-    if target.startswith("{"):
+    if target.startswith("{}"):
+        target = target[2:]
+    elif target.startswith("{"):
         return "{" + limit + "," + target[1:]
     return "{" + limit + "}" + target
 

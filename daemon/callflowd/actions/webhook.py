@@ -37,7 +37,12 @@ class Data:
     @classmethod
     def parse(cls, raw, directory):
         uri = fields.required(raw, "uri", str, "a string")
-        parsed = urllib.parse.urlsplit(uri)
+        if not uri.isprintable() or " " in uri:
+            raise InvalidData("uri", "must not contain spaces or control characters")
+        try:
+            parsed = urllib.parse.urlsplit(uri)
+        except ValueError as exc:
+            raise InvalidData("uri", "is not a valid URI: %s" % exc) from None
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise InvalidData("uri", "must be an http:// or https:// URI")
         http_verb = fields.one_of(raw, "http_verb", VERBS, "post")

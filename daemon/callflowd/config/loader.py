@@ -70,14 +70,14 @@ def load_config(path):
     base = os.path.dirname(os.path.abspath(source))
     raw = _parse_yaml(_read_text(source, source), source)
     if raw is None:
-        raise ConfigError("the file is empty; see docs/configuration.md", source)
+        raise ConfigError("the file is empty", source)
     top = _Section(raw, source, "", _TOP_KEYS, "a mapping of settings")
-    freeswitch = _freeswitch(top.section("freeswitch", required=True), base)
+    freeswitch = _freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base)
     log_level = top.choice("log_level", LOG_LEVELS, "info").upper()
     directory = Directory(
         devices=_devices(top),
         voicemail_boxes=_voicemail_boxes(top),
-        webhooks=_webhooks(top.section("webhooks")),
+        webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS)),
     )
     callflows = _callflows(top, base, directory)
     return Config(freeswitch=freeswitch, directory=directory, callflows=callflows,
@@ -152,6 +152,11 @@ def _parse_yaml(text, source):
             raise ConfigError("invalid YAML: %s" % problem, source) from None
         raise ConfigError("invalid YAML at line %d column %d: %s" % (
             mark.line + 1, mark.column + 1, problem), source) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow; no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        raise ConfigError("invalid YAML at line %d column %d: unacceptable character #x%04x: %s" % (
+            line, column, exc.character, exc.reason), source) from None
     except yaml.YAMLError as exc:
         raise ConfigError("invalid YAML: %s" % _one_line(str(exc)), source) from None
     except RecursionError:
@@ -239,9 +244,9 @@ class _Section:
         return value
 
     def string(self, key, default=_REQUIRED, spaces=True):
+        if default is not _REQUIRED and not self.given(key):
+            return default
         value = self.value(key, default)
-        if value is default:
-            return value
         if not isinstance(value, str):
             self.fail(key, "must be a string, not %s" % _kind(value))
         if not value.strip():
@@ -275,30 +280,26 @@ class _Section:
             self.fail(key, "must be one of %s" % ", ".join(choices))
         return value.lower()
 
-    def section(self, key, known=None, required=False):
-        """The mapping under ``key``; ``known=None`` means any keys (a table of ids)."""
+    def section(self, key, known, required=False):
+        """The mapping under ``key``, allowed only the ``known`` keys."""
         if required and not self.given(key):
             self.fail(key, "is required")
-        raw = self.raw.get(key)
-        keys = known if known is not None else (raw if isinstance(raw, dict) else ())
-        return _Section(raw, self.source, _join(self.path, key), keys)
+        return _Section(self.raw.get(key), self.source, _join(self.path, key), known)
 
     def entries(self, key, known):
-        """``(id, section)`` for each entry of a table such as ``devices:``."""
-        table = self.section(key)
-        for entry_id, raw in table.raw.items():
+        """``(id, section)`` for each entry of a table of ids such as ``devices:``."""
+        raw = self.raw.get(key)
+        table = _Section(raw, self.source, _join(self.path, key), raw if isinstance(raw, dict) else ())
+        for entry_id, entry in table.raw.items():
             if not isinstance(entry_id, str) or not entry_id.strip():
                 table.fail_here("id %r must be a non-empty string (quote it)" % (entry_id,))
-            if raw is None:
-                table.fail(entry_id, "is empty")
-            yield entry_id, _Section(raw, self.source, _join(table.path, entry_id), known)
+            yield entry_id, _Section(entry, self.source, _join(table.path, entry_id), known)
 
 
 # --- the settings ------------------------------------------------------------
 
 
 def _freeswitch(section, base):
-    section = _Section(section.raw, section.source, section.path, _FREESWITCH_KEYS)
     defaults = FreeswitchSettings()
     reconnect = section.section("reconnect", _RECONNECT_KEYS)
     return FreeswitchSettings(
@@ -376,7 +377,6 @@ def _voicemail_boxes(top):
 
 
 def _webhooks(section):
-    section = _Section(section.raw, section.source, section.path, _WEBHOOK_KEYS)
     defaults = WebhookSettings()
     return WebhookSettings(
         timeout=section.seconds("timeout", defaults.timeout),
@@ -410,9 +410,9 @@ def _callflows(top, base, directory):
     for raw, source, prefix, fallback_id in documents:
         callflow = _callflow(raw, source, prefix, fallback_id, directory)
         if callflow.id in by_id:
+            where = _join(prefix, "id") if raw.get("id") is not None else prefix or None
             raise ConfigError("callflow id %r is already used in %s" % (
-                callflow.id, by_id[callflow.id].source), source, _join(prefix, "id") if
-                isinstance(raw.get("id"), str) else prefix or None)
+                callflow.id, by_id[callflow.id].source), source, where)
         by_id[callflow.id] = callflow
         for index, number in enumerate(callflow.numbers):
             other = by_number.get(number)

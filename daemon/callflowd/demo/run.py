@@ -97,7 +97,7 @@ def _report(out, sim_call, finished, requests):
     for request in requests:
         _say(out, "webhook request received:")
         _say(out, "  %s %s" % (request.method, request.path))
-        _say(out, "  Content-Type: %s" % request.headers.get("Content-Type", ""))
+        _say(out, "  Content-Type: %s" % request.header("Content-Type", ""))
         fields = request.form if request.method == "POST" else request.query
         for name, values in fields.items():
             for value in values:

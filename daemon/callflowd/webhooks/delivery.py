@@ -146,14 +146,17 @@ def classify_error(exc):
         return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost(chain))
     if _has(chain, socket.gaierror) or _has(chain, urllib3.exceptions.NameResolutionError):
         return AttemptResult(Outcome.NOT_SENT, "dns failure")
-    if isinstance(exc, requests.exceptions.ConnectTimeout) or _has(chain, urllib3.exceptions.ConnectTimeoutError):
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
         return AttemptResult(Outcome.NOT_SENT, "connect timeout")
     if isinstance(exc, requests.exceptions.ReadTimeout) or _has(chain, urllib3.exceptions.ReadTimeoutError):
         return AttemptResult(Outcome.NO_ANSWER, "read timeout")
     if _has(chain, ConnectionRefusedError):
         return AttemptResult(Outcome.NOT_SENT, "connection refused")
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError: test it first.
     if _has(chain, urllib3.exceptions.NewConnectionError):
         return AttemptResult(Outcome.NOT_SENT, "cannot connect: %s" % _innermost(chain))
+    if _has(chain, urllib3.exceptions.ConnectTimeoutError):
+        return AttemptResult(Outcome.NOT_SENT, "connect timeout")
     if isinstance(exc, requests.exceptions.ProxyError):
         return AttemptResult(Outcome.NOT_SENT, "proxy error: %s" % _innermost(chain))
     if _has(chain, ConnectionResetError) or _has(chain, BrokenPipeError):

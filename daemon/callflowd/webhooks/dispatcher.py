@@ -48,6 +48,7 @@ class State(enum.Enum):
 class DispatcherStats:
     """Counters since the dispatcher was made; ``queued`` is the queue depth at the time."""
 
+    accepted: int = 0  # taken by submit()
     delivered: int = 0
     failed: int = 0
     dropped: int = 0  # refused by submit(): queue full, or not running
@@ -79,7 +80,8 @@ class WebhookDispatcher:
         self._queue = gevent.queue.JoinableQueue(maxsize=settings.queue_size)
         self._group = gevent.pool.Group()
         self._in_flight = {}  # worker greenlet -> the request it is delivering
-        self._counts = dict.fromkeys(("delivered", "failed", "dropped", "retried", "abandoned"), 0)
+        self._counts = dict.fromkeys(
+            ("accepted", "delivered", "failed", "dropped", "retried", "abandoned"), 0)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -103,7 +105,8 @@ class WebhookDispatcher:
         self.state = State.STOPPING
         pending = self._queue.unfinished_tasks
         if was_running and pending:
-            log.info("webhook dispatcher stopping: waiting up to %gs for %d requests", timeout, pending)
+            log.info("webhook dispatcher stopping: waiting up to %gs for %d unfinished requests",
+                     timeout, pending)
             self._queue.join(timeout=timeout)
         abandoned = list(self._in_flight.values())
         while True:
@@ -134,6 +137,7 @@ class WebhookDispatcher:
             self._queue.put_nowait(request)
         except gevent.queue.Full:
             return self._drop(request, "queue full, %d waiting" % self.settings.queue_size)
+        self._counts["accepted"] += 1
         return True
 
     @property

@@ -1,0 +1,458 @@
+"""The seam around greenswitch: one inbound event-socket connection to FreeSWITCH.
+
+This is the only module that imports greenswitch. EslConnection keeps its
+InboundESL class (constructor, ``host``/``port``/``password``/``sock``/
+``sock_file`` and the context-manager protocol) and replaces every method that
+has a gap:
+
+- connect/authenticate: greenswitch waits for auth/request without a timeout,
+  lets ConnectionRefusedError through and raises ValueError on a bad password;
+- send: no timeout, ``sock.send`` may write half a command, no lock, and a
+  reply that comes after its waiter gave up would be handed to the next one;
+- receive_events: ESLEvent percent-decodes a block before splitting it, so a
+  caller-controlled value can forge headers; a connection lost inside a body
+  makes ``_read_socket`` spin; nobody learns that the connection is gone;
+- process_events: handler exceptions go to the root logger;
+- stop: ``exit`` without a timeout.
+
+Framing and decoding are protocol.py's; errors are callflowd.errors'.
+An EslConnection is one TCP session: to reconnect, make a new one.
+"""
+
+import collections
+import logging
+import socket
+import time
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.pool
+import gevent.queue
+import gevent.socket
+from greenswitch import esl as greenswitch_esl
+
+from callflowd.errors import AuthenticationFailed, CommandTimeout, EslError, NotConnected
+from callflowd.esl import names, protocol
+
+log = logging.getLogger(__name__)
+
+# Frames read (or events delivered) between two gevent.sleep(0): a burst of
+# ~2,000 events/s (load_200_calls) must not starve the call greenlets.
+YIELD_EVERY = 64
+# How long close() waits for ``+OK bye``.
+EXIT_TIMEOUT = 1.0
+
+_NEW, _CONNECTING, _UP, _LOST, _CLOSED = "new", "connecting", "up", "lost", "closed"
+
+
+class _Pending:
+    """One command waiting for its reply; replies come in command order (protocol fact 2)."""
+
+    __slots__ = ("command", "result", "abandoned")
+
+    def __init__(self, command):
+        self.command = command
+        self.result = gevent.event.AsyncResult()
+        self.abandoned = False
+
+
+class _Lost:
+    """Queued after the last event, so on_disconnect comes after every event before it."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self.reason = reason
+
+
+class EslConnection(greenswitch_esl.InboundESL):
+    """An authenticated inbound event socket with timeouts on every step.
+
+    ``on_event(event)`` gets every event, in arrival order, from one greenlet;
+    ``on_disconnect(reason)`` is called once if an established connection is
+    lost (not after close()). Commands may be sent from any greenlet.
+    """
+
+    def __init__(self, host, port, password, *, connect_timeout=5.0, command_timeout=10.0,
+                 on_event=None, on_disconnect=None):
+        super().__init__(host, port, password, timeout=connect_timeout)
+        self._state = _NEW
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.on_event = on_event
+        self.on_disconnect = on_disconnect
+        self.sock = None
+        self.sock_file = None
+        self._closing = False
+        self._reason = None
+        self._pending = collections.deque()
+        self._write_lock = gevent.lock.Semaphore()
+        self._events = gevent.queue.Queue()
+        self._greenlets = gevent.pool.Group()
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def connected(self):
+        """True from a successful connect() until the connection is lost or closed."""
+        return self._state == _UP
+
+    @connected.setter
+    def connected(self, value):
+        # greenswitch's constructors assign ``connected = False``; the state is ours.
+        if value:
+            raise AttributeError("connected is read-only")
+
+    def __repr__(self):
+        return "<EslConnection %s:%s %s>" % (self.host, self.port, self._state)
+
+    # ------------------------------------------------------------ connect
+
+    def connect(self):
+        """Connect, wait for auth/request and authenticate, all within connect_timeout.
+
+        Raises NotConnected (refused, timed out, closed, rejected by an ACL)
+        or AuthenticationFailed; never hangs.
+        """
+        if self._state != _NEW:
+            raise EslError("an EslConnection connects once; make a new one")
+        self._state = _CONNECTING
+        expired = NotConnected("no event-socket handshake from %s:%s within %ss"
+                               % (self.host, self.port, self.connect_timeout))
+        try:
+            with gevent.Timeout(self.connect_timeout, expired):
+                self._open_socket()
+                self.authenticate()
+            if self._closing:
+                raise NotConnected("closed while connecting to %s:%s" % (self.host, self.port))
+        except BaseException:
+            self._state = _CLOSED
+            self._close_socket()
+            raise
+        self._state = _UP
+        self.start_event_handlers()
+        log.info("event socket connected to %s:%s", self.host, self.port)
+
+    def _open_socket(self):
+        try:
+            self.sock = gevent.socket.create_connection((self.host, self.port))
+        except OSError as err:
+            raise NotConnected("cannot connect to %s:%s: %s" % (self.host, self.port, err)) from err
+        # small commands, each waiting for a reply: don't let Nagle hold them back
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock_file = self.sock.makefile("rb")
+
+    def authenticate(self):
+        """Answer auth/request with the password; runs inside connect()'s timeout.
+
+        A wrong password gets ``-ERR invalid``, a disconnect notice and a close
+        (misc_bad_auth.txt); an ACL refusal gets text/rude-rejection instead of
+        auth/request.
+        """
+        greeting = self._read_handshake_frame()
+        if greeting.content_type == names.RUDE_REJECTION:
+            raise NotConnected("FreeSWITCH at %s:%s refused the connection: %s"
+                               % (self.host, self.port, (greeting.body or "").strip()))
+        if greeting.content_type != names.AUTH_REQUEST:
+            raise NotConnected("expected auth/request from %s:%s, got %s"
+                               % (self.host, self.port, greeting.content_type))
+        try:
+            self.sock.sendall(self._encode("auth %s" % self.password, what="the password"))
+        except OSError as err:
+            raise NotConnected("cannot write to %s:%s: %s" % (self.host, self.port, err)) from err
+        reply = self._read_handshake_frame()
+        text = reply.get(names.REPLY_TEXT, "")
+        if not text.startswith("+OK"):
+            raise AuthenticationFailed("FreeSWITCH at %s:%s refused the password: %s"
+                                       % (self.host, self.port, text or reply.content_type))
+
+    def _read_handshake_frame(self):
+        try:
+            frame = protocol.read_frame(self.sock_file)
+        except (OSError, protocol.ProtocolError) as err:
+            raise NotConnected("event-socket handshake failed: %s" % err) from err
+        if frame is None:
+            raise NotConnected("FreeSWITCH at %s:%s closed the connection during the handshake"
+                               % (self.host, self.port))
+        return protocol.parse_frame(*frame)
+
+    # ------------------------------------------------------------ commands
+
+    def send(self, data, timeout=None):
+        """Send one raw command (its lines, without the final blank line); return the reply Event.
+
+        The escape hatch for commands without a method (filter, noevents...).
+        """
+        if "\r" in data or "\n\n" in data or data.endswith("\n"):
+            raise EslError("a command must not hold a blank line or CR: %r" % data)
+        return self._request((data + "\n\n").encode("utf-8"), data.partition("\n")[0], timeout)
+
+    def api(self, command, timeout=None):
+        """Run ``api <command>`` and return the api/response body (``-ERR ...`` included)."""
+        reply = self._command("api " + command, timeout=timeout)
+        if reply.content_type != names.API_RESPONSE:
+            raise EslError("api %s: %s" % (command, reply.get(names.REPLY_TEXT)))
+        return reply.body or ""
+
+    def bgapi(self, command, timeout=None):
+        """Start ``bgapi <command>``; return its Job-UUID (the BACKGROUND_JOB event's too)."""
+        reply = self._command("bgapi " + command, timeout=timeout)
+        text = self._check_reply(reply, "bgapi " + command)
+        # misc_protocol.plain.txt: "Reply-Text: +OK Job-UUID: <uuid>" plus a Job-UUID header
+        return reply.get(names.JOB_UUID) or text.partition("Job-UUID: ")[2].strip()
+
+    def execute(self, uuid, app, arg=None, event_uuid=None, timeout=None):
+        """Queue application ``app`` on channel ``uuid`` with sendmsg.
+
+        The ``+OK`` only means queued (protocol fact 6); the app's end is a
+        CHANNEL_EXECUTE_COMPLETE whose Application-UUID is ``event_uuid``
+        (g_event_uuid_playback_bgapi.json).
+        """
+        headers = [("call-command", "execute"), ("execute-app-name", app)]
+        if arg:
+            headers.append(("execute-app-arg", arg))
+        if event_uuid:
+            headers.append(("Event-UUID", event_uuid))
+        reply = self._command("sendmsg " + uuid, headers, timeout=timeout)
+        self._check_reply(reply, "execute %s on %s" % (app, uuid))
+
+    def hangup(self, uuid, cause="NORMAL_CLEARING", timeout=None):
+        """Hang channel ``uuid`` up with ``cause`` (b_device_busy_voicemail.plain.sent.txt)."""
+        headers = [("call-command", "hangup"), ("hangup-cause", cause)]
+        reply = self._command("sendmsg " + uuid, headers, timeout=timeout)
+        self._check_reply(reply, "hangup %s" % uuid)
+
+    def subscribe(self, event_names, fmt="plain", timeout=None):
+        """Add ``event_names`` to the subscription; the whole connection switches to ``fmt``."""
+        if fmt not in ("plain", "json"):
+            raise ValueError("event format must be plain or json, not %r" % fmt)
+        if isinstance(event_names, str):
+            event_names = event_names.split()
+        if not event_names:
+            raise ValueError("no event names to subscribe to")
+        line = "event %s %s" % (fmt, " ".join(event_names))
+        self._check_reply(self._command(line, timeout=timeout), line)
+
+    @staticmethod
+    def _check_reply(reply, what):
+        text = reply.get(names.REPLY_TEXT, "")
+        if text.startswith("-ERR"):
+            raise EslError("%s: %s" % (what, text))
+        return text
+
+    def _command(self, line, headers=(), timeout=None):
+        return self._request(self._encode(line, headers), line, timeout)
+
+    @staticmethod
+    def _encode(line, headers=(), what=None):
+        try:
+            return protocol.encode_command(line, headers)
+        except ValueError:
+            # a CR/LF would end the command early and inject the rest as commands
+            raise EslError("refusing a line break in %s" % (what or repr(line))) from None
+
+    def _request(self, raw, what, timeout):
+        """Write a command and wait for its reply, all within ``timeout``.
+
+        The slot is queued under the same lock as the write, so the queue's
+        order is the wire's; a slot whose waiter timed out stays queued and
+        takes its late reply, so the replies after it stay matched.
+        """
+        timeout = self.command_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        slot = _Pending(what)
+        if not self._write_lock.acquire(timeout=timeout):
+            raise CommandTimeout("%s: not sent within %ss, writes are stuck" % (what, timeout))
+        try:
+            if self._state != _UP:
+                raise NotConnected("%s: not connected (%s)" % (what, self._reason or self._state))
+            self._pending.append(slot)
+            self._write(raw, what, deadline)
+        finally:
+            self._write_lock.release()
+        try:
+            return slot.result.get(timeout=max(0.0, deadline - time.monotonic()))
+        except gevent.Timeout:
+            slot.abandoned = True
+            raise CommandTimeout("%s: no reply within %ss" % (what, timeout)) from None
+
+    def _write(self, raw, what, deadline):
+        """sendall before the deadline; a failed or cut-short write leaves the stream unusable."""
+        timer = gevent.Timeout(max(0.0, deadline - time.monotonic()))
+        timer.start()
+        try:
+            self.sock.sendall(raw)
+        except OSError as err:
+            self._lose("write failed: %s" % err)
+            raise NotConnected("%s: write failed: %s" % (what, err)) from err
+        except BaseException as err:
+            # timed out or killed mid-write: part of the command may be on the
+            # wire, and the next command would be read as its continuation
+            self._lose("write of %r interrupted" % what)
+            if err is timer:
+                raise CommandTimeout("%s: could not be written in time" % what) from None
+            raise
+        finally:
+            timer.close()
+
+    # ------------------------------------------------------------ greenlets
+
+    def start_event_handlers(self):
+        """Spawn the reader and the dispatcher into our Group, each linked to a crash logger."""
+        for run in (self.receive_events, self.process_events):
+            greenlet = self._greenlets.spawn(run)
+            greenlet.link_exception(self._crashed)
+
+    def _crashed(self, greenlet):
+        log.error("event-socket greenlet %s crashed; dropping the connection", greenlet,
+                  exc_info=greenlet.exc_info)
+        self._lose("internal error: %r" % (greenlet.exception,))
+
+    def receive_events(self):
+        """Read frames until the connection ends: replies to their commands, events to the queue."""
+        reason = "connection closed by FreeSWITCH"
+        read_frame = protocol.read_frame
+        stream = self.sock_file
+        count = 0
+        try:
+            while (frame := read_frame(stream)) is not None:
+                ending = self._handle_frame(*frame)
+                if ending:
+                    reason = ending
+                    break
+                count += 1
+                if count % YIELD_EVERY == 0:
+                    gevent.sleep(0)
+        except (OSError, protocol.ProtocolError) as err:
+            reason = "connection broken: %s" % err
+        finally:
+            self._close_socket()
+        self._lose(reason)
+
+    def _handle_frame(self, headers, body):
+        """Route one frame; return None to go on, or why the connection ends."""
+        content_type = headers.get(names.CONTENT_TYPE)
+        if content_type in (names.EVENT_PLAIN, names.EVENT_JSON):
+            try:
+                self._events.put(protocol.parse_frame(headers, body))
+            except ValueError:
+                log.exception("dropping an undecodable %s frame", content_type)
+        elif content_type in (names.COMMAND_REPLY, names.API_RESPONSE):
+            self._resolve(protocol.parse_frame(headers, body))
+        elif content_type == names.DISCONNECT_NOTICE:
+            return self._disconnect_notice(protocol.parse_frame(headers, body))
+        elif content_type == names.RUDE_REJECTION:
+            return "rejected by FreeSWITCH: %s" % (body or b"").decode("utf-8", "replace").strip()
+        else:
+            log.debug("ignoring a %s frame", content_type)
+        return None
+
+    def _disconnect_notice(self, notice):
+        # Content-Disposition: linger means FreeSWITCH keeps the socket open a while.
+        if notice.get(names.CONTENT_DISPOSITION) == "linger":
+            log.info("event socket lingering: %s", (notice.body or "").strip())
+            return None
+        return "disconnect notice: %s" % " ".join((notice.body or "").split())
+
+    def _resolve(self, reply):
+        try:
+            slot = self._pending.popleft()
+        except IndexError:
+            log.warning("dropping a reply nobody waits for: %s",
+                        reply.get(names.REPLY_TEXT) or reply.content_type)
+            return
+        if slot.abandoned:
+            log.info("late reply to %r, which had timed out", slot.command)
+        slot.result.set(reply)
+
+    def process_events(self):
+        """Hand events to on_event in arrival order; after the last one, report the loss."""
+        get = self._events.get
+        count = 0
+        while not self._closing:
+            item = get()
+            if isinstance(item, _Lost):
+                self._notify_disconnect(item.reason)
+                return
+            self._deliver(item)
+            count += 1
+            if count % YIELD_EVERY == 0:
+                gevent.sleep(0)
+
+    def _deliver(self, event):
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("on_event failed for %r; going on with the next event", event)
+
+    def _notify_disconnect(self, reason):
+        if self.on_disconnect is None or self._closing:
+            return
+        try:
+            self.on_disconnect(reason)
+        except Exception:
+            log.exception("on_disconnect failed for %r", reason)
+
+    # ------------------------------------------------------------ ending
+
+    def _lose(self, reason):
+        """The connection is gone: fail every waiting command and queue one report."""
+        if self._state != _UP:
+            return
+        self._state = _LOST
+        self._reason = reason
+        while self._pending:
+            self._pending.popleft().result.set_exception(NotConnected(reason))
+        self._shutdown_socket()  # wakes the reader if it is not us
+        if self._closing:
+            log.info("event socket closed: %s", reason)
+        else:
+            log.warning("event socket lost: %s", reason)
+            self._events.put(_Lost(reason))
+
+    def close(self):
+        """Say ``exit`` if connected, stop the greenlets, close the socket. Idempotent."""
+        if self._closing or self._state == _CLOSED:
+            return
+        self._closing = True
+        if self._state == _CONNECTING:
+            self._shutdown_socket()  # connect() fails and cleans up after itself
+            return
+        if self._state == _UP:
+            try:
+                self._request(b"exit\n\n", "exit", min(EXIT_TIMEOUT, self.command_timeout))
+            except EslError as err:
+                log.debug("no clean exit: %s", err)
+        self._lose("closed by callflowd")
+        current = gevent.getcurrent()
+        for greenlet in list(self._greenlets):
+            if greenlet is not current:
+                self._greenlets.killone(greenlet, block=True, timeout=EXIT_TIMEOUT)
+        self._close_socket()
+        self._state = _CLOSED
+
+    stop = close  # greenswitch's name; its __exit__ calls it
+
+    def join(self, timeout=None):
+        """Wait until the reader and dispatcher have ended (after a loss or close)."""
+        return self._greenlets.join(timeout=timeout)
+
+    def _shutdown_socket(self):
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _close_socket(self):
+        # Only the reader, or code that has stopped it, may close sock_file: a
+        # BufferedReader closed under a pending read raises "reentrant call".
+        for closable in (self.sock_file, self.sock):
+            if closable is not None:
+                try:
+                    closable.close()
+                except OSError:
+                    pass

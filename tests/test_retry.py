@@ -1,0 +1,112 @@
+"""Retry is a value: its back-off is arithmetic, checked here without sleeping."""
+
+import dataclasses
+
+import pytest
+
+from callflowd.retry import RetriesExhausted, Retry
+
+pytestmark = pytest.mark.timeout(5)
+
+
+def after(retry, n):
+    """``retry`` after ``n`` increments."""
+    for _ in range(n):
+        retry = retry.increment()
+    return retry
+
+
+def test_no_wait_before_the_first_retry():
+    assert Retry(backoff_factor=2.0).backoff() == 0.0
+
+
+def test_backoff_doubles_from_the_factor():
+    retry = Retry(total=5, backoff_factor=0.5, backoff_max=100.0)
+    assert [after(retry, n).backoff() for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+def test_backoff_is_capped_at_backoff_max():
+    retry = Retry(total=10, backoff_factor=1.0, backoff_max=5.0)
+    assert [after(retry, n).backoff() for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_zero_factor_means_no_wait():
+    retry = Retry(total=3, backoff_factor=0.0)
+    assert [after(retry, n).backoff() for n in range(1, 4)] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("rand, expected", [(0.0, 1.6), (0.5, 2.0), (1.0, 2.4)])
+def test_jitter_spreads_backoff_within_its_fraction(rand, expected):
+    retry = after(Retry(total=3, backoff_factor=1.0, jitter=0.2), 2)  # base 2.0
+    assert retry.backoff(rand=lambda: rand) == pytest.approx(expected)
+
+
+def test_jitter_is_applied_after_the_cap():
+    retry = after(Retry(total=10, backoff_factor=1.0, backoff_max=3.0, jitter=0.5), 6)
+    assert retry.backoff(rand=lambda: 1.0) == pytest.approx(4.5)
+    assert retry.backoff(rand=lambda: 0.0) == pytest.approx(1.5)
+
+
+def test_without_jitter_rand_is_not_consulted():
+    def rand():
+        raise AssertionError("rand called without jitter")
+
+    assert after(Retry(backoff_factor=1.0), 1).backoff(rand=rand) == 1.0
+
+
+def test_increment_returns_a_new_policy_and_leaves_the_old_one_alone():
+    first = Retry(total=2)
+    second = first.increment()
+    assert (first.attempt, second.attempt) == (0, 1)
+    assert second.total == first.total
+
+
+def test_increment_raises_once_total_retries_are_used():
+    retry = after(Retry(total=2), 2)
+    assert retry.exhausted
+    with pytest.raises(RetriesExhausted):
+        retry.increment()
+
+
+def test_total_zero_allows_no_retry():
+    retry = Retry(total=0)
+    assert retry.exhausted
+    with pytest.raises(RetriesExhausted):
+        retry.increment()
+
+
+def test_total_none_never_runs_out():
+    retry = after(Retry(total=None, backoff_factor=1.0, backoff_max=30.0), 1000)
+    assert not retry.exhausted
+    assert retry.backoff() == 30.0
+    assert retry.increment().attempt == 1001
+
+
+def test_reset_starts_over_with_the_same_settings():
+    retry = after(Retry(total=3, backoff_factor=0.25, backoff_max=9.0, jitter=0.1), 3)
+    fresh = retry.reset()
+    assert fresh == Retry(total=3, backoff_factor=0.25, backoff_max=9.0, jitter=0.1)
+
+
+def test_retry_is_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Retry().attempt = 3
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"total": -1},
+    {"backoff_factor": -0.1},
+    {"backoff_max": -1.0},
+    {"jitter": -0.1},
+    {"jitter": 1.5},
+])
+def test_invalid_values_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        Retry(**kwargs)
+
+
+def test_backoff_stays_at_the_cap_after_very_many_retries():
+    # total=None serves reconnects: ~8.5 hours at a 30 s cap is 1024 retries,
+    # past which 2 ** (n - 1) no longer fits a float.
+    retry = dataclasses.replace(Retry(total=None, backoff_factor=0.5, backoff_max=30.0), attempt=5000)
+    assert retry.backoff() == 30.0
