@@ -25,8 +25,13 @@ class FakeCall:
         import logging
         self.log = logging.LoggerAdapter(logging.getLogger("test.call"), {})
 
+    ended = False
+
     def hangup(self, cause="NORMAL_CLEARING"):
         self.hung_up = True
+
+    def hangup_reason(self):
+        return "caller hung up"
 
 
 def scripted(outcome):
@@ -116,3 +121,16 @@ def test_every_action_module_is_registered_under_its_file_name():
         assert module.__name__ == "callflowd.actions.%s" % name
         assert callable(module.handle) and hasattr(module.Data, "parse")
         assert module.__doc__.lstrip().startswith("``%s``" % name)
+
+
+def test_nothing_runs_after_the_caller_has_hung_up(monkeypatch):
+    def hangs_up(call, data):
+        call.ran.append(data)
+        call.ended = True
+        return "_"
+    monkeypatch.setitem(REGISTRY, "a", types.SimpleNamespace(handle=hangs_up))
+    monkeypatch.setitem(REGISTRY, "b", scripted("_"))
+    call = FakeCall()
+    run_callflow(call, Callflow(id="t", numbers=("1",), patterns=(), flow=node("a", {"_": node("b")})))
+    assert call.ran == ["a"]
+    assert not call.hung_up

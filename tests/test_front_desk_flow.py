@@ -71,7 +71,7 @@ def test_an_answered_call_stops_the_flow_and_sends_no_webhook(switch, receiver, 
 def test_a_busy_front_desk_fires_the_webhook_then_goes_to_voicemail(switch, receiver, daemon_for):
     daemon = daemon_for({"front-desk": front_desk_flow({"uri": receiver.url("/frontdesk/missed_call")})})
     sim_call, call = place(switch, daemon, "busy")
-    assert path_of(call) == [("device", "USER_BUSY"), ("webhook", "_"), ("voicemail", "call ended")]
+    assert path_of(call) == [("device", "USER_BUSY"), ("webhook", "_"), ("voicemail", "_")]
     assert sim_call.applications == [
         ("set", "continue_on_fail=true"),
         ("bridge", "{originate_timeout=20}user/1000@example.com"),
@@ -105,14 +105,14 @@ def test_a_cause_keyed_child_wins_over_the_default_branch(switch, receiver, daem
         "module": "voicemail", "data": {"id": "front_desk_voicemail_box_id"}}
     daemon = daemon_for({"front-desk": document})
     sim_call, call = place(switch, daemon, "busy")
-    assert path_of(call) == [("device", "USER_BUSY"), ("voicemail", "call ended")]
+    assert path_of(call) == [("device", "USER_BUSY"), ("voicemail", "_")]
     assert receiver.requests == []
 
 
 def test_skip_module_passes_over_the_webhook_to_voicemail(switch, receiver, daemon_for):
     daemon = daemon_for({"front-desk": front_desk_flow({"uri": receiver.url("/missed"), "skip_module": True})})
     sim_call, call = place(switch, daemon, "busy")
-    assert path_of(call) == [("device", "USER_BUSY"), ("webhook", "skipped"), ("voicemail", "call ended")]
+    assert path_of(call) == [("device", "USER_BUSY"), ("webhook", "skipped"), ("voicemail", "_")]
     assert sim_call.applications[-1] == VOICEMAIL
     assert daemon.service.webhooks.stats.accepted == 0
 
@@ -186,3 +186,14 @@ def test_a_caller_id_name_with_encoded_newline_and_colon_changes_only_itself(swi
     assert request.form["destination_number"] == [FRONT_DESK]
     parked = logs.wait_for("parked call")
     assert "\n" not in parked and "Mallory\\nUnique-ID" in parked
+
+
+def test_a_caller_who_hangs_up_while_the_desk_rings_ends_the_flow_quietly(switch, receiver, daemon_for, logs):
+    daemon = daemon_for({"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
+    sim_call = switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", caller_hangup_after=5))
+    call = daemon.wait_finished(sim_call.uuid)
+    assert path_of(call) == [("device", "ORIGINATOR_CANCEL")]
+    assert [app for app, _ in sim_call.applications] == ["set", "bridge"]
+    assert daemon.service.webhooks.stats.accepted == 0
+    assert logs.matching("flow ends: caller hung up")
+    assert not [r for r in logs.records if r.levelname in ("ERROR", "CRITICAL")]

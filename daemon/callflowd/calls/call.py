@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 _HANGUP_EVENTS = frozenset((names.CHANNEL_HANGUP, names.CHANNEL_HANGUP_COMPLETE, names.CHANNEL_DESTROY))
 _CONNECTION_LOST = object()  # put in the queue when the event socket goes away
+# FreeSWITCH sends the running app's EXECUTE_COMPLETE right after CHANNEL_HANGUP (capture b: 1 ms).
+_COMPLETION_AFTER_HANGUP_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Call:
         """Run a dialplan application on the channel; return its EXECUTE_COMPLETE event."""
         self._drain_pending()
         if self._ended or self._lost:
-            raise CallEnded("the call has ended")
+            raise CallEnded(self.hangup_reason() if self._ended else "lost the event socket")
         event_uuid = str(uuidlib.uuid4())
         self.log.debug("executing %s %s", app, arg or "")
         try:
@@ -100,19 +102,27 @@ class Call:
     # -- internals -----------------------------------------------------------------
 
     def _wait_for_completion(self, app, event_uuid, timeout):
-        deadline = gevent.get_hub().loop.now() + timeout
+        """The app's EXECUTE_COMPLETE. After CHANNEL_HANGUP it still comes, with the app's
+        result (captures a and b: a bridge's SUCCESS arrives after the hangup), so we wait
+        a little longer for it; HANGUP_COMPLETE without it means the app never ran."""
+        loop = gevent.get_hub().loop
+        deadline = loop.now() + timeout
         while True:
-            remaining = deadline - gevent.get_hub().loop.now()
-            if remaining <= 0:
-                raise ActionTimeout("%s did not complete within %ss" % (app, timeout))
+            remaining = deadline - loop.now()
             try:
+                if remaining <= 0:
+                    raise Empty
                 event = self._events.get(timeout=remaining)
             except Empty:
+                if self._ended:
+                    raise CallEnded(self.hangup_reason()) from None
                 raise ActionTimeout("%s did not complete within %ss" % (app, timeout)) from None
+            was_up = not self._ended
             self._note(event)
-            if (event is not _CONNECTION_LOST and event.name == names.CHANNEL_EXECUTE_COMPLETE
-                    and event.get(names.APPLICATION_UUID) == event_uuid):
+            if event.name == names.CHANNEL_EXECUTE_COMPLETE and event.get(names.APPLICATION_UUID) == event_uuid:
                 return event
+            if was_up and self._ended:
+                deadline = min(deadline, loop.now() + _COMPLETION_AFTER_HANGUP_SECONDS)
 
     def _drain_pending(self):
         """Look at what already arrived (a hangup between two commands must not go unseen)."""
@@ -130,4 +140,8 @@ class Call:
         if event.name in _HANGUP_EVENTS:
             self._ended = True
             self.hangup_cause = event.get(names.HANGUP_CAUSE) or self.hangup_cause
-            raise CallEnded("caller hung up (%s)" % (self.hangup_cause or "unknown cause"))
+            if event.name != names.CHANNEL_HANGUP:
+                raise CallEnded(self.hangup_reason())
+
+    def hangup_reason(self):
+        return "caller hung up (%s)" % (self.hangup_cause or "unknown cause")

@@ -52,7 +52,10 @@ def run_demo(scenario="busy", out=None):
         expect_webhook = scenario != "answer"
         requests = receiver.wait_for(1, WAIT_SECONDS) if expect_webhook else []
         _report(out, sim_call, finished, requests)
-        return 0 if _as_expected(scenario, sim_call, finished, requests) else 1
+        ok = _as_expected(scenario, sim_call, finished, requests)
+        _say(out, "")
+        _say(out, "result: %s" % (_EXPECTED[scenario] if ok else "NOT the expected path (%s)" % _EXPECTED[scenario]))
+        return 0 if ok else 1
     finally:
         if service is not None:
             service.stop(grace=5)
@@ -61,6 +64,11 @@ def run_demo(scenario="busy", out=None):
 
 
 _PHONE = {"busy": "busy", "no_answer": "not answering", "answer": "answering"}
+_EXPECTED = {
+    "busy": "the busy call reached the webhook receiver, then voicemail",
+    "no_answer": "the unanswered call reached the webhook receiver, then voicemail",
+    "answer": "the front desk answered; no webhook, no voicemail",
+}
 
 
 def _write_config(workdir, simulator, receiver):
@@ -92,7 +100,7 @@ def _report(out, sim_call, finished, requests):
         _say(out, "  %d. %-9s at %-28s -> %s" % (number, step.module, step.path, step.outcome))
     _say(out, "applications the daemon ran on the channel:")
     for app, arg in sim_call.applications:
-        _say(out, "  %s %s" % (app, arg or ""))
+        _say(out, "  %s" % " ".join(part for part in (app, arg) if part))
     _say(out, "hangup cause: %s" % sim_call.hangup_cause)
     for request in requests:
         _say(out, "webhook request received:")

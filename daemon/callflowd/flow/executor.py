@@ -37,6 +37,8 @@ def run_callflow(call, callflow):
 def _walk(call, node):
     steps = 0
     while node is not None:
+        if call.ended:
+            raise CallEnded(call.hangup_reason())
         steps += 1
         if steps > MAX_STEPS:
             call.log.error("flow exceeded %d steps; stopping", MAX_STEPS)

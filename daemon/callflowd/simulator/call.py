@@ -31,13 +31,26 @@ B2 = "b2_device_busy_without_continue_on_fail"
 
 DEVICES = ("busy", "answer", "no_answer", "unregistered")
 
-# Q.850 codes of the causes the simulator produces (switch_channel.c CAUSE_CHART)
+# Hangup causes and their numbers (hangup_cause_q850), from switch_types.h switch_call_cause_t
 Q850 = {
-    "NORMAL_CLEARING": "16", "USER_BUSY": "17", "NO_USER_RESPONSE": "18", "NO_ANSWER": "19",
-    "CALL_REJECTED": "21", "DESTINATION_OUT_OF_ORDER": "27", "NORMAL_UNSPECIFIED": "31",
-    "NORMAL_TEMPORARY_FAILURE": "41", "ORIGINATOR_CANCEL": "487", "USER_NOT_REGISTERED": "606",
-    "MANAGER_REQUEST": "503", "SYSTEM_SHUTDOWN": "503",
+    "UNALLOCATED_NUMBER": "1", "NO_ROUTE_DESTINATION": "3", "NORMAL_CLEARING": "16",
+    "USER_BUSY": "17", "NO_USER_RESPONSE": "18", "NO_ANSWER": "19", "SUBSCRIBER_ABSENT": "20",
+    "CALL_REJECTED": "21", "NUMBER_CHANGED": "22", "DESTINATION_OUT_OF_ORDER": "27",
+    "INVALID_NUMBER_FORMAT": "28", "FACILITY_REJECTED": "29", "NORMAL_UNSPECIFIED": "31",
+    "NORMAL_CIRCUIT_CONGESTION": "34", "NETWORK_OUT_OF_ORDER": "38",
+    "NORMAL_TEMPORARY_FAILURE": "41", "SWITCH_CONGESTION": "42", "INCOMPATIBLE_DESTINATION": "88",
+    "RECOVERY_ON_TIMER_EXPIRE": "102", "ORIGINATOR_CANCEL": "487", "LOSE_RACE": "502",
+    "MANAGER_REQUEST": "503", "BLIND_TRANSFER": "600", "ATTENDED_TRANSFER": "601",
+    "ALLOTTED_TIMEOUT": "602", "MEDIA_TIMEOUT": "604", "PICKED_OFF": "605",
+    "USER_NOT_REGISTERED": "606", "PROGRESS_TIMEOUT": "607", "GATEWAY_DOWN": "609",
+    "SYSTEM_SHUTDOWN": "701",
 }
+
+
+def known_cause(text, default="NORMAL_CLEARING"):
+    """A hangup cause name as FreeSWITCH knows it; anything else becomes ``default``."""
+    cause = (text or "").strip().upper()
+    return cause if cause in Q850 else default
 
 # switch_ivr_originate.c: the DIALSTATUS a failed originate leaves on the caller.
 DIALSTATUS = {"ORIGINATOR_CANCEL": "CANCEL", "USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER",
@@ -200,7 +213,7 @@ class SimulatedCall:
         self._rewriter.session_ids["caller"] = self._server.next_session_id()
         for src_name in (A, B, C2, B2):
             src = templates.load(src_name)
-            self._rewriter.uuids[src.caller_uuid] = self.uuid
+            self._rewriter.map_uuid(src.caller_uuid, self.uuid)
             self._add_caller_tokens(src, now)
         park = source.find("caller", "CHANNEL_PARK")
         frames = source.frames[:source.frames.index(park) + 1]
@@ -286,6 +299,9 @@ class SimulatedCall:
         except gevent.GreenletExit:
             # the simulator is stopping: no more events for this call
             return
+        except Exception:
+            log.exception("call %s: the simulation failed; hanging the call up", self.uuid)
+            self.hangup("NORMAL_TEMPORARY_FAILURE", "local")
         self._teardown()
 
     def _execute(self, app, arg, event_uuid):
@@ -383,10 +399,7 @@ class SimulatedCall:
     # -- helpers -------------------------------------------------------------------------------
 
     def _emit(self, event, fields):
-        now = templates.now_usec()
-        source, _ = channel.layout(event)
-        pairs = self._leg.render(event, fields, self._rewriter, source, now)
-        self._server.emit(pairs)
+        self._server.emit(self._leg.render(event, fields, self._rewriter, templates.now_usec()))
 
     def _replay(self, source, frame, overrides=None):
         now = templates.now_usec()
@@ -540,7 +553,7 @@ class SimulatedCall:
         rw = self._rewriter
         for name in (A, B, C2):
             src = templates.load(name)
-            rw.uuids[src.bleg_uuid] = b_uuid
+            rw.map_uuid(src.bleg_uuid, b_uuid)
             if src.dialed_user:
                 # "sofia/internal/1000@...", "1000@127.0.0.1", "...;Outbound Call;1000"
                 rw.add_token(src.dialed_user + "@", dial.user + "@")
@@ -803,8 +816,7 @@ class SimulatedCall:
         return None
 
     def _app_hangup(self, data):
-        cause = (data or "NORMAL_CLEARING").strip().upper()
-        self.hangup(cause, "local")
+        self.hangup(known_cause(data), "local")
 
     def _app_park(self, data):
         self._wait(None)

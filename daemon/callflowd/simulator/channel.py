@@ -7,6 +7,8 @@ of these an event has, in which order, and its Event-Calling-* come from one cap
 that event (``LAYOUTS``); the channel block comes from this model.
 """
 
+import functools
+
 from callflowd.simulator import templates
 
 B = "b_device_busy_voicemail"
@@ -84,8 +86,9 @@ def layout(event):
     return templates.load(name), templates.load(name).find("caller", label, nth)
 
 
+@functools.lru_cache(maxsize=None)
 def patch(name):
-    """(source, names unset, (name, value) set) for one step; cached by templates.load."""
+    """(source, names unset, (name, value) set) for one step, computed once."""
     source_name, (before, i), (after, j) = PATCHES[name]
     source = templates.load(source_name)
     unset, sets = templates.variable_patch(
@@ -187,7 +190,7 @@ class CallerLeg:
             pairs.extend(self.variables.items())
         return pairs
 
-    def render(self, event, fields, rewriter, source_for_rewrite, now):
+    def render(self, event, fields, rewriter, now):
         """The (name, value) pairs of ``event`` for this leg, laid out like the capture.
 
         ``fields`` gives the event's own headers (None leaves one out); the others keep the

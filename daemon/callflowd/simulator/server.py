@@ -25,7 +25,7 @@ import gevent.queue
 from gevent import socket as gsocket
 
 from callflowd.simulator import templates, wire
-from callflowd.simulator.call import Q850, Scenario, SimulatedCall
+from callflowd.simulator.call import Scenario, SimulatedCall, known_cause
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +257,7 @@ class FreeswitchSimulator:
         call = self._calls.get(words[0]) if words else None
         if call is None or call.ended:
             return "-ERR No such channel!\n", None
-        cause = words[1].upper() if len(words) > 1 else "NORMAL_CLEARING"
-        if cause not in Q850:
-            cause = "NORMAL_CLEARING"
+        cause = known_cause(words[1] if len(words) > 1 else None)
         return "+OK\n", lambda: call.hangup(cause, "local")
 
     def _api_uuid_exists(self, arg):
@@ -295,6 +293,8 @@ class FreeswitchSimulator:
         text, after = self.api(command, arg)
         if after is not None:
             after()
+        if "Command not found!" not in text:
+            self.api_event(command, arg)
         source = templates.load("misc_protocol")
         frame = source.find("system", "BACKGROUND_JOB")
         pairs = [(k, v) for k, v in self._system_rewriter().frame(frame, source, templates.now_usec())
@@ -559,7 +559,9 @@ class _Connection:
         command, _, arg = rest.partition(" ")
         job_uuid = headers.get("job-uuid") or templates.new_uuid()
         self.reply("+OK Job-UUID: %s" % job_uuid, [("Job-UUID", job_uuid)])
-        self.server.spawn(self.server.background_job, job_uuid, command, arg.strip())
+        # FreeSWITCH runs it on a thread of its own; done at once here, the BACKGROUND_JOB
+        # still follows the reply and precedes the next one (misc_protocol, g)
+        self.server.background_job(job_uuid, command, arg.strip())
 
     def _cmd_sendmsg(self, rest, headers, body):
         uuid = rest.split()[0] if rest else ""
@@ -576,7 +578,6 @@ class _Connection:
                 arg = body
             call.execute(headers.get("execute-app-name", ""), arg, headers.get("event-uuid"))
         elif command == "hangup":
-            cause = headers.get("hangup-cause", "NORMAL_CLEARING").upper()
-            call.hangup(cause, "local")
+            call.hangup(known_cause(headers.get("hangup-cause")), "local")
         else:
             log.info("simulator ignores sendmsg call-command %r", command)

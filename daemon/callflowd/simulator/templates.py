@@ -145,18 +145,6 @@ class Source:
             raise KeyError("no %s %s #%d in template %s" % (role, label, nth, self.name))
         return matches[nth]
 
-    def run(self, start, stop):
-        """The frames from ``start`` up to, not including, ``stop`` (both Frame objects)."""
-        i = self.frames.index(start)
-        j = self.frames.index(stop) if stop is not None else len(self.frames)
-        return self.frames[i:j]
-
-    def role_frames(self, role, start=None, stop=None):
-        frames = self.frames
-        if start is not None:
-            frames = self.run(start, stop)
-        return [f for f in frames if f.role == role]
-
 
 @functools.lru_cache(maxsize=None)
 def load(name):
@@ -189,7 +177,6 @@ def variable_patch(before, after):
     """
     old = before.variables()
     new = after.variables()
-    old_values = dict(old)
     new_names = [k for k, _ in new]
     new_set = set(new_names)
     unset = [k for k, _ in old if k not in new_set]
@@ -257,11 +244,18 @@ class Rewriter:
         self.session_ids = {}
         self._tokens = {}
         self._token_re = None
+        self._rewritten = {}
+
+    def map_uuid(self, capture_uuid, sim_uuid):
+        if capture_uuid and self.uuids.get(capture_uuid) != sim_uuid:
+            self.uuids[capture_uuid] = sim_uuid
+            self._rewritten.clear()
 
     def add_token(self, capture_value, sim_value):
-        if capture_value and capture_value != sim_value:
+        if capture_value and capture_value != sim_value and self._tokens.get(capture_value) != sim_value:
             self._tokens[capture_value] = sim_value
             self._token_re = None
+            self._rewritten.clear()
 
     def _rewrite_tokens(self, value):
         if not self._tokens:
@@ -298,8 +292,11 @@ class Rewriter:
             return self.instant(value, source, now)
         if (self.dialed_user and value == source.dialed_user and name in DIALED_USER_HEADERS):
             return self.dialed_user
-        value = UUID_RE.sub(self._rewrite_uuid, value)
-        return self._rewrite_tokens(value)
+        done = self._rewritten.get(value)
+        if done is None:
+            done = self._rewrite_tokens(UUID_RE.sub(self._rewrite_uuid, value))
+            self._rewritten[value] = done
+        return done
 
     def frame(self, frame, source, now, overrides=None):
         """(name, value) pairs of ``frame`` rewritten for this call; dates and CDR recomputed."""
@@ -372,13 +369,11 @@ def durations(start, profile_start, answer, bridge, progress, progress_media, en
         "duration": span(end, start, 1000000), "mduration": span(end, start, 1000),
         "uduration": str(end - start),
     }
-    for prefix, value in (
-        ("bill", spans("bill", end, answer, bool(answer))),
-        ("progress", spans("progress", progress, start, bool(progress))),
-        ("answer", spans("answer", answer, start, bool(answer))),
-        ("wait", spans("wait", bridge, start, bridge > start)),
-        ("progress_media", spans("progress_media", progress_media, start, bool(progress_media))),
-        ("flow_bill", spans("flow_bill", end, profile_start or start, bool(answer))),
-    ):
-        out.update(value)
+    out.update(spans("bill", end, answer, bool(answer)))
+    out.update(spans("progress", progress, start, bool(progress)))
+    out.update(spans("answer", answer, start, bool(answer)))
+    out.update(spans("wait", bridge, start, bridge > start))
+    out.update(spans("progress_media", progress_media, start, bool(progress_media)))
+    # flow_bill*: from the profile's start, and only once answered (captures b2, c2)
+    out.update(spans("flow_bill", end, profile_start or start, bool(answer)))
     return {"variable_" + k: v for k, v in out.items()}

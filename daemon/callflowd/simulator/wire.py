@@ -16,25 +16,23 @@ Facts (README of the captures, "Protocol facts" 1, 3, 4):
   under ``_body`` right after an inner ``Content-Length`` key.
 """
 
+import functools
 import json
+import re
 
-_UNSAFE = frozenset(b'\r\n #%&+:;<=>?@[\\]^`{|}"')
-_HEX_UPPER = frozenset(b"0123456789ABCDEF")
+# one character per UTF-8 byte (latin-1 view); '%' is safe only before two upper-case hex digits
+_UNSAFE_RE = re.compile(r'[\x00-\x1f\x7f-\xff \r\n#&+:;<=>?@\[\\\]^`{|}"]|%(?![0-9A-F]{2})')
+_ESCAPE = {chr(byte): "%%%02X" % byte for byte in range(256)}
 
 
+@functools.lru_cache(maxsize=65536)
 def url_encode(value):
-    """Percent-encode one header value the way FreeSWITCH's event serializer does."""
-    raw = value.encode("utf-8")
-    out = []
-    n = len(raw)
-    for i, byte in enumerate(raw):
-        if byte == 0x25 and i + 2 < n and raw[i + 1] in _HEX_UPPER and raw[i + 2] in _HEX_UPPER:
-            out.append("%")
-        elif byte < 0x20 or byte > 0x7E or byte in _UNSAFE:
-            out.append("%%%02X" % byte)
-        else:
-            out.append(chr(byte))
-    return "".join(out)
+    """Percent-encode one header value the way FreeSWITCH's event serializer does.
+
+    Cached: most values repeat from event to event of a call (SIP URIs, SDP, dates).
+    """
+    latin1 = value.encode("utf-8").decode("latin-1")
+    return _UNSAFE_RE.sub(lambda match: _ESCAPE[match.group()], latin1)
 
 
 def plain_event_body(headers, body=None):
