@@ -37,8 +37,6 @@ def run_callflow(call, callflow):
 def _walk(call, node):
     steps = 0
     while node is not None:
-        if call.ended:
-            raise CallEnded(call.hangup_reason())
         steps += 1
         if steps > MAX_STEPS:
             call.log.error("flow exceeded %d steps; stopping", MAX_STEPS)
@@ -54,7 +52,9 @@ def _walk(call, node):
             call.log.info("action %s stopped the flow", node.module)
             return
         key, node_next = choose_child(node, outcome)
-        call.history.append(Step(node.module, keys_of(outcome)[0] if keys_of(outcome) else key, node.path))
+        call.history.append(Step(node.module, (keys_of(outcome) or (key,))[0], node.path))
+        if call.ended:
+            raise CallEnded(call.hangup_reason())
         if node_next is None:
             call.log.info("no child for branch %s of %s; flow ends", key, node.module)
         else:
