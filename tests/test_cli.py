@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from tests.test_config import front_desk, write_config
+
 pytestmark = pytest.mark.timeout(60)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -44,4 +46,41 @@ def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
     result = callflowd("run", "-c", str(bad))
     assert result.returncode == 2
     assert result.stderr.strip() == "callflowd: %s: webhooks.retries: must be an integer" % bad
+    assert "Traceback" not in result.stderr
+
+
+# Each bad input the issue names, through the real command: one line naming file and path, exit 2.
+BAD_CONFIGS = {
+    "unknown module": (
+        {"numbers": ["1"], "flow": {"module": "conference"}},
+        "flow.module: unknown module 'conference' (known: device, voicemail, webhook)"),
+    "bad http_verb": (front_desk(http_verb="put"), "flow.children._.data.http_verb: must be one of get, post"),
+    "non-object custom_data": (
+        front_desk(custom_data=[1, 2]), "flow.children._.data.custom_data: must be an object"),
+    "non-integer retries": (front_desk(retries="2"), "flow.children._.data.retries: must be an integer"),
+    "unknown device": (
+        {"numbers": ["1"], "flow": {"module": "device", "data": {"id": "x"}}},
+        "flow.data.id: unknown device 'x'"),
+    "unknown voicemail box": (
+        {"numbers": ["1"], "flow": {"module": "voicemail", "data": {"id": "x"}}},
+        "flow.data.id: unknown voicemail box 'x'"),
+    "unparsable JSON": ('{"numbers": ["1"],\n "flow": }', "invalid JSON at line 2 column 10: Expecting value"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_check_refuses_each_bad_callflow_with_its_path_and_exit_2(tmp_path, case):
+    document, expected = BAD_CONFIGS[case]
+    config = write_config(tmp_path, documents={"front-desk.json": document})
+    result = callflowd("check", "-c", config)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == "callflowd: callflows.d/front-desk.json: %s\n" % expected
+
+
+def test_check_refuses_unparsable_yaml_with_its_place_and_exit_2(tmp_path):
+    config = write_config(tmp_path, text="freeswitch:\n  port: [8021\n")
+    result = callflowd("check", "-c", config)
+    assert result.returncode == 2
+    assert result.stderr.startswith("callflowd: %s: invalid YAML at line 3 column 1: " % config)
     assert "Traceback" not in result.stderr
