@@ -188,10 +188,16 @@ def test_a_caller_id_name_with_encoded_newline_and_colon_changes_only_itself(swi
     assert "\n" not in parked and "Mallory\\nUnique-ID" in parked
 
 
-def test_a_caller_who_hangs_up_while_the_desk_rings_ends_the_flow_quietly(switch, receiver, daemon_for, logs):
-    daemon = daemon_for({"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
-    sim_call = switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", caller_hangup_after=5))
-    call = daemon.wait_finished(sim_call.uuid)
+def test_a_caller_who_hangs_up_while_the_desk_rings_ends_the_flow_quietly(receiver, tmp_path, logs):
+    # Slower time here: the hangup must land while the phone rings (0.5 s in, of 2 s), not before.
+    with FreeswitchSimulator(time_scale=0.1) as switch:
+        flow = front_desk_flow({"uri": receiver.url("/m")})
+        daemon = Daemon(write_config(tmp_path, switch, {"front-desk": flow})).start()
+        try:
+            sim_call = switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", caller_hangup_after=5))
+            call = daemon.wait_finished(sim_call.uuid)
+        finally:
+            daemon.stop()
     assert path_of(call) == [("device", "ORIGINATOR_CANCEL")]
     assert [app for app, _ in sim_call.applications] == ["set", "bridge"]
     assert daemon.service.webhooks.stats.accepted == 0
