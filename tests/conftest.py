@@ -8,9 +8,38 @@ import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 
+from callflowd.demo.receiver import WebhookReceiver  # noqa: E402
+from callflowd.simulator import FreeswitchSimulator  # noqa: E402
+from tests.doubles.logwatch import LogWatcher  # noqa: E402
+
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture
 def fixtures_dir():
     return FIXTURES
+
+
+@pytest.fixture
+def switch():
+    """The built-in FreeSWITCH simulator on 127.0.0.1:0, at 100x speed."""
+    simulator = FreeswitchSimulator(time_scale=0.01)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server on 127.0.0.1:0 that records the webhooks it gets."""
+    server = WebhookReceiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def logs():
+    """Every callflowd log line, and a way to wait for one."""
+    with LogWatcher() as watcher:
+        yield watcher

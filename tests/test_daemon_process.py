@@ -6,27 +6,10 @@ import sys
 
 import pytest
 
-from callflowd.demo.receiver import WebhookReceiver
-from callflowd.simulator import FreeswitchSimulator, Scenario
+from callflowd.simulator import Scenario
 from tests.harness import FRONT_DESK, front_desk_flow, write_config
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def switch():
-    simulator = FreeswitchSimulator(time_scale=0.01)
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def receiver():
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

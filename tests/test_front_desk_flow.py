@@ -4,34 +4,11 @@ import pytest
 
 from callflowd.demo.receiver import WebhookReceiver, free_port
 from callflowd.simulator import FreeswitchSimulator, Scenario
-from tests.doubles.logwatch import LogWatcher
 from tests.harness import FRONT_DESK, WAIT, Daemon, front_desk_flow, write_config
 
 pytestmark = pytest.mark.timeout(30)
 
 VOICEMAIL = ("voicemail", "default example.com 1000")
-
-
-@pytest.fixture
-def switch():
-    simulator = FreeswitchSimulator(time_scale=0.01)
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def receiver():
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def logs():
-    with LogWatcher() as watcher:
-        yield watcher
 
 
 @pytest.fixture
