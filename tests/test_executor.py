@@ -134,3 +134,11 @@ def test_nothing_runs_after_the_caller_has_hung_up(monkeypatch):
     run_callflow(call, Callflow(id="t", numbers=("1",), patterns=(), flow=node("a", {"_": node("b")})))
     assert call.ran == ["a"]
     assert not call.hung_up
+
+
+def test_losing_the_switch_mid_action_ends_the_flow_instead_of_trying_the_next_node(monkeypatch, caplog):
+    from callflowd.errors import NotConnected
+    call = run(node("a", {"_": node("b")}), monkeypatch, a=NotConnected("not connected to FreeSWITCH"), b="_")
+    assert call.ran == ["a"]
+    assert [s.outcome for s in call.history] == ["event socket error"]
+    assert any("flow ends: event socket error" in r.getMessage() for r in caplog.records)

@@ -24,6 +24,8 @@ _HANGUP_EVENTS = frozenset((names.CHANNEL_HANGUP, names.CHANNEL_HANGUP_COMPLETE,
 _CONNECTION_LOST = object()  # put in the queue when the event socket goes away
 # FreeSWITCH sends the running app's EXECUTE_COMPLETE right after CHANNEL_HANGUP (capture b: 1 ms).
 _COMPLETION_AFTER_HANGUP_SECONDS = 5.0
+# sendmsg to a uuid FreeSWITCH no longer has (capture misc_protocol).
+_CHANNEL_GONE = "-ERR invalid session id"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +82,11 @@ class Call:
         self.log.debug("executing %s %s", app, arg or "")
         try:
             self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
-        except EslError:
+        except EslError as exc:
             self._drain_pending()  # a hangup may explain the refusal
+            if _CHANNEL_GONE in str(exc):
+                self._ended = True
+                raise CallEnded("the channel is gone (%s)" % exc) from None
             raise
         return self._wait_for_completion(app, event_uuid, timeout)
 

@@ -69,6 +69,9 @@ def _run_action(call, node):
     except CallEnded:
         call.history.append(Step(node.module, "call ended", node.path))
         raise
+    except EslError:  # the switch can't be told anything more about this call
+        call.history.append(Step(node.module, "event socket error", node.path))
+        raise
     except Exception:  # an action's bug must not strand the caller: log it and go on at "_"
         call.log.exception("action %s failed; continuing at %s", node.module, DEFAULT)
         return "error", DEFAULT
