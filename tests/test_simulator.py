@@ -25,7 +25,7 @@ import gevent.event
 import pytest
 
 from callflowd.esl import protocol
-from callflowd.simulator import FreeswitchSimulator, Scenario, templates, wire
+from callflowd.simulator import FreeswitchSimulator, Scenario, templates
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -106,7 +106,7 @@ class RawClient:
         out = []
         for headers, body, _ in self.frames:
             if headers.get("Content-Type") == "text/event-plain":
-                out.append(wire.parse_plain_body(body)[0])
+                out.append(protocol.plain_event_pairs(body)[0])
             elif headers.get("Content-Type") == "text/event-json":
                 out.append(_json_pairs(body))
         return out
@@ -146,7 +146,7 @@ def is_event(name, application=None, uuid=None):
     def match(headers, body):
         if headers.get("Content-Type") != "text/event-plain":
             return False
-        found = dict(wire.parse_plain_body(body)[0])
+        found = dict(protocol.plain_event_pairs(body)[0])
         return (found.get("Event-Name") == name
                 and (application is None or found.get("Application") == application)
                 and (uuid is None or found.get("Unique-ID") == uuid))
@@ -171,7 +171,7 @@ def leg_events(events, role):
 
 def captured_events(name):
     data = (CAPTURES / name).read_bytes()
-    return [wire.parse_plain_body(body)[0] for headers, body in wire.split_frames(data)
+    return [protocol.plain_event_pairs(body)[0] for headers, body, _ in protocol.iter_frames(data)
             if headers.get("Content-Type") == "text/event-plain"]
 
 
@@ -253,17 +253,17 @@ def test_the_encoder_reproduces_every_captured_event_byte_for_byte():
         if ".sent." in path.name or "timeline" in path.name or "api_replies" in path.name:
             continue
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        for headers, body in wire.split_frames(data):
+        for headers, body, raw in protocol.iter_frames(data):
             if headers.get("Content-Type") == "text/event-plain":
-                pairs, inner = wire.parse_plain_body(body)
-                assert wire.plain_event_body(pairs, inner) == body, path.name
+                pairs, inner = protocol.plain_event_pairs(body)
+                assert protocol.encode_plain_event(pairs, inner) == raw, path.name
                 count += 1
             elif headers.get("Content-Type") == "text/event-json":
                 pairs = _json_pairs(body)
                 inner = dict(pairs).get("_body")
                 pairs = [(k, v) for k, v in pairs
                          if k != "_body" and not (inner is not None and k == "Content-Length")]
-                assert wire.json_event_body(pairs, inner) == body, path.name
+                assert protocol.encode_json_event(pairs, inner) == raw, path.name
                 count += 1
     assert count > 5000
 
@@ -331,7 +331,7 @@ def test_values_shared_with_capture_b_are_percent_encoded_identically(sim, clien
 
     data = (CAPTURES / "b_device_busy_voicemail.plain.txt").read_bytes()
     captured = {}
-    for headers, body in wire.split_frames(data):
+    for headers, body, _ in protocol.iter_frames(data):
         if headers.get("Content-Type") == "text/event-plain":
             for name, encoded, decoded in encoded_lines(body):
                 captured.setdefault((name, decoded), encoded)
@@ -491,7 +491,7 @@ def test_no_answer_ends_with_no_answer_at_originate_timeout_and_the_caller_stays
     began = time.monotonic()
     done = client.wait_for(is_event("CHANNEL_EXECUTE_COMPLETE", "bridge"), start=start)
     elapsed = time.monotonic() - began
-    result = dict(wire.parse_plain_body(client.frames[done][1])[0])
+    result = dict(protocol.plain_event_pairs(client.frames[done][1])[0])
     assert result["variable_originate_disposition"] == "NO_ANSWER"
     assert result["variable_DIALSTATUS"] == "NOANSWER"
     assert result["variable_originate_failed_cause"] == "NO_ANSWER"
@@ -539,7 +539,7 @@ def test_playback_answers_file_played_and_pre_answers_first_like_capture_g(sim, 
     client.send(sendmsg(call.uuid, "playback", "tone_stream://%(500,500,440);loops=2",
                         event_uuid="11111111-2222-3333-4444-555555555555"))
     done = client.wait_for(is_event("CHANNEL_EXECUTE_COMPLETE", "playback"))
-    result = dict(wire.parse_plain_body(client.frames[done][1])[0])
+    result = dict(protocol.plain_event_pairs(client.frames[done][1])[0])
     assert result["Application-Response"] == "FILE PLAYED"
     assert result["Application-Data"] == "tone_stream://%(500,500,440);loops=2"
     assert result["Application-UUID"] == "11111111-2222-3333-4444-555555555555"
@@ -558,7 +558,7 @@ def test_an_unregistered_phone_fails_at_once_without_a_phone_leg(sim, client):
     client.send(sendmsg(call.uuid, "set", "continue_on_fail=true"))
     client.send(sendmsg(call.uuid, "bridge", "user/1000@127.0.0.1"))
     done = client.wait_for(is_event("CHANNEL_EXECUTE_COMPLETE", "bridge"))
-    result = dict(wire.parse_plain_body(client.frames[done][1])[0])
+    result = dict(protocol.plain_event_pairs(client.frames[done][1])[0])
     assert result["variable_originate_disposition"] == "USER_NOT_REGISTERED"
     assert result["variable_DIALSTATUS"] == "USER_NOT_REGISTERED"
     assert leg_events(client.events(), "bleg") == []
@@ -647,7 +647,7 @@ def test_the_commands_of_misc_protocol_get_the_replies_of_misc_protocol(sim):
         raw.send(command)
     assert raw.closed.wait(WAIT)
     data = (CAPTURES / "misc_protocol.plain.txt").read_bytes()
-    expected = [(h, b) for h, b in wire.split_frames(data) if not h.get("Content-Type", "").startswith("text/event")]
+    expected = [(h, b) for h, b, _ in protocol.iter_frames(data) if not h.get("Content-Type", "").startswith("text/event")]
     got = [(h, b) for h, b, _ in raw.frames if not h.get("Content-Type", "").startswith("text/event")]
 
     def masked(frames):
@@ -693,7 +693,7 @@ def test_bgapi_replies_with_a_job_uuid_then_sends_the_background_job(sim, client
     job_uuid = client.frames[reply][0]["Job-UUID"]
     assert client.frames[reply][0]["Reply-Text"] == "+OK Job-UUID: " + job_uuid
     index = client.wait_for(is_event("BACKGROUND_JOB"), start=reply)
-    pairs, body = wire.parse_plain_body(client.frames[index][1])
+    pairs, body = protocol.plain_event_pairs(client.frames[index][1])
     assert dict(pairs)["Job-UUID"] == job_uuid
     assert dict(pairs)["Job-Command"] == "status"
     assert body.startswith("UP 0 years, ") and "is ready" in body
@@ -705,7 +705,7 @@ def test_exit_says_bye_then_the_goodbye_notice_then_closes(sim, client):
     last = client.replies()[-2:]
     assert last[0][0]["Reply-Text"] == "+OK bye"
     assert last[1][0]["Content-Type"] == "text/disconnect-notice"
-    assert last[1][1] == wire.GOODBYE.encode()
+    assert last[1][1] == protocol.GOODBYE.encode()
 
 
 def test_disconnect_clients_is_a_switch_shutdown(sim, client):

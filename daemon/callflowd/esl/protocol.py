@@ -24,6 +24,7 @@ __all__ = [
     "parse_frame",
     "parse_plain_event",
     "parse_json_event",
+    "plain_event_pairs",
     "read_command",
     "encode_command",
     "url_encode",
@@ -178,6 +179,29 @@ def parse_plain_event(body):
     return Event(headers, text, names.EVENT_PLAIN)
 
 
+def plain_event_pairs(body):
+    """Decode a text/event-plain body into ``(name, value)`` pairs in wire order, and its body.
+
+    The same splitting rule as parse_plain_event, but nothing is merged: repeated
+    headers stay repeated. For the simulator's templates and for byte-exact
+    re-encoding; the daemon's hot path uses parse_plain_event.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    head, _, rest = body.partition(b"\n\n")
+    pairs = []
+    text = None
+    for line in head.decode("utf-8", "replace").split("\n"):
+        name, sep, value = line.partition(": ")
+        if not sep:
+            continue
+        if name == _EVENT_BODY_LENGTH:
+            text = rest[: int(value)].decode("utf-8", "replace")
+        else:
+            pairs.append((name, _unquote(value) if "%" in value else value))
+    return pairs, text
+
+
 # An array header (variable_originated_legs on CHANNEL_BRIDGE) is a JSON list
 # in text/event-json but "ARRAY::a|:b" in text/event-plain
 # (a_device_answers.*.txt); events carry the plain form, whichever format.
@@ -243,6 +267,7 @@ def _escape(match):
     return _ESCAPES[match.group()]
 
 
+@functools.lru_cache(maxsize=65536)  # values repeat across a call's events (URIs, SDP, dates)
 def url_encode(value):
     """Percent-encode an event header value the way FreeSWITCH does."""
     latin1 = str(value).encode("utf-8").decode("latin-1")  # one char per UTF-8 byte
@@ -280,24 +305,32 @@ def encode_plain_event(headers, body=None):
     return _frame(names.EVENT_PLAIN, payload, content_length_first=True)
 
 
+def _json_text(text):
+    # cJSON escapes only '"', '\\' and control characters; UTF-8 goes through as is.
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _json_value(value):
     value = str(value)
     if value.startswith(_ARRAY_PREFIX):
-        return value[len(_ARRAY_PREFIX):].split(_ARRAY_SEP)
-    return value
+        items = value[len(_ARRAY_PREFIX):].split(_ARRAY_SEP)
+        return "[" + ",".join(_json_text(item) for item in items) + "]"
+    return _json_text(value)
 
 
 def encode_json_event(headers, body=None):
     """Encode a text/event-json frame: one compact object, not newline-terminated.
 
-    With a body, FreeSWITCH adds "Content-Length" (its UTF-8 length, as a
-    string) and "_body" last (g_event_uuid_playback_bgapi.json.txt).
+    Written pair by pair, not from a dict: like cJSON, a repeated header
+    (Hangup-Cause in CHANNEL_HANGUP_COMPLETE) appears twice. With a body,
+    FreeSWITCH adds "Content-Length" (its UTF-8 length, as a string) and
+    "_body" last (g_event_uuid_playback_bgapi.json.txt).
     """
-    obj = {name: _json_value(value) for name, value in _pairs(headers)}
+    items = ["%s:%s" % (_json_text(name), _json_value(value)) for name, value in _pairs(headers)]
     if body:
-        obj[_EVENT_BODY_LENGTH] = str(len(body.encode("utf-8")))
-        obj["_body"] = body
-    payload = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        items.append("%s:%s" % (_json_text(_EVENT_BODY_LENGTH), _json_text(str(len(body.encode("utf-8"))))))
+        items.append("%s:%s" % (_json_text("_body"), _json_text(body)))
+    payload = ("{" + ",".join(items) + "}").encode("utf-8")
     return _frame(names.EVENT_JSON, payload, content_length_first=True)
 
 

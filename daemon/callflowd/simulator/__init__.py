@@ -13,8 +13,8 @@ same percent-encoding, same event order per leg as the captures for the same com
 
 How it is built: ``server`` (sockets, subscriptions, api), ``call`` (one call's state machine
 and applications), ``channel`` (the caller leg and the layout of its events), ``templates``
-(captured frames and the rewriting of uuids, numbers, names and timestamps), ``wire`` (byte-exact
-encoding).
+(captured frames and the rewriting of uuids, numbers, names and timestamps); the byte-exact
+encoding is ``callflowd.esl.protocol``'s, the same code the daemon decodes with.
 
 Not simulated (never sent): PRIVATE_COMMAND, RECORD_START/STOP, CUSTOM filestring::* and
 vm::maintenance, MESSAGE_WAITING, RE_SCHEDULE, MODULE_UNLOAD, DTMF, the voicemail's codec

@@ -16,7 +16,7 @@ is left out.
 import pathlib
 import sys
 
-from callflowd.simulator import wire
+from callflowd.esl import protocol
 
 # capture file -> (template name, first caller event to keep, roles to keep)
 SOURCES = {
@@ -55,19 +55,10 @@ def select(data, first_caller_label, roles):
     caller_uuid = None
     started = first_caller_label is None
     seen = {}
-    pos = 0
-    index = 0
-    while pos < len(data):
-        end = data.index(b"\n\n", pos)
-        head = dict(line.split(": ", 1) for line in data[pos:end].decode().split("\n"))
-        stop = end + 2 + int(head.get("Content-Length", 0))
-        raw = data[pos:stop]
-        pos = stop
-        index += 1
+    for index, (head, body, raw) in enumerate(protocol.iter_frames(data), 1):
         if head.get("Content-Type") != "text/event-plain":
             continue
-        pairs, _ = wire.parse_plain_body(raw[raw.index(b"\n\n") + 2:])
-        headers = dict(pairs)
+        headers = dict(protocol.plain_event_pairs(body)[0])
         uuid = headers.get("Unique-ID")
         if uuid and caller_uuid is None:
             caller_uuid = uuid

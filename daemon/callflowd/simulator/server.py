@@ -24,7 +24,8 @@ import gevent.pool
 import gevent.queue
 from gevent import socket as gsocket
 
-from callflowd.simulator import templates, wire
+from callflowd.esl import protocol
+from callflowd.simulator import templates
 from callflowd.simulator.call import Scenario, SimulatedCall, known_cause
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ SHUTDOWN_TEXT = "The system is being shut down."
 VERSION = "1.10.12-release git a88d069 2024-08-02 21:02:27Z 64bit"
 
 _CLOSE = object()
+_ENCODERS = {"plain": protocol.encode_plain_event, "json": protocol.encode_json_event}
 
 
 class FreeswitchSimulator:
@@ -161,7 +163,7 @@ class FreeswitchSimulator:
         frame = source.find("system", "SHUTDOWN")
         self.emit(self._system_rewriter().frame(frame, source, templates.now_usec()))
         for conn in list(self._connections):
-            conn.close_after(wire.disconnect_notice(reason + "\n"))
+            conn.close_after(protocol.encode_disconnect_notice(reason + "\n"))
 
     def clients_changed(self):
         self._clients_changed.set()
@@ -179,7 +181,7 @@ class FreeswitchSimulator:
             if conn.wants(name, headers):
                 fmt = conn.fmt
                 if fmt not in encoded:
-                    encoded[fmt] = wire.event_frame(pairs, body, fmt)
+                    encoded[fmt] = _ENCODERS[fmt](pairs, body)
                 conn.send(encoded[fmt])
 
     def _system_rewriter(self):
@@ -403,7 +405,7 @@ class _Connection:
 
     def run(self):
         self.writer = self.server.spawn(self._write_loop)
-        self.send(wire.auth_request())
+        self.send(protocol.encode_auth_request())
         reader = self.sock.makefile("rb")
         try:
             while not self.closing:
@@ -457,7 +459,7 @@ class _Connection:
     # -- commands --------------------------------------------------------------------------------
 
     def reply(self, text, extra=()):
-        self.send(wire.command_reply(text, extra))
+        self.send(protocol.encode_command_reply(text, extra))
 
     def _handle(self, line, headers, body):
         verb, _, rest = line.partition(" ")
@@ -472,7 +474,7 @@ class _Connection:
                 else:
                     # misc_bad_auth: -ERR invalid, the goodbye notice, close
                     self.reply("-ERR invalid")
-                    self.close_after(wire.disconnect_notice(wire.GOODBYE))
+                    self.close_after(protocol.encode_disconnect_notice(protocol.GOODBYE))
             else:
                 self.reply("-ERR command not found")
             return
@@ -538,7 +540,7 @@ class _Connection:
 
     def _cmd_exit(self, rest, headers, body):
         self.reply("+OK bye")
-        self.close_after(wire.disconnect_notice(wire.GOODBYE))
+        self.close_after(protocol.encode_disconnect_notice(protocol.GOODBYE))
 
     def _cmd_linger(self, rest, headers, body):
         self.reply("+OK will linger")
@@ -549,7 +551,7 @@ class _Connection:
     def _cmd_api(self, rest, headers, body):
         command, _, arg = rest.partition(" ")
         text, after = self.server.api(command, arg.strip())
-        self.send(wire.api_response(text))
+        self.send(protocol.encode_api_response(text))
         if after is not None:
             after()
         if "Command not found!" not in text:

@@ -18,7 +18,7 @@ import re
 import time
 import uuid as uuidlib
 
-from callflowd.simulator import wire
+from callflowd.esl import protocol
 
 TEMPLATE_DIR = pathlib.Path(__file__).parent / "templates"
 
@@ -162,7 +162,7 @@ def load(name):
         end = data.index(b"\n\n", pos)
         head = dict(line.split(": ", 1) for line in data[pos:end].decode("utf-8").split("\n"))
         stop = end + 2 + int(head["Content-Length"])
-        pairs, body = wire.parse_plain_body(data[end + 2:stop])
+        pairs, body = protocol.plain_event_pairs(data[end + 2:stop])
         frames.append(Frame(role, label, origin.strip("()"), pairs, body))
         pos = stop
     return Source(name, frames)
