@@ -18,5 +18,5 @@ def configure(level="INFO", stream=None):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
-    # greenswitch logs each connect at INFO on the root logger; keep its noise down.
+    # urllib3 logs every webhook connection at DEBUG; the dispatcher already says what matters.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
