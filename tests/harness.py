@@ -22,7 +22,7 @@ def front_desk_flow(webhook_data, voicemail=True):
                      "children": {"_": webhook}}}
 
 
-def write_config(tmp_path, switch, documents, webhooks=None):
+def write_config(tmp_path, switch, documents, webhooks=None, **extra):
     flows = tmp_path / "callflows.d"
     flows.mkdir(exist_ok=True)
     for name, document in documents.items():
@@ -37,6 +37,8 @@ def write_config(tmp_path, switch, documents, webhooks=None):
         "webhooks": dict({"timeout": 1, "retries": 2, "backoff_factor": 0.05, "backoff_max": 0.2},
                          **(webhooks or {})),
         "callflows_dir": "callflows.d",
+        "state_dir": str(tmp_path / "state"),
+        **extra,
     }
     path = tmp_path / "callflowd.yaml"
     path.write_text(yaml.safe_dump(config))

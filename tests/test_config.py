@@ -171,8 +171,11 @@ def test_defaults_fill_in_what_the_config_leaves_out(tmp_path):
     assert config.freeswitch.command_timeout == 10.0
     assert (config.freeswitch.reconnect.backoff_factor, config.freeswitch.reconnect.backoff_max) == (0.5, 30.0)
     assert config.directory.devices["front_desk_device_id"].timeout == 20
-    assert config.directory.webhooks.workers == 4
-    assert config.directory.webhooks.queue_size == 1000
+    assert config.directory.webhooks.concurrency == 1000
+    assert config.directory.webhooks.concurrency_per_endpoint == 125
+    assert config.directory.webhooks.outbox_max == 100000
+    assert config.directory.webhooks.format == "form"
+    assert config.directory.webhooks.synchronous == "normal"
     assert config.log_level == "INFO"
 
 
@@ -181,7 +184,8 @@ def test_settings_given_are_used(tmp_path):
         tmp_path, log_level="DEBUG",
         freeswitch=with_freeswitch(host="10.0.0.5", port=8022, connect_timeout=1.5,
                                    reconnect={"backoff_factor": 0.1, "backoff_max": 2}),
-        webhooks={"timeout": 2, "retries": 4, "backoff_factor": 0.25, "workers": 8, "queue_size": 10},
+        webhooks={"timeout": 2, "retries": 4, "backoff_factor": 0.25,
+                  "concurrency": 50, "concurrency_per_endpoint": 8, "outbox": {"max": 10}},
         devices=with_device(timeout=45)))
 
     assert config.log_level == "DEBUG"
@@ -189,7 +193,8 @@ def test_settings_given_are_used(tmp_path):
     assert config.freeswitch.connect_timeout == 1.5
     assert config.freeswitch.reconnect.backoff_max == 2.0
     assert config.directory.webhooks.retries == 4
-    assert config.directory.webhooks.workers == 8
+    assert config.directory.webhooks.concurrency_per_endpoint == 8
+    assert config.directory.webhooks.outbox_max == 10
     assert config.directory.devices["front_desk_device_id"].timeout == 45
     assert config.callflows[0].flow.data.timeout == 45  # the device's own ring time
     assert config.callflows[0].flow.child("_").data.retry.total == 4  # webhooks.retries
@@ -304,7 +309,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
 
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, log_level, devices, voicemail_boxes, "
-        "webhooks, callflows_dir, callflows)" % path)
+        "webhooks, callflows_dir, callflows, state_dir, hooks)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):

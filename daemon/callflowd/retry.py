@@ -4,10 +4,22 @@ One ``Retry`` serves webhook delivery and event-socket reconnects. It holds
 no clock and never sleeps: ``backoff(n)`` is pure arithmetic, ``increment()``
 returns the next policy or raises ``RetriesExhausted``. Callers do the
 waiting, so tests check the arithmetic without sleeping.
+
+For HTTP it also says which answers are worth another try (``retry_statuses``:
+408, 429, 502, 503, 504; after urllib3's ``status_forcelist``) and how long a
+``Retry-After`` may hold us (``retry_after_max``). ``delay(retry_after)`` is
+the wait before the next attempt: the server's ``Retry-After`` when it gave
+one (capped), else the back-off.
 """
 
 import dataclasses
+import email.utils
 import random
+
+# RFC 9110: 408 Request Timeout, 429 Too Many Requests (RFC 6585), 502 Bad Gateway,
+# 503 Service Unavailable, 504 Gateway Timeout say "not now"; other 4xx say "never",
+# and a 500 is the receiver's bug, which the same request would hit again.
+RETRY_STATUSES = frozenset((408, 429, 502, 503, 504))
 
 
 class RetriesExhausted(Exception):
@@ -29,6 +41,8 @@ class Retry:
     backoff_max: float = 30.0
     jitter: float = 0.0
     attempt: int = 0  # retries used so far
+    retry_statuses: frozenset = RETRY_STATUSES
+    retry_after_max: float = 300.0  # seconds; a longer Retry-After is cut to this
 
     def __post_init__(self):
         if self.total is not None and self.total < 0:
@@ -37,6 +51,8 @@ class Retry:
             raise ValueError("back-off must be >= 0")
         if not 0 <= self.jitter <= 1:
             raise ValueError("jitter must be between 0 and 1")
+        if self.retry_after_max < 0:
+            raise ValueError("retry_after_max must be >= 0")
 
     @property
     def exhausted(self):
@@ -63,3 +79,33 @@ class Retry:
     def reset(self):
         """A fresh policy with the same settings (after a success)."""
         return dataclasses.replace(self, attempt=0)
+
+    def retries_status(self, status):
+        """Whether an HTTP answer with ``status`` is worth another attempt."""
+        return status in self.retry_statuses
+
+    def delay(self, retry_after=None, rand=random.random):
+        """Seconds before the next attempt: ``retry_after`` (capped) if given, else the back-off."""
+        if retry_after is not None:
+            return min(max(0.0, retry_after), self.retry_after_max)
+        return self.backoff(rand)
+
+
+def parse_retry_after(value, now):
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None.
+
+    ``now`` is the Unix time the answer came; a date in the past means 0. An
+    unreadable value is ignored (None), as RFC 9110 section 10.2.3 allows.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)

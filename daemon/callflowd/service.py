@@ -4,8 +4,10 @@
 connects, subscribes and re-connects with back-off (``Retry``) when the switch
 goes away. ``run()`` waits for SIGTERM/SIGINT, whose handlers only queue the
 request; ``stop()`` stops taking calls, lets live calls finish for a bounded
-grace period, drains webhooks, and closes the socket. States are mirrored to
-systemd (``READY=1`` only once the socket is authenticated and subscribed).
+grace period, delivers what webhooks it can in a bounded time (the rest stay
+in the durable outbox for the next start), and closes the socket. States are
+mirrored to systemd (``READY=1`` only once the socket is authenticated and
+subscribed).
 """
 
 import enum
@@ -21,8 +23,10 @@ from callflowd.calls.routes import RouteTable
 from callflowd.errors import AuthenticationFailed, EslError, NotConnected
 from callflowd.esl import names
 from callflowd.esl.connection import EslConnection
+from callflowd.hooks.lifecycle import LifecycleHooks
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks.dispatcher import WebhookDispatcher
+from callflowd.webhooks.store import OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +56,13 @@ class Service:
         self.config = config
         self.state = State.NEW
         self.stop_grace = stop_grace
-        self.webhooks = dispatcher or WebhookDispatcher(config.directory.webhooks)
-        self.router = CallRouter(RouteTable(config.callflows), self, self.webhooks,
+        self.webhooks = dispatcher or WebhookDispatcher(config.directory.webhooks, config.state_dir)
+        routes = RouteTable(config.callflows)
+        self.hooks = LifecycleHooks(config.hooks, routes, self.webhooks)
+        self.router = CallRouter(routes, self, self.webhooks,
                                  command_timeout=config.freeswitch.command_timeout,
-                                 on_call_finished=on_call_finished)
+                                 on_call_finished=[self.hooks.call_finished, *on_call_finished],
+                                 hooks=self.hooks)
         self._connection_factory = connection_factory
         self._connection = None
         self._ready = Event()
@@ -74,7 +81,11 @@ class Service:
         """Start, serve until SIGTERM/SIGINT, then stop. Returns the exit status."""
         gevent.signal_handler(signal.SIGTERM, self.request_stop)
         gevent.signal_handler(signal.SIGINT, self.request_stop)
-        self.start()
+        try:
+            self.start()
+        except OutboxError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
         self._stop_requested.wait()
         self.stop()
         return 0
@@ -106,7 +117,7 @@ class Service:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-        self.webhooks.stop(timeout=min(grace, 10.0))  # logs what it had to abandon
+        self.webhooks.stop(timeout=min(grace, 10.0))  # logs what stays in the outbox
         self._transition(State.STOPPED)
 
     def _transition(self, new):
@@ -155,7 +166,7 @@ class Service:
     def _connect(self, connection, where):
         try:
             connection.connect()
-            connection.subscribe(names.SUBSCRIBED_EVENTS)
+            connection.subscribe(names.SUBSCRIBED_EVENTS + self.hooks.subscriptions)
         except AuthenticationFailed:
             log.error("FreeSWITCH at %s refused the event-socket password", where)
         except EslError as exc:
@@ -163,7 +174,7 @@ class Service:
         else:
             self._connection = connection
             log.info("connected to FreeSWITCH at %s; subscribed to %d events",
-                     where, len(names.SUBSCRIBED_EVENTS))
+                     where, len(names.SUBSCRIBED_EVENTS + self.hooks.subscriptions))
             if self.state is State.STARTING:
                 self._transition(State.RUNNING)
             self._ready.set()

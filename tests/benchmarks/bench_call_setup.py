@@ -30,7 +30,7 @@ def main():
     receiver = WebhookReceiver().start()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="callflowd-bench-"))
     config = write_config(workdir, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})},
-                          webhooks={"queue_size": args.calls * 2, "workers": 8})
+                          webhooks={"outbox": {"max": args.calls * 2}})
     daemon = Daemon(config).start()
     scenario = Scenario(device="busy", ring_seconds=0, voicemail_seconds=0)
     start = time.perf_counter()

@@ -7,9 +7,16 @@ data (Kazoo 4.3 ``callflows.webhook`` schema):
                       or ``webhooks.retries`` from the config)
   ``custom_data``     object whose keys are added to the fields, overwriting call keys
   ``skip_module``     true: skip this node and go on to ``_`` (handled by the executor)
+Our extensions of the Kazoo schema:
+  ``format``          ``form`` (Kazoo's; the default, or ``webhooks.format``) or ``json``:
+                      how a POST body is encoded (a GET always sends a query string)
+  ``secret``          the *name* of a signing secret in the config's ``webhooks.secrets``
+                      (default: the global ``webhooks.secret``, if any); the secret itself
+                      never goes in a callflow document
 
-Branches: always ``_``, at once. Delivery (with retries) happens in the
-webhook dispatcher's workers, never on the call's greenlet.
+Branches: always ``_``, at once. The request is handed to the durable outbox
+(``webhooks.dispatcher``) without waiting; delivery, retries and signing happen
+there, never on the call's greenlet.
 """
 
 import dataclasses
@@ -21,7 +28,7 @@ from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
 from callflowd.errors import InvalidData
 from callflowd.retry import Retry
-from callflowd.webhooks.request import WebhookRequest
+from callflowd.webhooks.request import FORMATS, WebhookRequest
 
 VERBS = ("get", "post")
 MAX_RETRIES = 4
@@ -33,26 +40,43 @@ class Data:
     http_verb: str
     retry: Retry
     custom_data: MappingProxyType
+    format: str = "form"
+    secret: str = ""  # a name in webhooks.secrets; "" the global one
 
     @classmethod
     def parse(cls, raw, directory):
         uri = fields.required(raw, "uri", str, "a string")
-        if not uri.isprintable() or " " in uri:
-            raise InvalidData("uri", "must not contain spaces or control characters")
-        try:
-            parsed = urllib.parse.urlsplit(uri)
-        except ValueError as exc:
-            raise InvalidData("uri", "is not a valid URI: %s" % exc) from None
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InvalidData("uri", "must be an http:// or https:// URI")
+        check_uri(uri)
         http_verb = fields.one_of(raw, "http_verb", VERBS, "post")
         settings = directory.webhooks
         retries = fields.integer_in(raw, "retries", settings.retries, 0, MAX_RETRIES)
         custom_data = fields.optional(raw, "custom_data", dict, {}, "an object")
-        retry = Retry(total=retries, backoff_factor=settings.backoff_factor,
-                      backoff_max=settings.backoff_max, jitter=0.1)
-        return cls(uri=uri, http_verb=http_verb, retry=retry,
-                   custom_data=MappingProxyType(dict(custom_data)))
+        body_format = fields.one_of(raw, "format", FORMATS, settings.format)
+        secret = fields.optional(raw, "secret", str, "", "the name of a secret in the config")
+        if secret and secret not in settings.secrets:
+            raise InvalidData("secret", "no secret named %r in the config's webhooks.secrets" % secret)
+        return cls(uri=uri, http_verb=http_verb, retry=retry_policy(retries, settings),
+                   custom_data=MappingProxyType(dict(custom_data)), format=body_format, secret=secret)
+
+
+def check_uri(uri):
+    """Raise InvalidData unless ``uri`` is a plain http:// or https:// URI."""
+    if not uri.isprintable() or " " in uri:
+        raise InvalidData("uri", "must not contain spaces or control characters")
+    try:
+        parsed = urllib.parse.urlsplit(uri)
+        parsed.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise InvalidData("uri", "is not a valid URI: %s" % exc) from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidData("uri", "must be an http:// or https:// URI")
+
+
+def retry_policy(retries, settings):
+    """The ``Retry`` for ``retries`` extra attempts under the config's back-off."""
+    return Retry(total=retries, backoff_factor=settings.backoff_factor,
+                 backoff_max=settings.backoff_max, jitter=0.1,
+                 retry_after_max=settings.retry_after_max)
 
 
 def request_fields(call, custom_data):
@@ -84,7 +108,8 @@ def handle(call, data):
     request = WebhookRequest(
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
+        format=data.format, secret=data.secret,
     )
     if call.webhooks.submit(request):
-        call.log.info("webhook queued: %s", request.describe())
+        call.log.info("webhook queued: %s (delivery %s)", request.describe(), request.delivery_id)
     return DEFAULT

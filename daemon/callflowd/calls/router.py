@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 class CallRouter:
     """Owns the live calls: one greenlet per call in ``self.calls_group``."""
 
-    def __init__(self, routes, commands, webhooks, command_timeout=10.0, on_call_finished=()):
+    def __init__(self, routes, commands, webhooks, command_timeout=10.0, on_call_finished=(),
+                 hooks=None):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
         self.calls = {}  # uuid -> Call
         self.calls_group = Group()
@@ -31,6 +32,7 @@ class CallRouter:
         self._webhooks = webhooks
         self._command_timeout = command_timeout
         self._on_call_finished = list(on_call_finished)
+        self._hooks = hooks  # callflowd.hooks.lifecycle.LifecycleHooks, or None
         self.accepting = True
 
     def route(self, event):
@@ -38,6 +40,8 @@ class CallRouter:
         if not uuid:
             return
         call = self.calls.get(uuid)
+        if self._hooks:
+            self._hooks.observe(event, call)
         if call is not None:
             call.deliver(event)
         elif event.name == names.CHANNEL_PARK:

@@ -33,12 +33,16 @@ from callflowd.config.model import (
     Device,
     Directory,
     FreeswitchSettings,
+    Hook,
     VoicemailBox,
     WebhookSettings,
 )
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.flow.model import Callflow, Node
 from callflowd.retry import Retry
+from callflowd.webhooks.breaker import BreakerSettings
+from callflowd.webhooks.request import FORMATS
+from callflowd.webhooks.store import SYNCHRONOUS
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PASSWORD_KEYS = ("password", "password_file", "password_env")
@@ -48,12 +52,20 @@ MAX_FLOW_DEPTH = 100
 _MAX_NESTING = 4 * MAX_FLOW_DEPTH
 
 _TOP_KEYS = ("freeswitch", "log_level", "devices", "voicemail_boxes", "webhooks",
-             "callflows_dir", "callflows")
+             "callflows_dir", "callflows", "state_dir", "hooks")
 _FREESWITCH_KEYS = ("host", "port", "connect_timeout", "command_timeout", "reconnect") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
 _DEVICE_KEYS = ("dial_string", "timeout")
 _BOX_KEYS = ("profile", "domain", "mailbox")
-_WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "workers", "queue_size")
+_WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "retry_after_max", "format",
+                 "concurrency", "concurrency_per_endpoint", "outbox", "breaker", "proxy",
+                 "secret", "secret_file", "secrets")
+_OUTBOX_KEYS = ("max", "synchronous")
+_BREAKER_KEYS = ("failures", "pause", "pause_max")
+_HOOK_KEYS = ("events", "uri", "http_verb", "format", "secret", "retries", "callflow_ids",
+              "direction", "numbers")
+HOOK_EVENTS = ("channel_create", "channel_answer", "channel_bridge", "channel_destroy")
+DEFAULT_STATE_DIR = "/var/lib/callflowd"
 _NODE_KEYS = ("module", "data", "children")
 
 _REQUIRED = object()
@@ -77,11 +89,12 @@ def load_config(path):
     directory = Directory(
         devices=_devices(top),
         voicemail_boxes=_voicemail_boxes(top),
-        webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS)),
+        webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS), base),
     )
     callflows = _callflows(top, base, directory)
     return Config(freeswitch=freeswitch, directory=directory, callflows=callflows,
-                  log_level=log_level, source=source)
+                  log_level=log_level, source=source, state_dir=_state_dir(top, base),
+                  hooks=_hooks(top, directory))
 
 
 # --- reading files ----------------------------------------------------------
@@ -376,16 +389,118 @@ def _voicemail_boxes(top):
     return MappingProxyType(boxes)
 
 
-def _webhooks(section):
+def _webhooks(section, base):
     defaults = WebhookSettings()
+    outbox = section.section("outbox", _OUTBOX_KEYS)
+    breaker = section.section("breaker", _BREAKER_KEYS)
+    breaker_defaults = BreakerSettings()
+    concurrency = section.integer("concurrency", defaults.concurrency, 1, 100000)
+    per_endpoint = section.integer("concurrency_per_endpoint",
+                                   min(defaults.concurrency_per_endpoint, concurrency), 1, concurrency)
+    proxy = section.string("proxy", None, spaces=False)
+    if proxy is not None and not proxy.startswith(("http://", "https://")):
+        section.fail("proxy", "must be an http:// or https:// URI")
     return WebhookSettings(
         timeout=section.seconds("timeout", defaults.timeout),
         retries=section.integer("retries", defaults.retries, 0, webhook.MAX_RETRIES),
         backoff_factor=section.seconds("backoff_factor", defaults.backoff_factor),
         backoff_max=section.seconds("backoff_max", defaults.backoff_max),
-        workers=section.integer("workers", defaults.workers, 1, 64),
-        queue_size=section.integer("queue_size", defaults.queue_size, 1, 1000000),
+        retry_after_max=section.seconds("retry_after_max", defaults.retry_after_max),
+        format=section.choice("format", FORMATS, defaults.format),
+        concurrency=concurrency,
+        concurrency_per_endpoint=per_endpoint,
+        outbox_max=outbox.integer("max", defaults.outbox_max, 1, 100000000),
+        synchronous=outbox.choice("synchronous", SYNCHRONOUS, defaults.synchronous),
+        breaker=BreakerSettings(
+            failures=breaker.integer("failures", breaker_defaults.failures, 1, 1000),
+            pause=breaker.seconds("pause", breaker_defaults.pause),
+            pause_max=breaker.seconds("pause_max", breaker_defaults.pause_max),
+        ),
+        proxy=proxy,
+        secrets=_secrets(section, base),
     )
+
+
+def _secrets(section, base):
+    """Signing secrets: ``secret`` or ``secret_file`` (the global one), ``secrets`` by name."""
+    secrets = {}
+    if section.given("secret") and section.given("secret_file"):
+        section.fail_here("give at most one of secret, secret_file")
+    if section.given("secret"):
+        secrets[""] = section.string("secret", spaces=False)
+    elif section.given("secret_file"):
+        filename = os.path.join(base, section.string("secret_file"))
+        try:
+            with open(filename, encoding="utf-8") as stream:
+                secret = stream.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            section.fail("secret_file", "cannot read %s: %s" % (filename, getattr(exc, "strerror", None) or exc))
+        if not secret or _WHITESPACE.search(secret):
+            section.fail("secret_file", "%s must hold one secret, without spaces" % filename)
+        secrets[""] = secret
+    named = section.value("secrets", {})
+    if not isinstance(named, dict):
+        section.fail("secrets", "must be a mapping of names to secrets")
+    table = _Section(named, section.source, _join(section.path, "secrets"), named)
+    for name in named:
+        if not isinstance(name, str) or not name.strip():
+            table.fail_here("name %r must be a non-empty string" % (name,))
+        secrets[name] = table.string(name, spaces=False)
+    return MappingProxyType(secrets)
+
+
+def _state_dir(top, base):
+    """``state_dir``, else systemd's ``$STATE_DIRECTORY`` (``StateDirectory=``), else the default."""
+    if top.given("state_dir"):
+        return os.path.join(base, top.string("state_dir"))
+    return os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR
+
+
+def _hooks(top, directory):
+    raw = top.value("hooks", [])
+    if not isinstance(raw, list):
+        top.fail("hooks", "must be a list of hooks")
+    settings = directory.webhooks
+    hooks = []
+    for index, entry in enumerate(raw):
+        section = _Section(entry, top.source, "hooks[%d]" % index, _HOOK_KEYS)
+        events = section.value("events", _REQUIRED)
+        if isinstance(events, str):
+            events = [events]
+        if not isinstance(events, list) or not events:
+            section.fail("events", "must be a list of: %s" % ", ".join(HOOK_EVENTS))
+        for position, event in enumerate(events):
+            if event not in HOOK_EVENTS:
+                section.fail("events[%d]" % position, "must be one of %s" % ", ".join(HOOK_EVENTS))
+        uri = section.string("uri", spaces=False)
+        try:
+            webhook.check_uri(uri)
+        except InvalidData as exc:
+            section.fail("uri", exc.message)
+        direction = section.value("direction", None)
+        if direction is not None and direction not in ("inbound", "outbound"):
+            section.fail("direction", "must be inbound or outbound")
+        hooks.append(Hook(
+            events=frozenset(events), uri=uri,
+            http_verb=section.choice("http_verb", webhook.VERBS, "post"),
+            format=section.choice("format", FORMATS, settings.format),
+            secret=_secret_name(section, settings),
+            retry=webhook.retry_policy(section.integer("retries", settings.retries, 0, webhook.MAX_RETRIES),
+                                       settings),
+            callflow_ids=tuple(_string_list(section.raw, "callflow_ids", section.fail)),
+            direction=direction,
+            numbers=tuple(_string_list(section.raw, "numbers", section.fail)),
+        ))
+    return tuple(hooks)
+
+
+def _secret_name(section, settings):
+    if not section.given("secret"):
+        return ""
+    name = section.string("secret", spaces=False)
+    if name not in settings.secrets:
+        section.fail("secret", "no secret named %r in webhooks.secrets" % name)
+    return name
 
 
 # --- callflow documents --------------------------------------------------------

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from callflowd.retry import Retry
+from callflowd.webhooks.breaker import BreakerSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,14 +41,39 @@ class VoicemailBox:
 
 @dataclasses.dataclass(frozen=True)
 class WebhookSettings:
-    """Defaults for the ``webhook`` action and the delivery workers."""
+    """Defaults for the ``webhook`` action and lifecycle hooks, and how the outbox delivers them."""
 
     timeout: float = 5.0  # seconds, per HTTP attempt (connect and read)
     retries: int = 2  # default for nodes that don't say
     backoff_factor: float = 1.0
     backoff_max: float = 30.0
-    workers: int = 4
-    queue_size: int = 1000
+    retry_after_max: float = 300.0  # a longer Retry-After is cut to this
+    format: str = "form"  # or "json"
+    # Requests in flight: enough for 100 webhooks/s to a receiver taking 1 s (x1.25).
+    concurrency: int = 1000
+    concurrency_per_endpoint: int = 125
+    outbox_max: int = 100000  # webhooks the outbox may hold
+    synchronous: str = "normal"  # SQLite synchronous: normal or full (see webhooks.store)
+    breaker: BreakerSettings = BreakerSettings()
+    proxy: str | None = None
+    # Signing secrets by name; "" is the global one. Never in a callflow document.
+    secrets: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}), repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hook:
+    """A lifecycle hook: channel events, filtered, sent as webhooks through the outbox."""
+
+    events: frozenset  # of "channel_create", "channel_answer", "channel_bridge", "channel_destroy"
+    uri: str
+    http_verb: str = "post"
+    format: str = "form"
+    secret: str | None = ""  # a name in WebhookSettings.secrets; "" the global one
+    retry: Retry = Retry()
+    callflow_ids: tuple = ()  # empty: any (or none)
+    direction: str | None = None  # "inbound" or "outbound"; None: both
+    numbers: tuple = ()  # caller or destination number; empty: any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,3 +95,5 @@ class Config:
     callflows: tuple  # of callflowd.flow.model.Callflow
     log_level: str = "INFO"
     source: str = ""
+    state_dir: str = "/var/lib/callflowd"  # the webhook outbox lives here
+    hooks: tuple = ()  # of Hook

@@ -9,6 +9,7 @@ the receiver got it.
 
 import json
 import pathlib
+import shutil
 import tempfile
 import urllib.parse
 
@@ -33,9 +34,9 @@ def run_demo(scenario="busy", out=None):
     simulator.start()
     receiver.start()
     service = None
+    workdir = tempfile.mkdtemp(prefix="callflowd-demo-")  # the config, and the outbox's state_dir
     try:
-        with tempfile.TemporaryDirectory(prefix="callflowd-demo-") as workdir:
-            config = load_config(_write_config(pathlib.Path(workdir), simulator, receiver))
+        config = load_config(_write_config(pathlib.Path(workdir), simulator, receiver))
         finished = []
         done = Event()
         service = Service(config, on_call_finished=[lambda call: (finished.append(call), done.set())])
@@ -61,6 +62,7 @@ def run_demo(scenario="busy", out=None):
             service.stop(grace=5)
         receiver.stop()
         simulator.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 _PHONE = {"busy": "busy", "no_answer": "not answering", "answer": "answering"}
@@ -86,6 +88,7 @@ def _write_config(workdir, simulator, receiver):
             "profile": "default", "domain": "example.com", "mailbox": "1000"}},
         "webhooks": {"timeout": 2, "retries": 2},
         "callflows_dir": "callflows.d",
+        "state_dir": "state",
     }
     path = workdir / "callflowd.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -1,30 +1,36 @@
 """One webhook attempt, and what its outcome means for retrying.
 
-``attempt()`` sends a ``WebhookRequest`` once and never raises for network
-trouble: it returns an ``AttemptResult`` whose ``outcome`` says what happened.
-After urllib3, "never sent" and "sent, no good answer" are different outcomes:
+``send()`` sends a ``WebhookRequest`` once and never raises for network
+trouble: it returns an ``AttemptResult`` whose ``outcome`` says what happened,
+as soon as the status line and headers are in, and the response, which the
+caller hands to ``release()`` once it has recorded the outcome. **The status
+line decides**: a 2xx is a delivery even if the body then comes slowly or
+never (a receiver that answers ``200`` and drips its body got the webhook;
+retrying would send it again). After urllib3, "never sent" and "sent, no good
+answer" are different outcomes:
 
 ``DELIVERED``  any 2xx answer.
 ``NOT_SENT``   the request never left: connection refused, DNS failure,
                connect timeout. Retried.
 ``NO_ANSWER``  the request was (or may have been) sent but no good answer came:
-               5xx, 429, read timeout, connection reset or closed before an
-               answer, the attempt's overall deadline. Retried, but the far end
-               may have acted on it, so a receiver may see it more than once.
-``REJECTED``   retrying cannot help: any other status (4xx but 429, 3xx,
-               1xx), a TLS error, an invalid URI or method. Not retried.
+               408, 429, 502, 503, 504 (``Retry.retry_statuses``; their
+               ``Retry-After`` is kept), read timeout before the status line,
+               connection reset or closed before an answer, the attempt's
+               deadline. Retried, but the far end may have acted on it, so a
+               receiver may see it more than once (same delivery id).
+``REJECTED``   retrying cannot help: any other status (other 4xx, 500, 501,
+               3xx, 1xx), a TLS error, an invalid URI or method. Not retried.
 
-Wire format: POST sends ``fields`` as an ``application/x-www-form-urlencoded``
-body; GET appends the same encoding to the URI's query string (after any query
-already there). Redirects are never followed, for either method: requests would
-turn a redirected POST into a GET and silently drop the fields, and a webhook URI
-is configuration the operator should fix, so a 3xx is ``REJECTED`` with its
-``Location`` in the reason.
+Redirects are never followed, for either method: requests would turn a
+redirected POST into a GET and silently drop the fields, and a webhook URI is
+configuration the operator should fix, so a 3xx is ``REJECTED``.
 
 Timeouts: ``timeout`` seconds to connect and ``timeout`` seconds for each read;
 on top of that a gevent deadline of ``DEADLINE_FACTOR * timeout`` bounds the
-whole attempt (DNS resolution, which requests' timeout doesn't cover, and an
-answer trickled in byte by byte), so a worker is never held for ever.
+wait for the status line (DNS resolution, which requests' timeout doesn't
+cover, and a status line trickled in byte by byte). ``release()`` reads what is
+left of a short answer within ``timeout`` so the connection goes back to the
+keep-alive pool, or closes it.
 """
 
 import dataclasses
@@ -32,19 +38,19 @@ import enum
 import http.client
 import logging
 import socket
-import urllib.parse
+import time
 
 import gevent
 import requests
 import urllib3.exceptions
 
-from callflowd import __version__
 from callflowd.logfmt import safe
+from callflowd.retry import RETRY_STATUSES, parse_retry_after
+from callflowd.webhooks import wire
+from callflowd.webhooks.redact import scrub
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "callflowd/%s" % __version__
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 DEADLINE_FACTOR = 3
 # Read at most this much of an answer: enough to reuse the connection after a
 # normal short answer, never enough to let a receiver fill our memory.
@@ -69,78 +75,89 @@ class AttemptResult:
     outcome: Outcome
     reason: str
     status: int | None = None  # the HTTP status, when an answer came
+    retry_after: float | None = None  # seconds, from a Retry-After header
 
     @property
     def retryable(self):
         return self.outcome.retryable
 
 
-def attempt(session, request, timeout):
-    """Send ``request`` once through ``session``; classify what happened."""
-    method = request.method.lower()
-    if method not in ("post", "get"):
-        return AttemptResult(Outcome.REJECTED, "unsupported method %s" % safe(request.method))
-    headers = {"User-Agent": USER_AGENT}
-    body = urllib.parse.urlencode(request.fields)
-    if method == "post":
-        url = request.uri
-        headers["Content-Type"] = FORM_CONTENT_TYPE
-        data = body.encode("ascii")  # urlencode output is ASCII
-    else:
-        url = with_query(request.uri, body)
-        data = None
-
+def send(session, request, timeout, *, attempt=1, secret=None, clock=time.time):
+    """Send ``request`` once; ``(AttemptResult, response or None)`` once the status line is in."""
+    if request.method.lower() not in ("post", "get"):
+        return AttemptResult(Outcome.REJECTED, "unsupported method %s" % safe(request.method)), None
+    out = wire.encode(request, attempt=attempt, secret=secret, now=clock())
     deadline = gevent.Timeout(DEADLINE_FACTOR * timeout)
     deadline.start()
     try:
         response = session.request(
-            method.upper(), url, data=data, headers=headers,
+            out.method, out.url, data=out.body, headers=out.headers,
             timeout=(timeout, timeout), allow_redirects=False, stream=True,
         )
-        try:
-            _drain(response, request)
-        finally:
-            response.close()
     except gevent.Timeout as exc:
         if exc is not deadline:
             raise
-        return AttemptResult(Outcome.NO_ANSWER, "no answer within %gs" % (DEADLINE_FACTOR * timeout))
+        return AttemptResult(Outcome.NO_ANSWER, "no answer within %gs" % (DEADLINE_FACTOR * timeout)), None
     except requests.RequestException as exc:
-        return classify_error(exc)
+        return classify_error(exc, request.uri), None
     finally:
         deadline.close()
-    return classify_status(response)
+    return classify_status(response, request.retry.retry_statuses, clock()), response
 
 
-def with_query(uri, encoded):
-    """``uri`` with ``encoded`` appended to its query string (the fragment is dropped)."""
-    parts = urllib.parse.urlsplit(uri)
-    if not encoded:
-        query = parts.query
-    elif parts.query:
-        query = "%s&%s" % (parts.query, encoded)
-    else:
-        query = encoded
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+def release(response, timeout, request=None):
+    """Read what is left of a short answer (bounded in time and size), then let the connection go.
+
+    Fully read, the connection returns to the keep-alive pool; otherwise it is
+    closed. Never changes the outcome: the status line already decided it.
+    """
+    if response is None:
+        return
+    limit = gevent.Timeout(timeout)
+    limit.start()
+    try:
+        _drain(response, request)
+    except gevent.Timeout as exc:
+        if exc is not limit:
+            raise
+        log.debug("call %s: webhook answer body still coming after %gs; closing the connection",
+                  safe(request.call_id if request else "?"), timeout)
+    finally:
+        limit.close()
+        response.close()
 
 
-def classify_status(response):
+def attempt(session, request, timeout, *, secret=None, clock=time.time):
+    """``send()`` then ``release()``: one whole attempt, for callers with nothing to record between."""
+    result, response = send(session, request, timeout, secret=secret, clock=clock)
+    release(response, timeout, request)
+    return result
+
+
+def classify_status(response, retry_statuses=RETRY_STATUSES, now=None):
     status = response.status_code
     phrase = _phrase(response)
     if 200 <= status < 300:
         return AttemptResult(Outcome.DELIVERED, "%d %s" % (status, phrase), status)
-    if status >= 500 or status == 429:
-        return AttemptResult(Outcome.NO_ANSWER, "%d %s" % (status, phrase), status)
+    if status in retry_statuses:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"),
+                                        time.time() if now is None else now)
+        return AttemptResult(Outcome.NO_ANSWER, "%d %s" % (status, phrase), status, retry_after)
     if 300 <= status < 400:
-        location = response.headers.get("Location", "")
-        return AttemptResult(
-            Outcome.REJECTED, "%d %s (redirect to %s not followed)" % (status, phrase, safe(location)), status
-        )
+        return AttemptResult(Outcome.REJECTED, "%d %s (redirect not followed)" % (status, phrase), status)
     return AttemptResult(Outcome.REJECTED, "%d %s" % (status, phrase), status)
 
 
-def classify_error(exc):
-    """Turn a requests exception into an outcome: never sent, sent without answer, or hopeless."""
+def classify_error(exc, uri=None):
+    """Turn a requests exception into an outcome: never sent, sent without answer, or hopeless.
+
+    Reasons quote library messages, which may hold the URI: ``scrub`` masks its secrets.
+    """
+    result = _classify_error(exc)
+    return dataclasses.replace(result, reason=scrub(result.reason, uri))
+
+
+def _classify_error(exc):
     chain = list(_causes(exc))
     if isinstance(exc, requests.exceptions.SSLError):
         return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost(chain))
@@ -186,7 +203,7 @@ def _drain(response, request):
                 break
     except requests.RequestException as exc:
         log.debug("call %s: webhook answer body unreadable (%s); status %d stands",
-                  safe(request.call_id), safe(exc), response.status_code)
+                  safe(request.call_id if request else "?"), safe(scrub(exc)), response.status_code)
 
 
 def _phrase(response):

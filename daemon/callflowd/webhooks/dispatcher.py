@@ -1,40 +1,56 @@
-"""Deliver webhooks apart from the call: a bounded queue and a pool of worker greenlets.
+"""Deliver webhooks from the durable outbox: per-endpoint lanes, cheap greenlets, retries by the rules.
 
-A call's greenlet only ever calls ``submit()``, which never blocks: a full
-queue or a dispatcher that isn't running drops the request, logs it and counts
-it. Workers (``settings.workers`` greenlets in a group the dispatcher owns,
-each with its own ``requests.Session`` for connection reuse) take requests off
-the queue and deliver them, retrying as the request's ``Retry`` allows:
+The call path only calls ``submit()``, which never blocks and never touches
+the disk: the webhook goes into the outbox's buffer and is *accepted* once
+the writer commits it (see ``outbox``). Then:
 
-* ``NOT_SENT`` and ``NO_ANSWER`` outcomes (see ``delivery``) are retried,
-  waiting ``retry.backoff()`` seconds between attempts through the injected
-  ``sleep``; ``REJECTED`` ones fail at once.
-* success is logged at INFO with status and attempt count; a final failure at
-  WARNING with call id, uri, attempts and reason. ERROR is kept for our own
-  bugs (a crashing delivery or worker), which are logged with the traceback.
+* each endpoint (``scheme://host:port``) has a lane: webhooks ready to go,
+  attempts in flight, and a circuit breaker (``breaker``). A slow or dead
+  receiver fills its own lane only: others keep flowing.
+* every attempt is its own greenlet, up to ``concurrency_per_endpoint`` per
+  endpoint and ``concurrency`` in all. A receiver taking 1 s to answer 100
+  webhooks a second needs 100 in flight: greenlets, not a fixed pool.
+* ``DELIVERED`` deletes the row; ``NOT_SENT``/``NO_ANSWER`` records the
+  attempt and schedules the next after ``Retry.delay()`` (the server's
+  ``Retry-After``, capped, or the back-off), until the retries are spent;
+  ``REJECTED`` and spent retries delete the row and log a warning.
+* nothing waits in a loop: a timer heap holds the retries, and one scheduler
+  greenlet launches what is due when woken.
 
-``stop(timeout)`` stops accepting, lets the workers finish what is queued for up
-to ``timeout`` seconds, then kills them and reports what was abandoned.
+``stop(timeout)`` stops accepting, commits what was handed over, lets what is
+due finish for up to ``timeout`` seconds, then stops; everything not delivered
+stays in the outbox for the next start, and the log says how many. Delivery is
+at-least-once: a webhook whose success was not yet recorded is sent again
+with the same ``X-Callflowd-Delivery`` id.
 """
 
+import collections
 import dataclasses
 import enum
+import heapq
+import itertools
 import logging
 import random
+import socket
+import time
 
 import gevent
 import gevent.pool
-import gevent.queue
 import requests
+import requests.adapters
+from gevent.event import Event
 
 from callflowd.logfmt import safe
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks import delivery
-from callflowd.webhooks.delivery import Outcome
+from callflowd.webhooks.breaker import Breaker, BreakerState
+from callflowd.webhooks.delivery import AttemptResult, Outcome
+from callflowd.webhooks.outbox import Outbox, OutboxFull
+from callflowd.webhooks.redact import redact
+from callflowd.webhooks.request import WebhookRequest
+from callflowd.webhooks.store import OutboxStore
 
 log = logging.getLogger(__name__)
-
-WORKER_RESTART_DELAY = 1.0  # seconds before a crashed worker is replaced
 
 
 class State(enum.Enum):
@@ -46,186 +62,344 @@ class State(enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class DispatcherStats:
-    """Counters since the dispatcher was made; ``queued`` is the queue depth at the time."""
+    """Counters since the dispatcher started; ``pending`` is the outbox size at the time."""
 
-    accepted: int = 0  # taken by submit()
+    accepted: int = 0  # committed to the outbox (including those resumed at start)
     delivered: int = 0
-    failed: int = 0
-    dropped: int = 0  # refused by submit(): queue full, or not running
-    retried: int = 0  # extra attempts made
-    abandoned: int = 0  # still queued or in flight when stop() gave up
-    queued: int = 0
+    failed: int = 0  # rejected, or retries spent
+    dropped: int = 0  # refused by submit(): outbox full, or not running
+    lost: int = 0  # handed over, but their commit failed (disk full...)
+    retried: int = 0  # extra attempts scheduled
+    pending: int = 0
+    in_flight: int = 0
+
+
+@dataclasses.dataclass(eq=False)
+class Item:
+    """A webhook in the outbox, with its progress."""
+
+    request: WebhookRequest
+    attempts: int = 0  # attempts made
+    due: float = 0.0  # Unix time the next attempt may start
+
+
+class _Lane:
+    """One endpoint: its ready webhooks, its attempts in flight, its breaker."""
+
+    def __init__(self, endpoint, breaker):
+        self.endpoint = endpoint
+        self.ready = collections.deque()
+        self.in_flight = 0
+        self.breaker = breaker
+
+
+class _NoDelaySessionAdapter(requests.adapters.HTTPAdapter):
+    """Keep-alive pools with TCP_NODELAY said out loud (urllib3's default, which we rely on)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["socket_options"] = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        super().init_poolmanager(*args, **kwargs)
+
+
+def make_session(settings):
+    """One ``requests.Session`` for every attempt: keep-alive pools sized to the concurrency.
+
+    ``trust_env=False``: requests otherwise reads the proxy environment (and
+    .netrc) on every request, which cost 29 % of delivery CPU; a proxy is
+    given in the config (``webhooks.proxy``) instead.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    if settings.proxy:
+        session.proxies = {"http": settings.proxy, "https": settings.proxy}
+    adapter = _NoDelaySessionAdapter(pool_connections=64, pool_maxsize=settings.concurrency_per_endpoint,
+                                     pool_block=False, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class WebhookDispatcher:
-    """Owns the webhook queue and its workers.
+    """Owns the outbox, the lanes and the attempt greenlets.
 
-    ``session`` makes one HTTP session per worker (default ``requests.Session``);
-    ``sleep`` waits between attempts and ``rand`` feeds the back-off jitter, both
-    injectable so tests can check the back-off without sleeping.
+    ``rand`` feeds the back-off jitter and ``clock`` gives Unix time, both
+    injectable so tests can check the schedule without sleeping.
     """
 
-    def __init__(self, settings, *, session=None, sleep=gevent.sleep, rand=random.random):
-        if settings.workers < 1:
-            raise ValueError("webhook workers must be >= 1")
-        if settings.queue_size < 1:
-            raise ValueError("webhook queue_size must be >= 1")
+    def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time):
+        if settings.concurrency < 1 or settings.concurrency_per_endpoint < 1:
+            raise ValueError("webhook concurrency must be >= 1")
+        if settings.outbox_max < 1:
+            raise ValueError("webhook outbox_max must be >= 1")
         if settings.timeout <= 0:
             raise ValueError("webhook timeout must be > 0")
         self.settings = settings
         self.state = State.NEW
-        self._session_factory = session or requests.Session
-        self._sleep = sleep
+        self._session = session or make_session(settings)
         self._rand = rand
-        self._queue = gevent.queue.JoinableQueue(maxsize=settings.queue_size)
-        self._group = gevent.pool.Group()
-        self._in_flight = {}  # worker greenlet -> the request it is delivering
+        self._clock = clock
+        self.outbox = Outbox(OutboxStore(state_dir, settings.synchronous), settings.outbox_max,
+                             on_committed=self._accepted, on_lost=self._lost)
+        self._group = gevent.pool.Group()  # the writer and the scheduler
+        self._attempts = gevent.pool.Group()
+        self._lanes = {}  # endpoint -> _Lane
+        self._busy = set()  # lanes with ready webhooks
+        self._timers = []  # heap of (due, seq, item)
+        self._seq = itertools.count()
+        self._in_flight = 0
+        self._wake = Event()
+        self._progress = Event()  # set whenever an attempt ends
         self._counts = dict.fromkeys(
-            ("accepted", "delivered", "failed", "dropped", "retried", "abandoned"), 0)
+            ("accepted", "delivered", "failed", "dropped", "lost", "retried"), 0)
 
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self):
+        """Open the outbox, resume what it holds, start the writer and the scheduler.
+
+        Raises OutboxError when the state directory or the database can't be used.
+        """
         if self.state is not State.NEW:
             raise RuntimeError("webhook dispatcher is %s; it can only start once" % self.state.value)
+        rows = self.outbox.open()
+        resumed = []
+        for delivery_id, attempts, due, text in rows:
+            try:
+                resumed.append(Item(WebhookRequest.from_json(delivery_id, text), attempts, due))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("outbox row %s unreadable (%s); deleting it", safe(delivery_id), exc)
+                self.outbox.delete(delivery_id)
         self.state = State.RUNNING
-        for _ in range(self.settings.workers):
-            self._spawn_worker()
-        log.info("webhook dispatcher started: %d workers, queue of %d",
-                 self.settings.workers, self.settings.queue_size)
+        self.outbox.start(self._group)
+        scheduler = self._group.spawn(self._schedule_loop)
+        scheduler.link_exception(lambda g: log.error("webhook scheduler died", exc_info=g.exc_info))
+        if resumed:
+            log.warning("webhook outbox %s: resuming %d undelivered webhooks",
+                        self.outbox.store.path, len(resumed))
+            self._accepted(resumed)
+        log.info("webhook dispatcher started: outbox %s (synchronous=%s, at most %d), "
+                 "%d in flight at most, %d per endpoint", self.outbox.store.path,
+                 self.settings.synchronous, self.settings.outbox_max, self.settings.concurrency,
+                 self.settings.concurrency_per_endpoint)
 
     def stop(self, timeout=10.0):
-        """Stop accepting, drain the queue for up to ``timeout`` seconds, then kill the workers.
+        """Stop accepting; deliver what is due for up to ``timeout`` s; keep the rest in the outbox.
 
-        Returns how many requests were abandoned (still queued or in flight).
+        Returns how many webhooks are left in the outbox for the next start.
         """
         if self.state in (State.STOPPING, State.STOPPED):
             return 0
         was_running = self.state is State.RUNNING
         self.state = State.STOPPING
-        pending = self._queue.unfinished_tasks
-        if was_running and pending:
-            log.info("webhook dispatcher stopping: waiting up to %gs for %d unfinished requests",
-                     timeout, pending)
-            self._queue.join(timeout=timeout)
-        abandoned = list(self._in_flight.values())
-        while True:
-            try:
-                abandoned.append(self._queue.get_nowait())
-            except gevent.queue.Empty:
-                break
-            self._queue.task_done()
-        self._group.kill(block=True, timeout=5)
-        for request in abandoned:
-            log.warning("call %s: webhook abandoned at stop: %s",
-                        safe(request.call_id), safe(request.describe()))
-        self._counts["abandoned"] += len(abandoned)
+        if not was_running:
+            self.state = State.STOPPED
+            return 0
+        deadline = time.monotonic() + timeout
+        self.outbox.flush(timeout)
+        if not self._drained():
+            log.info("webhook dispatcher stopping: up to %gs to deliver %d due webhooks",
+                     timeout, self._due_count())
+            while not self._drained():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._progress.clear()
+                self._progress.wait(remaining)
+        interrupted = self._in_flight
+        self._attempts.kill(block=True, timeout=5)
+        self._group.kill(block=False)  # the scheduler; the writer is stopped by the outbox
+        self.outbox.stop(timeout=max(5.0, deadline - time.monotonic()))
+        left = self.outbox.rows
         self.state = State.STOPPED
-        if abandoned:
-            log.warning("webhook dispatcher stopped; %d requests abandoned", len(abandoned))
+        if left:
+            log.warning("webhook dispatcher stopped; %d undelivered webhooks stay in the outbox "
+                        "%s for the next start (%d were in flight)", left, self.outbox.store.path,
+                        interrupted)
         else:
-            log.info("webhook dispatcher stopped")
-        return len(abandoned)
+            log.info("webhook dispatcher stopped; the outbox is empty")
+        return left
 
     # -- the call path -------------------------------------------------------------
 
     def submit(self, request):
-        """Queue ``request`` for delivery; never blocks. False (logged, counted) if dropped."""
+        """Hand ``request`` to the outbox; never blocks. False (logged, counted) if dropped."""
         if self.state is not State.RUNNING:
             return self._drop(request, "dispatcher %s" % self.state.value)
         try:
-            self._queue.put_nowait(request)
-        except gevent.queue.Full:
-            return self._drop(request, "queue full, %d waiting" % self.settings.queue_size)
-        self._counts["accepted"] += 1
+            self.outbox.add(Item(request, 0, self._clock()))
+        except OutboxFull as exc:
+            return self._drop(request, "outbox full: %s" % exc)
         return True
 
     @property
     def stats(self):
-        return DispatcherStats(queued=self._queue.qsize(), **self._counts)
+        return DispatcherStats(pending=self.outbox.size, in_flight=self._in_flight, **self._counts)
 
     def _drop(self, request, why):
         self._counts["dropped"] += 1
-        log.warning("call %s: webhook dropped (%s): %s",
-                    safe(request.call_id), why, safe(request.describe()))
+        log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
+                  safe(request.call_id), why, request.describe(), self._counts["dropped"])
         return False
 
-    # -- workers -------------------------------------------------------------------
+    def _lost(self, items):
+        self._counts["lost"] += len(items)
+        for item in items:
+            log.error("call %s: webhook lost (outbox write failed): %s; %d lost since start",
+                      safe(item.request.call_id), item.request.describe(), self._counts["lost"])
 
-    def _spawn_worker(self, delay=0):
-        worker = gevent.Greenlet(self._work)
-        worker.link_exception(self._worker_crashed)
-        self._group.add(worker)
-        if delay:
-            worker.start_later(delay)
+    # -- scheduling ------------------------------------------------------------------
+
+    def _accepted(self, items):
+        self._counts["accepted"] += len(items)
+        now = self._clock()
+        for item in items:
+            self._schedule(item, now)
+        self._wake.set()
+
+    def _lane(self, endpoint):
+        lane = self._lanes.get(endpoint)
+        if lane is None:
+            breaker = Breaker(redact(endpoint), self.settings.breaker)
+            lane = self._lanes[endpoint] = _Lane(endpoint, breaker)
+        return lane
+
+    def _schedule(self, item, now):
+        if item.due <= now:
+            lane = self._lane(item.request.endpoint)
+            lane.ready.append(item)
+            self._busy.add(lane)
         else:
-            worker.start()
-        return worker
+            heapq.heappush(self._timers, (item.due, next(self._seq), item))
 
-    def _worker_crashed(self, worker):
-        # Only reached through a bug outside the per-request guard in _work
-        # (e.g. the session factory failing). The replacement starts after a
-        # pause so a worker that can never start doesn't spin the hub.
-        self._in_flight.pop(worker, None)
-        if self.state is not State.RUNNING:
-            log.error("webhook worker crashed while stopping", exc_info=worker.exc_info)
-            return
-        log.error("webhook worker crashed; starting a replacement in %gs",
-                  WORKER_RESTART_DELAY, exc_info=worker.exc_info)
-        self._spawn_worker(delay=WORKER_RESTART_DELAY)
-
-    def _work(self):
-        session = self._session_factory()
-        me = gevent.getcurrent()
-        try:
-            while True:
-                request = self._queue.get()
-                self._in_flight[me] = request
-                try:
-                    self.deliver(session, request)
-                except Exception:
-                    self._counts["failed"] += 1
-                    log.exception("call %s: webhook delivery crashed; dropping it: %s",
-                                  safe(request.call_id), safe(request.describe()))
-                finally:
-                    self._in_flight.pop(me, None)
-                    self._queue.task_done()
-        finally:
-            session.close()
-
-    def deliver(self, session, request):
-        """Deliver one request with its retries; returns the last ``AttemptResult``."""
-        retry = request.retry
-        attempts = 0
+    def _schedule_loop(self):
         while True:
-            attempts += 1
-            result = delivery.attempt(session, request, self.settings.timeout)
-            if result.outcome is Outcome.DELIVERED:
-                self._counts["delivered"] += 1
-                log.info("call %s: webhook delivered: %s answered %s after %s",
-                         safe(request.call_id), safe(request.describe()), result.reason,
-                         _attempts(attempts))
-                return result
-            if not result.retryable:
-                return self._failed(request, result, attempts)
-            try:
-                retry = retry.increment()
-            except RetriesExhausted:
-                return self._failed(request, result, attempts)
-            delay = retry.backoff(self._rand)
-            log.info("call %s: webhook %s (%s): %s; retry %d%s in %.2fs",
-                     safe(request.call_id), result.outcome.value, result.reason,
-                     safe(request.describe()), retry.attempt,
-                     "" if retry.total is None else " of %d" % retry.total, delay)
-            self._counts["retried"] += 1
-            self._sleep(delay)
+            self._wake.clear()
+            wait = self._launch()
+            self._wake.wait(wait)
 
-    def _failed(self, request, result, attempts):
+    def _launch(self):
+        """Start every attempt that is due and allowed; seconds until something else is due."""
+        now = self._clock()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, item = heapq.heappop(self._timers)
+            self._schedule(item, now)
+        next_at = self._timers[0][0] if self._timers else None
+        settings = self.settings
+        for lane in list(self._busy):
+            allowed = lane.breaker.allows(now)
+            if allowed == 0:
+                if lane.in_flight == 0:
+                    next_at = lane.breaker.reopens_at if next_at is None else min(next_at, lane.breaker.reopens_at)
+                continue
+            room = settings.concurrency_per_endpoint - lane.in_flight
+            if allowed is not None:
+                room = min(room, allowed)
+            while room > 0 and lane.ready and self._in_flight < settings.concurrency:
+                item = lane.ready.popleft()
+                lane.in_flight += 1
+                self._in_flight += 1
+                room -= 1
+                lane.breaker.started()
+                self._attempts.spawn(self._attempt, lane, item)
+            if not lane.ready:
+                self._busy.discard(lane)
+        if next_at is None:
+            return None
+        return max(0.0, next_at - now)
+
+    # -- attempts --------------------------------------------------------------------
+
+    def _attempt(self, lane, item):
+        request = item.request
+        item.attempts += 1
+        response = None
+        try:
+            secret = self._secret(request)
+            if secret is False:
+                result = AttemptResult(Outcome.REJECTED, "its signing secret %r is not configured"
+                                       % safe(request.secret))
+            else:
+                result, response = delivery.send(self._session, request, self.settings.timeout,
+                                                  attempt=item.attempts, secret=secret, clock=self._clock)
+            self._record(lane, item, result)
+            delivery.release(response, self.settings.timeout, request)
+        except Exception:
+            # Our bug, not the receiver's: log it, and treat the attempt as unanswered so the
+            # webhook stays in the outbox and is retried by the rules rather than lost.
+            log.exception("call %s: webhook attempt crashed: %s; counting it as not answered",
+                          safe(request.call_id), request.describe())
+            if response is not None:
+                response.close()
+            self._record(lane, item, AttemptResult(Outcome.NO_ANSWER, "internal error"))
+        finally:
+            lane.in_flight -= 1
+            self._in_flight -= 1
+            if lane.ready:
+                self._busy.add(lane)
+            self._wake.set()
+            self._progress.set()
+
+    def _secret(self, request):
+        """The signing secret for ``request``: a string, None (unsigned), or False (missing)."""
+        if request.secret is None:
+            return None
+        secret = self.settings.secrets.get(request.secret)
+        if secret is None:
+            return None if request.secret == "" else False
+        return secret
+
+    def _record(self, lane, item, result):
+        request = item.request
+        if result.outcome is Outcome.DELIVERED:
+            lane.breaker.succeeded()
+            self.outbox.delete(request.delivery_id)
+            self._counts["delivered"] += 1
+            log.info("call %s: webhook delivered: %s answered %s after %s (delivery %s)",
+                     safe(request.call_id), request.describe(), result.reason,
+                     _attempts(item.attempts), request.delivery_id)
+            return
+        if not result.retryable:
+            if result.status is not None:
+                lane.breaker.succeeded()  # it answered: the endpoint is alive
+            return self._failed(item, result)
+        now = self._clock()
+        lane.breaker.failed(now)
+        retry = dataclasses.replace(request.retry, attempt=item.attempts - 1)
+        try:
+            retry = retry.increment()
+        except RetriesExhausted:
+            return self._failed(item, result)
+        delay = retry.delay(result.retry_after, self._rand)
+        item.due = now + delay
+        self.outbox.update(item)
+        self._counts["retried"] += 1
+        log.info("call %s: webhook %s (%s): %s; retry %d%s in %.2fs%s",
+                 safe(request.call_id), result.outcome.value, result.reason, request.describe(),
+                 retry.attempt, "" if retry.total is None else " of %d" % retry.total, delay,
+                 "" if result.retry_after is None else " (Retry-After)")
+        heapq.heappush(self._timers, (item.due, next(self._seq), item))
+
+    def _failed(self, item, result):
+        request = item.request
+        self.outbox.delete(request.delivery_id)
         self._counts["failed"] += 1
-        log.warning("call %s: webhook failed after %s: %s (%s): %s",
-                    safe(request.call_id), _attempts(attempts), result.reason,
-                    result.outcome.value, safe(request.describe()))
-        return result
+        log.warning("call %s: webhook failed after %s: %s (%s): %s (delivery %s)",
+                    safe(request.call_id), _attempts(item.attempts), result.reason,
+                    result.outcome.value, request.describe(), request.delivery_id)
+
+    # -- draining --------------------------------------------------------------------
+
+    def _due_count(self):
+        return sum(len(lane.ready) for lane in self._busy) + self._in_flight
+
+    def _drained(self):
+        """Nothing in flight and nothing due that a closed breaker would let out."""
+        if self._in_flight:
+            return False
+        now = self._clock()
+        if self._timers and self._timers[0][0] <= now:
+            return False
+        return not any(lane.ready and lane.breaker.state is not BreakerState.OPEN for lane in self._busy)
 
 
 def _attempts(n):

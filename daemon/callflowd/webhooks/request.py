@@ -1,16 +1,35 @@
-"""One webhook to deliver, as a value: everything a delivery worker needs, nothing live."""
+"""One webhook to deliver, as a value: everything a delivery needs, nothing live.
+
+A request is written to the outbox as JSON (``to_json``/``from_json``) and
+read back after a restart, so it carries names, never objects: the signing
+secret by name (looked up in the config when it is sent), the retry policy by
+its numbers.
+"""
 
 import dataclasses
+import json
+import urllib.parse
+import uuid
 
 from callflowd.retry import Retry
+from callflowd.webhooks.redact import redact
+
+FORMATS = ("form", "json")
+DEFAULT_SECRET = ""  # the name of the global ``webhooks.secret``
+
+
+def new_delivery_id():
+    """A fresh, unique delivery id (the ``X-Callflowd-Delivery`` header)."""
+    return uuid.uuid4().hex
 
 
 @dataclasses.dataclass(frozen=True)
 class WebhookRequest:
-    """``fields`` are sent form-encoded (POST body) or as the query string (GET).
+    """``fields`` are sent form-encoded or as JSON (POST body), or as the query string (GET).
 
     ``fields`` is a tuple of ``(name, value)`` string pairs, in order.
     ``retry`` counts extra attempts made when the host isn't available.
+    ``secret`` names the signing secret: ``""`` the global one, ``None`` unsigned.
     """
 
     call_id: str
@@ -18,6 +37,39 @@ class WebhookRequest:
     method: str  # "post" or "get"
     fields: tuple
     retry: Retry
+    format: str = "form"
+    secret: str | None = DEFAULT_SECRET
+    delivery_id: str = dataclasses.field(default_factory=new_delivery_id)
+    event: str = "webhook"  # "webhook" (a callflow node) or a lifecycle hook's event name
 
     def describe(self):
-        return "%s %s" % (self.method.upper(), self.uri)
+        """``POST https://***@host/path?***``: safe to log at any level."""
+        return "%s %s" % (self.method.upper(), redact(self.uri))
+
+    @property
+    def endpoint(self):
+        """``scheme://host:port``: what the breaker and the concurrency limits count by."""
+        parts = urllib.parse.urlsplit(self.uri)
+        scheme = parts.scheme.lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+        return "%s://%s:%d" % (scheme, (parts.hostname or "").lower(), port)
+
+    def to_json(self):
+        retry = self.retry
+        return json.dumps({
+            "call_id": self.call_id, "uri": self.uri, "method": self.method,
+            "fields": [list(pair) for pair in self.fields], "format": self.format,
+            "secret": self.secret, "event": self.event,
+            "retry": {"total": retry.total, "backoff_factor": retry.backoff_factor,
+                      "backoff_max": retry.backoff_max, "jitter": retry.jitter,
+                      "retry_after_max": retry.retry_after_max},
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, delivery_id, text):
+        raw = json.loads(text)
+        return cls(call_id=raw["call_id"], uri=raw["uri"], method=raw["method"],
+                   fields=tuple((str(k), str(v)) for k, v in raw["fields"]),
+                   retry=Retry(**raw["retry"]), format=raw.get("format", "form"),
+                   secret=raw.get("secret", DEFAULT_SECRET), delivery_id=delivery_id,
+                   event=raw.get("event", "webhook"))

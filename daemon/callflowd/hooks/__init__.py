@@ -1,0 +1,1 @@
+"""Lifecycle hooks: channel events sent as webhooks through the durable outbox."""

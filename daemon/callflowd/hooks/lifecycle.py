@@ -1,0 +1,184 @@
+"""Lifecycle hooks: tell a web server when channels are created, answered, bridged and destroyed.
+
+Like Kazoo's webhooks app and Twilio's status callbacks, but through the same
+durable outbox as the ``webhook`` action (signed, retried, never lost). Each
+hook in the config (``hooks:``) names the events it wants and may filter on
+the callflow id, the direction and the caller or destination number.
+
+``observe()`` runs on the event socket's reader greenlet for every event
+(from the router): it only builds fields and calls ``submit()``, which never
+blocks. ``channel_destroy`` carries how the call went: ``hangup_cause``,
+``hangup_code`` (Q.850), ``duration_seconds`` (created to hangup),
+``ringing_seconds`` (created to answer, or to hangup if never answered),
+``billing_seconds`` (answer to hangup), computed from the channel's
+``Caller-Channel-*-Time`` headers (microseconds, on every channel event), and
+``flow_path``, the actions the callflow ran. A flow ends on
+HANGUP_COMPLETE but its greenlet may finish after CHANNEL_DESTROY is read, so
+for a channel with a flow the destroy hook waits for ``call_finished()``.
+"""
+
+import json
+import logging
+
+from callflowd.esl import names
+from callflowd.logfmt import safe
+from callflowd.webhooks.request import WebhookRequest
+
+log = logging.getLogger(__name__)
+
+EVENTS = {
+    names.CHANNEL_CREATE: "channel_create",
+    names.CHANNEL_ANSWER: "channel_answer",
+    names.CHANNEL_BRIDGE: "channel_bridge",
+    names.CHANNEL_DESTROY: "channel_destroy",
+}
+CREATED_TIME = names.CALLER_CHANNEL_CREATED_TIME
+ANSWERED_TIME = "Caller-Channel-Answered-Time"
+HANGUP_TIME = "Caller-Channel-Hangup-Time"
+HANGUP_CODE = "variable_hangup_cause_q850"
+OTHER_LEG = "Other-Leg-Unique-ID"
+EVENT_TIMESTAMP = "Event-Date-Timestamp"
+
+
+class _Channel:
+    __slots__ = ("callflow_id", "destroy", "path", "has_flow")
+
+    def __init__(self, callflow_id):
+        self.callflow_id = callflow_id
+        self.destroy = None  # the CHANNEL_DESTROY event, while its flow is still finishing
+        self.path = None  # the flow's steps, once it finished
+        self.has_flow = False
+
+
+class LifecycleHooks:
+    """The configured hooks, the channels they are watching, and the webhooks they submit."""
+
+    def __init__(self, hooks, routes, webhooks):
+        self.hooks = tuple(hooks)
+        self._routes = routes
+        self._webhooks = webhooks
+        self._channels = {}  # uuid -> _Channel
+        wanted = set()
+        for hook in self.hooks:
+            wanted |= hook.events
+        self._wanted = frozenset(name for name, hook_event in EVENTS.items() if hook_event in wanted)
+
+    @property
+    def subscriptions(self):
+        """Event-socket events the hooks need beyond the flows' own."""
+        return tuple(sorted(self._wanted - set(names.SUBSCRIBED_EVENTS)))
+
+    def __bool__(self):
+        return bool(self.hooks)
+
+    def observe(self, event, call=None):
+        """One event from the switch; ``call`` is the flow running on its channel, if any."""
+        if not self.hooks or event.name not in EVENTS:
+            return
+        uuid = event.uuid
+        channel = self._channels.get(uuid)
+        if channel is None:
+            channel = self._channels[uuid] = _Channel(self._callflow_id(event))
+        if call is not None:
+            channel.has_flow = True
+            channel.callflow_id = call.callflow_id
+        if event.name == names.CHANNEL_DESTROY:
+            if call is not None and channel.path is None:
+                channel.destroy = event  # sent by call_finished(), with the path
+                return
+            del self._channels[uuid]
+            self._send(event, channel)
+        elif event.name in self._wanted:
+            self._send(event, channel)
+
+    def call_finished(self, call):
+        """The flow on ``call`` is over: its path is known; send a destroy that waited for it."""
+        channel = self._channels.get(call.uuid)
+        if channel is None:
+            return
+        channel.path = [{"module": step.module, "outcome": step.outcome} for step in call.history]
+        if channel.destroy is not None:
+            del self._channels[call.uuid]
+            self._send(channel.destroy, channel)
+
+    def _callflow_id(self, event):
+        if event.get(names.CALL_DIRECTION) != names.DIRECTION_INBOUND:
+            return ""
+        callflow = self._routes.lookup(event.get(names.CALLER_DESTINATION_NUMBER, ""))
+        return callflow.id if callflow is not None else ""
+
+    def _send(self, event, channel):
+        hook_event = EVENTS[event.name]
+        fields = None
+        for hook in self.hooks:
+            if hook_event not in hook.events or not _matches(hook, event, channel):
+                continue
+            if fields is None:
+                fields = event_fields(hook_event, event, channel.callflow_id, channel.path)
+            request = WebhookRequest(call_id=event.uuid, uri=hook.uri, method=hook.http_verb,
+                                     fields=fields, retry=hook.retry, format=hook.format,
+                                     secret=hook.secret, event=hook_event)
+            if self._webhooks.submit(request):
+                log.debug("call %s: %s hook queued: %s (delivery %s)", safe(event.uuid), hook_event,
+                          request.describe(), request.delivery_id)
+
+
+def _matches(hook, event, channel):
+    if hook.direction and event.get(names.CALL_DIRECTION) != hook.direction:
+        return False
+    if hook.callflow_ids and channel.callflow_id not in hook.callflow_ids:
+        return False
+    if hook.numbers:
+        numbers = (event.get(names.CALLER_DESTINATION_NUMBER), event.get(names.CALLER_CALLER_ID_NUMBER))
+        if not any(number in hook.numbers for number in numbers):
+            return False
+    return True
+
+
+def event_fields(hook_event, event, callflow_id, path):
+    """The webhook's fields for one channel event, as ``(name, text)`` pairs."""
+    get = event.get
+    values = [
+        ("event", hook_event),
+        ("call_id", event.uuid),
+        ("call_direction", get(names.CALL_DIRECTION, "")),
+        ("caller_id_name", get(names.CALLER_CALLER_ID_NAME, "")),
+        ("caller_id_number", get(names.CALLER_CALLER_ID_NUMBER, "")),
+        ("destination_number", get(names.CALLER_DESTINATION_NUMBER, "")),
+        ("callflow_id", callflow_id),
+        ("timestamp", _seconds_text(_micros(get(EVENT_TIMESTAMP)))),
+        ("switch_hostname", get(names.HOSTNAME, "")),
+    ]
+    if hook_event == "channel_bridge":
+        values.append(("other_leg_call_id", get(OTHER_LEG, "")))
+    if hook_event == "channel_destroy":
+        created = _micros(get(CREATED_TIME))
+        answered = _micros(get(ANSWERED_TIME))
+        hangup = _micros(get(HANGUP_TIME)) or _micros(get(EVENT_TIMESTAMP))
+        values += [
+            ("hangup_cause", get(names.HANGUP_CAUSE, "")),
+            ("hangup_code", get(HANGUP_CODE, "")),
+            ("duration_seconds", _span(created, hangup)),
+            ("ringing_seconds", _span(created, answered or hangup)),
+            ("billing_seconds", _span(answered, hangup) if answered else "0"),
+            ("flow_path", json.dumps(path or [], separators=(",", ":"))),
+        ]
+    return tuple(values)
+
+
+def _micros(text):
+    """A FreeSWITCH time header (microseconds since the epoch; "0" for never) as an int, or 0."""
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
+def _span(start, end):
+    if not start or not end or end < start:
+        return "0"
+    return _seconds_text(end - start)
+
+
+def _seconds_text(micros):
+    return "%.3f" % (micros / 1e6) if micros else ""

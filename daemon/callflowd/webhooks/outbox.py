@@ -1,0 +1,134 @@
+"""Group commit: the call path hands webhooks over in memory; one writer commits them in batches.
+
+``add()`` is what a call's greenlet reaches: it appends to a buffer and wakes
+the writer, never touching the disk. The writer greenlet takes everything
+buffered (new webhooks, retry bookkeeping, deletions of finished ones) and
+commits it in one transaction on the store's thread; whatever arrives while a
+commit is under way goes into the next one, so the batch grows with the load
+and the disk sees one commit per batch, not per webhook (group commit).
+
+A webhook counts as *accepted* once its batch is committed: only then is it
+handed to ``on_committed`` (the dispatcher) to be sent. When the outbox holds
+``max_rows`` (committed plus buffered), ``add()`` refuses at once; when a
+commit fails (disk full...), its new webhooks are lost: both are logged loudly
+and counted by the caller, and the call goes on.
+"""
+
+import logging
+
+import gevent
+from gevent.event import Event
+
+from callflowd.webhooks.store import OutboxError
+
+log = logging.getLogger(__name__)
+
+
+class OutboxFull(Exception):
+    """The outbox holds as many webhooks as it may."""
+
+
+class Outbox:
+    """Buffers and one writer greenlet in front of an ``OutboxStore``."""
+
+    def __init__(self, store, max_rows, on_committed, on_lost):
+        self.store = store
+        self.max_rows = max_rows
+        self.rows = 0  # committed and not deleted
+        self._on_committed = on_committed  # called with the list of newly accepted items
+        self._on_lost = on_lost  # called with items whose commit failed
+        self._inserts = []  # items (see dispatcher.Item)
+        self._updates = {}  # id -> (attempts, due, id)
+        self._deletes = set()
+        self._dirty = Event()
+        self._written = Event()  # set after each commit attempt
+        self._writing = False
+        self._writer = None
+        self.batches = 0
+
+    def open(self):
+        """Open the store and return its rows (what was accepted and not finished)."""
+        self.store.open()
+        rows = self.store.load()
+        self.rows = len(rows)
+        return rows
+
+    def start(self, group):
+        self._writer = group.spawn(self._write_loop)
+        self._writer.link_exception(
+            lambda g: log.error("outbox writer died; webhooks are no longer accepted",
+                                exc_info=g.exc_info))
+
+    @property
+    def size(self):
+        """Committed rows plus those waiting for the next commit."""
+        return self.rows + len(self._inserts)
+
+    def add(self, item):
+        """Buffer ``item`` for the next commit; never blocks. Raises OutboxFull."""
+        if self.size >= self.max_rows:
+            raise OutboxFull("%d webhooks in the outbox" % self.size)
+        self._inserts.append(item)
+        self._dirty.set()
+
+    def update(self, item):
+        """Record a failed attempt: attempts made and when the next one is due."""
+        self._updates[item.request.delivery_id] = (item.attempts, item.due, item.request.delivery_id)
+        self._dirty.set()
+
+    def delete(self, delivery_id):
+        self._updates.pop(delivery_id, None)
+        self._deletes.add(delivery_id)
+        self._dirty.set()
+
+    @property
+    def idle(self):
+        return not (self._inserts or self._updates or self._deletes or self._writing)
+
+    def flush(self, timeout):
+        """Wait up to ``timeout`` seconds for everything buffered to be committed."""
+        with gevent.Timeout(timeout, False):
+            while not self.idle:
+                self._written.clear()
+                self._written.wait()
+        return self.idle
+
+    def stop(self, timeout):
+        """Commit what is buffered (up to ``timeout`` s), stop the writer, close the store."""
+        flushed = self.flush(timeout)
+        if self._writer is not None:
+            self._writer.kill(block=True, timeout=5)
+        self.store.close()
+        return flushed
+
+    def _write_loop(self):
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            self._commit_once()
+
+    def _commit_once(self):
+        inserts, self._inserts = self._inserts, []
+        updates, self._updates = self._updates, {}
+        deletes, self._deletes = self._deletes, set()
+        if not (inserts or updates or deletes):
+            return
+        self._writing = True
+        try:
+            self.store.apply(
+                [(i.request.delivery_id, i.request.endpoint, i.attempts, i.due, i.request.to_json())
+                 for i in inserts],
+                list(updates.values()), deletes)
+        except OutboxError as exc:
+            # Loud: these webhooks are lost (inserts), or may be sent again (deletes).
+            log.error("outbox write failed: %s; %d new webhooks lost, %d finished ones may be "
+                      "sent again after a restart", exc, len(inserts), len(deletes))
+            self._on_lost(inserts)
+        else:
+            self.batches += 1
+            self.rows += len(inserts) - len(deletes)
+            if inserts:
+                self._on_committed(inserts)
+        finally:
+            self._writing = False
+            self._written.set()
