@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from callflowd.retry import RetriesExhausted, Retry
+from callflowd.retry import RetriesExhausted, Retry, parse_retry_after
 
 pytestmark = pytest.mark.timeout(5)
 
@@ -110,3 +110,36 @@ def test_backoff_stays_at_the_cap_after_very_many_retries():
     # past which 2 ** (n - 1) no longer fits a float.
     retry = dataclasses.replace(Retry(total=None, backoff_factor=0.5, backoff_max=30.0), attempt=5000)
     assert retry.backoff() == 30.0
+
+
+# -- what HTTP answers are worth another try, and how long Retry-After holds us -----------
+
+
+@pytest.mark.parametrize("status, retried", [(408, True), (429, True), (502, True), (503, True), (504, True),
+                                             (400, False), (404, False), (500, False), (501, False)])
+def test_only_the_statuses_that_mean_not_now_are_retried(status, retried):
+    assert Retry().retries_status(status) is retried
+
+
+def test_a_retry_after_in_seconds_is_read_as_seconds():
+    assert parse_retry_after("3", now=1000.0) == 3.0
+
+
+def test_a_retry_after_as_an_http_date_is_the_time_left_until_then():
+    assert parse_retry_after("Thu, 01 Jan 1970 00:16:50 GMT", now=1000.0) == 10.0
+
+
+def test_a_retry_after_date_in_the_past_means_now():
+    assert parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", now=1000.0) == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-3", "1.5"])
+def test_an_unreadable_retry_after_is_ignored(value):
+    assert parse_retry_after(value, now=1000.0) is None
+
+
+def test_the_server_s_retry_after_replaces_the_backoff_up_to_the_cap():
+    retry = after(Retry(total=3, backoff_factor=0.5, retry_after_max=60.0), 1)
+    assert retry.delay(None) == 0.5
+    assert retry.delay(3.0) == 3.0
+    assert retry.delay(3600.0) == 60.0

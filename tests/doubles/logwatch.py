@@ -41,3 +41,13 @@ class LogWatcher(logging.Handler):
             self._changed.clear()
             if not self._changed.wait(timeout):
                 raise TimeoutError("no log line containing %r; got:\n%s" % (text, "\n".join(self.lines())))
+
+    def wait_until(self, predicate, timeout=5.0, what="condition"):
+        """Wait until ``predicate()`` is true, re-checking whenever a line is logged."""
+        while not predicate():
+            self._changed.clear()
+            if predicate():
+                return
+            if not self._changed.wait(timeout):
+                raise TimeoutError("%s not reached within %gs; log:\n%s"
+                                   % (what, timeout, "\n".join(self.lines()[-20:])))

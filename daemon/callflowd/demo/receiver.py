@@ -1,8 +1,11 @@
 """An in-process webhook receiver on 127.0.0.1, for ``callflowd demo`` and the tests.
 
 It records every request it gets and answers with a status that can be
-scripted (``respond_with``, ``fail_next``), or held (``hold``/``release``) to
-play a slow server. It serves with ``gevent.pywsgi`` so it never blocks the hub.
+scripted (``respond_with``, ``fail_next``, with headers such as
+``Retry-After``), or plays the receivers webhooks meet in the wild: refusing
+(``stop``), hanging (``hold``/``release``), slow to answer (``delay``), or
+answering ``200`` at once and dripping its body (``drip``). It serves with
+``gevent.pywsgi`` so it never blocks the hub.
 
 A receiver keeps its port across ``stop()``/``start()``: give it a port picked
 earlier with ``free_port()`` (or let the first ``start()`` pick one) and a test
@@ -51,6 +54,7 @@ class ReceivedRequest:
     headers: dict
     body: bytes
     query_string: str = ""
+    received_at: float = 0.0  # time.monotonic() when it arrived
 
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
@@ -64,7 +68,9 @@ class WebhookReceiver:
         self.port = port  # 0 until the first start() picks one
         self.requests = []
         self._status = 200
-        self._failures = []  # statuses to answer with next, first first
+        self._failures = []  # (status, headers) to answer with next, first first
+        self._delay = 0.0  # seconds before answering
+        self._drip = None  # seconds between body bytes, when dripping
         self._server = None
         self._arrived = gevent.event.Event()
         self._released = gevent.event.Event()
@@ -115,9 +121,17 @@ class WebhookReceiver:
         """Answer every later request with ``status`` (after any ``fail_next``)."""
         self._status = int(status)
 
-    def fail_next(self, n, status=503):
-        """Answer the next ``n`` requests with ``status``."""
-        self._failures.extend([int(status)] * n)
+    def fail_next(self, n, status=503, headers=()):
+        """Answer the next ``n`` requests with ``status`` (and ``headers``, e.g. Retry-After)."""
+        self._failures.extend([(int(status), list(headers))] * n)
+
+    def delay(self, seconds):
+        """Answer every later request ``seconds`` after it arrived (an ordinary slow web app)."""
+        self._delay = float(seconds)
+
+    def drip(self, seconds_per_byte):
+        """Answer ``200`` with its headers at once, then send the body a byte at a time."""
+        self._drip = float(seconds_per_byte)
 
     def hold(self):
         """Record requests but don't answer them until ``release()`` (a slow server)."""
@@ -143,14 +157,28 @@ class WebhookReceiver:
 
     def _app(self, environ, start_response):
         self._record(environ)
-        status = self._failures.pop(0) if self._failures else self._status
+        status, headers = self._failures.pop(0) if self._failures else (self._status, [])
         # A held answer waits for release(); stop() releases, HOLD_LIMIT is a backstop.
         self._released.wait(HOLD_LIMIT)
+        if self._delay:
+            gevent.sleep(self._delay)  # playing a slow server, not synchronising a test
         if status < 200 or status in (204, 304):  # answers that must not have a body
-            start_response(_status_line(status), [])
+            start_response(_status_line(status), headers)
             return []
-        start_response(_status_line(status), [("Content-Type", "text/plain")])
+        if self._drip is not None and 200 <= status < 300:
+            body = b"delivered, slowly\n"
+            start_response(_status_line(status), headers + [
+                ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return self._dripping(body, self._drip)
+        start_response(_status_line(status), headers + [("Content-Type", "text/plain")])
         return [b"%d\n" % status]
+
+    def _dripping(self, body, seconds_per_byte):
+        for index in range(len(body)):
+            yield body[index:index + 1]
+            if not self.running:
+                return
+            gevent.sleep(seconds_per_byte)
 
     def _record(self, environ):
         body = environ["wsgi.input"].read()
@@ -173,6 +201,7 @@ class WebhookReceiver:
             headers=headers,
             body=body,
             query_string=query_string,
+            received_at=time.monotonic(),
         ))
         # Wake every waiter, then arm a fresh event for the next arrival.
         arrived, self._arrived = self._arrived, gevent.event.Event()
