@@ -147,6 +147,7 @@ class WebhookDispatcher:
         self._timers = []  # heap of (due, seq, item)
         self._seq = itertools.count()
         self._in_flight = 0
+        self._scheduler = None
         self._wake = Event()
         self._progress = Event()  # set whenever an attempt ends
         self._counts = dict.fromkeys(
@@ -171,8 +172,8 @@ class WebhookDispatcher:
                 self.outbox.delete(delivery_id)
         self.state = State.RUNNING
         self.outbox.start(self._group)
-        scheduler = self._group.spawn(self._schedule_loop)
-        scheduler.link_exception(lambda g: log.error("webhook scheduler died", exc_info=g.exc_info))
+        self._scheduler = self._group.spawn(self._schedule_loop)
+        self._scheduler.link_exception(lambda g: log.error("webhook scheduler died", exc_info=g.exc_info))
         if resumed:
             log.warning("webhook outbox %s: resuming %d undelivered webhooks",
                         self.outbox.store.path, len(resumed))
@@ -207,7 +208,7 @@ class WebhookDispatcher:
                 self._progress.wait(remaining)
         interrupted = self._in_flight
         self._attempts.kill(block=True, timeout=5)
-        self._group.kill(block=False)  # the scheduler; the writer is stopped by the outbox
+        self._scheduler.kill(block=True, timeout=5)  # the writer is the outbox's to stop
         self.outbox.stop(timeout=max(5.0, deadline - time.monotonic()))
         left = self.outbox.rows
         self.state = State.STOPPED

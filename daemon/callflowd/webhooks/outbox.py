@@ -97,6 +97,8 @@ class Outbox:
         """Commit what is buffered (up to ``timeout`` s), stop the writer, close the store."""
         flushed = self.flush(timeout)
         if self._writer is not None:
+            # Idle, it waits for work; if the flush timed out mid-commit, the commit
+            # still finishes on the store's thread before close() runs there.
             self._writer.kill(block=True, timeout=5)
         self.store.close()
         return flushed

@@ -107,9 +107,13 @@ class OutboxStore:
             raise
 
     def close(self):
+        """Close the database on its thread, after whatever was queued there."""
+        try:
+            self._thread.apply(self._close)
+        finally:
+            self._thread.kill()
+
+    def _close(self):
         if self._db is not None:
             db, self._db = self._db, None
-            try:
-                self._thread.apply(db.close)
-            finally:
-                self._thread.kill()
+            db.close()

@@ -1,0 +1,208 @@
+"""The outbox across the daemon's death: ``callflowd run`` as a real process, killed or stopped.
+
+Each call runs a flow of ten webhook nodes, so 50 calls make 500 webhooks. The
+receiver records every request before it answers, so a request that arrived
+just before a kill counts as received: after the restart it may come again,
+but only with the same ``X-Callflowd-Delivery`` id.
+"""
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import gevent
+import pytest
+
+from callflowd.simulator import Scenario
+from callflowd.webhooks.store import FILENAME
+from tests.harness import FRONT_DESK, Daemon, front_desk_flow, write_config
+
+pytestmark = pytest.mark.timeout(120)
+
+CALLS = 50
+NODES = 10
+WEBHOOKS = CALLS * NODES
+
+
+def ten_webhooks_flow(uri):
+    node = None
+    for index in reversed(range(NODES)):
+        step = {"module": "webhook", "data": {"uri": uri, "custom_data": {"node": index}}}
+        if node is not None:
+            step["children"] = {"_": node}
+        node = step
+    return {"numbers": [FRONT_DESK], "flow": node}
+
+
+class DaemonProcess:
+    """``python -m callflowd run``, logging to a file (a pipe nobody reads would block it)."""
+
+    def __init__(self, config, log_path):
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "callflowd", "run", "-c", str(config)],
+                                        stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def wait(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:  # gevent-friendly: don't block the hub in waitpid
+            if time.monotonic() > deadline:
+                raise TimeoutError("daemon still running")
+            gevent.sleep(0.05)
+        self._log.close()
+        return self.process.returncode
+
+    def kill9(self):
+        self.process.send_signal(signal.SIGKILL)
+        return self.wait()
+
+    def terminate(self, timeout=60):
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def cleanup(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.wait()
+
+
+@pytest.fixture
+def daemons():
+    started = []
+
+    def start(config, log_path):
+        daemon = DaemonProcess(config, log_path)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.cleanup()
+
+
+def outbox_rows(state_dir):
+    try:
+        with sqlite3.connect(str(state_dir / FILENAME), timeout=5) as db:
+            return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def wait_for_rows(state_dir, count, timeout=60):
+    """The daemon is another process: its outbox file is what we can observe, so poll it."""
+    deadline = time.monotonic() + timeout
+    while outbox_rows(state_dir) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("outbox holds %d rows, not %d" % (outbox_rows(state_dir), count))
+        gevent.sleep(0.05)
+
+
+def place_calls(switch):
+    calls = [switch.place_call(FRONT_DESK, caller_id_number="+1555000%04d" % n, scenario=Scenario())
+             for n in range(CALLS)]
+    for call in calls:
+        call.wait_ended(60)
+    return calls
+
+
+def check_every_webhook_arrived_once_by_id(requests):
+    by_id = {}
+    for request in requests:
+        key = (request.form["call_id"][0], request.form["node"][0])
+        by_id.setdefault(request.header("X-Callflowd-Delivery"), set()).add(key)
+    assert all(len(keys) == 1 for keys in by_id.values())  # a repeated id is the same webhook
+    delivered = {key for keys in by_id.values() for key in keys}
+    assert len(delivered) == WEBHOOKS == len(by_id)  # every one, each with one id
+
+
+def test_a_daemon_killed_with_500_webhooks_pending_delivers_every_one_after_restart(
+        tmp_path, switch, receiver, daemons):
+    receiver.hold()  # requests arrive and hang: the outbox fills
+    config = write_config(tmp_path, switch, {"ten": ten_webhooks_flow(receiver.url("/hook"))},
+                          webhooks={"timeout": 30, "concurrency_per_endpoint": 8})
+    first = daemons(config, tmp_path / "first.log")
+    switch.wait_for_clients(1, timeout=15)
+    place_calls(switch)
+    wait_for_rows(tmp_path / "state", WEBHOOKS)
+    receiver.wait_for(8)  # eight in flight, never answered
+    first.kill9()
+
+    receiver.release()
+    second = daemons(config, tmp_path / "second.log")
+    receiver.wait_for(WEBHOOKS + 8, timeout=60)
+    assert second.terminate() == 0
+    log = second.log()
+    assert "resuming %d undelivered webhooks" % WEBHOOKS in log
+    assert "the outbox is empty" in log
+    assert len(receiver.requests) == WEBHOOKS + 8
+    check_every_webhook_arrived_once_by_id(receiver.requests)
+
+
+def test_sigterm_with_500_webhooks_pending_to_a_slow_receiver_loses_none_across_the_restart(
+        tmp_path, switch, receiver, daemons):
+    receiver.delay(2.0)  # every answer takes 2 s; 4 at a time, so most are still waiting at SIGTERM
+    config = write_config(tmp_path, switch, {"ten": ten_webhooks_flow(receiver.url("/hook"))},
+                          webhooks={"concurrency_per_endpoint": 4, "timeout": 5})
+    first = daemons(config, tmp_path / "first.log")
+    switch.wait_for_clients(1, timeout=15)
+    place_calls(switch)
+    assert first.terminate() == 0
+    log = first.log()
+    assert "undelivered webhooks stay in the outbox" in log
+    left = outbox_rows(tmp_path / "state")
+    assert 0 < left < WEBHOOKS
+
+    receiver.delay(0)
+    second = daemons(config, tmp_path / "second.log")
+    deadline = time.monotonic() + 60
+    while len({r.header("X-Callflowd-Delivery") for r in receiver.requests}) < WEBHOOKS:
+        receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
+    assert second.terminate() == 0
+    assert "resuming %d undelivered webhooks" % left in second.log()
+    check_every_webhook_arrived_once_by_id(receiver.requests)
+
+
+def test_secrets_in_webhook_uris_never_reach_the_log_of_a_run(tmp_path, switch, receiver, daemons):
+    good = receiver.url("/hook?token=tok-good-123").replace("http://", "http://hookuser:hunter2@")
+    refused = "http://127.0.0.1:9/dead?api_key=key-refused-456"  # discard port: nothing listens
+    receiver.fail_next(1, status=503)
+    flow = front_desk_flow({"uri": good, "http_verb": "get"})
+    flow["flow"]["children"]["_"]["children"]["_"] = {
+        "module": "webhook", "data": {"uri": refused, "retries": 1},
+        "children": {"_": {"module": "voicemail", "data": {"id": "front_desk_voicemail_box_id"}}}}
+    config = write_config(tmp_path, switch, {"front-desk": flow}, log_level="debug",
+                          webhooks={"backoff_factor": 0.05})
+    daemon = daemons(config, tmp_path / "run.log")
+    switch.wait_for_clients(1, timeout=15)
+    call = switch.place_call(FRONT_DESK, scenario=Scenario(device="busy"))
+    call.wait_ended(30)
+    receiver.wait_for(2, timeout=15)  # the 503, then the retry
+    assert daemon.terminate() == 0
+    log = daemon.log()
+    assert "webhook delivered" in log and "webhook failed after 2 attempts" in log
+    for secret in ("hunter2", "hookuser", "tok-good-123", "key-refused-456"):
+        assert secret not in log
+    assert "GET http://***@127.0.0.1:%d/hook?***" % receiver.port in log
+
+
+def test_a_full_outbox_does_not_disturb_calls(tmp_path, switch, receiver, logs):
+    receiver.hold()
+    config = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})},
+                          webhooks={"outbox": {"max": 1}, "timeout": 30})
+    daemon = Daemon(config).start()
+    try:
+        calls = [switch.place_call(FRONT_DESK, scenario=Scenario(device="busy")) for _ in range(3)]
+        for call in calls:
+            daemon.wait_finished(call.uuid)
+            call.wait_ended(15)
+    finally:
+        receiver.release()
+        daemon.stop()
+    assert [call.applications[-1][0] for call in calls] == ["voicemail"] * 3
+    assert daemon.service.webhooks.stats.dropped == 2
+    assert len(logs.matching("webhook dropped (outbox full")) == 2
