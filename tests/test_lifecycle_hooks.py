@@ -1,0 +1,77 @@
+"""Lifecycle hooks through the real Service, the simulator's captured events and a real receiver."""
+
+import json
+
+import pytest
+
+from callflowd.simulator import Scenario
+from tests.harness import FRONT_DESK, Daemon, front_desk_flow, write_config
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def start_daemon(tmp_path, switch, receiver, hooks):
+    config = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/flow")})},
+                          hooks=hooks)
+    return Daemon(config).start()
+
+
+def hook_requests(receiver, path):
+    return [json.loads(r.body) if r.body.startswith(b"{") else {k: v[0] for k, v in r.form.items()}
+            for r in receiver.requests if r.path == path]
+
+
+def test_an_answered_call_reports_create_answer_and_destroy_with_its_durations_and_path(
+        tmp_path, switch, receiver, logs):
+    daemon = start_daemon(tmp_path, switch, receiver, [
+        {"events": ["channel_create", "channel_answer", "channel_destroy"], "uri": receiver.url("/hooks"),
+         "format": "json", "callflow_ids": ["front-desk"], "direction": "inbound"},
+        {"events": ["channel_destroy"], "uri": receiver.url("/elsewhere"), "callflow_ids": ["another-flow"]},
+    ])
+    try:
+        call = switch.place_call(FRONT_DESK, scenario=Scenario(device="answer"))
+        daemon.wait_finished(call.uuid)
+        call.wait_ended(15)
+        logs.wait_until(lambda: any(h["event"] == "channel_destroy" for h in hook_requests(receiver, "/hooks")),
+                        what="the destroy hook")
+    finally:
+        daemon.stop()
+
+    hooks = hook_requests(receiver, "/hooks")
+    assert [h["event"] for h in hooks if h["call_id"] == call.uuid] == [
+        "channel_create", "channel_answer", "channel_destroy"]
+    destroy = hooks[-1]
+    assert destroy["callflow_id"] == "front-desk"
+    assert destroy["call_direction"] == "inbound"
+    assert destroy["hangup_cause"] == "NORMAL_CLEARING"
+    assert destroy["hangup_code"] == "16"
+    duration, ringing, billing = (float(destroy[k]) for k in
+                                  ("duration_seconds", "ringing_seconds", "billing_seconds"))
+    assert duration > 0 and billing > 0
+    assert duration == pytest.approx(ringing + billing, abs=0.002)
+    assert [step["module"] for step in json.loads(destroy["flow_path"])] == ["device"]
+    assert hook_requests(receiver, "/elsewhere") == []  # filtered out by callflow id
+
+
+def test_a_caller_who_hangs_up_while_ringing_has_no_billing_and_rang_for_the_whole_call(tmp_path, switch, receiver, logs):
+    daemon = start_daemon(tmp_path, switch, receiver, [
+        {"events": ["channel_destroy"], "uri": receiver.url("/hooks"), "numbers": [FRONT_DESK]},
+        {"events": ["channel_destroy"], "uri": receiver.url("/outbound-only"), "direction": "outbound"},
+    ])
+    try:
+        call = switch.place_call(FRONT_DESK, scenario=Scenario(device="busy", caller_hangup_after=0.5))
+        daemon.wait_finished(call.uuid)
+        call.wait_ended(15)
+        logs.wait_until(lambda: hook_requests(receiver, "/hooks"), what="the destroy hook")
+    finally:
+        daemon.stop()
+
+    [destroy] = hook_requests(receiver, "/hooks")  # form-encoded, the default
+    assert destroy["event"] == "channel_destroy"
+    assert destroy["hangup_cause"] == "ORIGINATOR_CANCEL"
+    assert destroy["hangup_code"] == "487"
+    assert destroy["billing_seconds"] == "0"
+    assert float(destroy["duration_seconds"]) > 0
+    assert float(destroy["ringing_seconds"]) == pytest.approx(float(destroy["duration_seconds"]), abs=0.002)
+    assert json.loads(destroy["flow_path"]) == []  # the device step never finished
+    assert hook_requests(receiver, "/outbound-only") == []

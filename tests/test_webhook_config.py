@@ -1,0 +1,81 @@
+"""The config of webhook delivery and lifecycle hooks: checked at load time, secrets kept out of flows."""
+
+import copy
+
+from callflowd.config.loader import load_config
+from tests.test_config import FRONT_DESK, error_for, write_config
+
+
+def with_webhook_data(**data):
+    document = copy.deepcopy(FRONT_DESK)
+    document["flow"]["children"]["_"]["data"].update(data)
+    return {"front-desk.json": document}
+
+
+def test_state_dir_is_taken_from_the_config_file_s_directory(tmp_path):
+    config = load_config(write_config(tmp_path, state_dir="state"))
+    assert config.state_dir == str(tmp_path / "state")
+
+
+def test_without_state_dir_systemd_s_state_directory_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/callflowd-test")
+    assert load_config(write_config(tmp_path)).state_dir == "/var/lib/callflowd-test"
+
+
+def test_a_node_names_its_secret_and_format_and_the_secret_stays_in_the_config(tmp_path):
+    config = load_config(write_config(
+        tmp_path, documents=with_webhook_data(secret="crm", format="json"),
+        webhooks={"secret": "global-secret", "secrets": {"crm": "crm-secret"}}))
+    data = config.callflows[0].flow.child("_").data
+    assert (data.secret, data.format) == ("crm", "json")
+    assert config.directory.webhooks.secrets == {"": "global-secret", "crm": "crm-secret"}
+    assert "crm-secret" not in repr(config)
+
+
+def test_a_node_naming_a_secret_the_config_lacks_is_refused(tmp_path):
+    path = write_config(tmp_path, documents=with_webhook_data(secret="nope"))
+    assert error_for(path).endswith("flow.children._.data.secret: no secret named 'nope' in the config's "
+                                    "webhooks.secrets")
+
+
+def test_an_unknown_format_is_refused(tmp_path):
+    path = write_config(tmp_path, documents=with_webhook_data(format="xml"))
+    assert error_for(path).endswith("flow.children._.data.format: must be one of form, json")
+
+
+def test_the_config_format_is_the_default_for_nodes(tmp_path):
+    config = load_config(write_config(tmp_path, webhooks={"format": "json"}))
+    assert config.callflows[0].flow.child("_").data.format == "json"
+
+
+def test_a_secret_file_holds_the_global_secret(tmp_path):
+    (tmp_path / "webhook-secret").write_text("from-a-file\n")
+    config = load_config(write_config(tmp_path, webhooks={"secret_file": "webhook-secret"}))
+    assert config.directory.webhooks.secrets[""] == "from-a-file"
+
+
+def test_hooks_are_parsed_with_their_filters(tmp_path):
+    config = load_config(write_config(tmp_path, webhooks={"secrets": {"crm": "x"}}, hooks=[
+        {"events": ["channel_create", "channel_destroy"], "uri": "https://hooks.example.com/calls",
+         "format": "json", "secret": "crm", "retries": 4, "callflow_ids": ["front-desk"],
+         "direction": "inbound", "numbers": ["+10005559999"]}]))
+    [hook] = config.hooks
+    assert hook.events == {"channel_create", "channel_destroy"}
+    assert (hook.format, hook.secret, hook.retry.total, hook.direction) == ("json", "crm", 4, "inbound")
+    assert (hook.callflow_ids, hook.numbers) == (("front-desk",), ("+10005559999",))
+
+
+def test_a_hook_on_an_unknown_event_is_refused(tmp_path):
+    path = write_config(tmp_path, hooks=[{"events": ["channel_park"], "uri": "https://h.example.com/"}])
+    assert error_for(path).endswith("hooks[0].events[0]: must be one of channel_create, channel_answer, "
+                                    "channel_bridge, channel_destroy")
+
+
+def test_a_hook_without_an_http_uri_is_refused(tmp_path):
+    path = write_config(tmp_path, hooks=[{"events": ["channel_destroy"], "uri": "ftp://h.example.com/"}])
+    assert error_for(path).endswith("hooks[0].uri: must be an http:// or https:// URI")
+
+
+def test_per_endpoint_concurrency_may_not_exceed_the_total(tmp_path):
+    path = write_config(tmp_path, webhooks={"concurrency": 10, "concurrency_per_endpoint": 20})
+    assert error_for(path).endswith("webhooks.concurrency_per_endpoint: must be between 1 and 10")
