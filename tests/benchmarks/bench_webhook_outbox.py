@@ -1,0 +1,184 @@
+"""Durable webhook deliveries per second, beside a bare ``requests.Session`` loop, in the same run.
+
+Run: ``.venv/bin/python -m tests.benchmarks.bench_webhook_outbox`` (from the repo root).
+
+The receiver is a keep-alive HTTP/1.1 server (``callflowd.demo.receiver``) in a process of
+its own, so the figures are the client's. Printed, for each round:
+
+* ``bare loop``: one ``requests.Session`` POSTing the same form body in a loop, one request
+  at a time: what a plain client gets from this machine and this receiver (the reference);
+* ``durable``: ``WebhookDispatcher.submit()`` N webhooks, each committed to the SQLite outbox
+  (group commit, WAL), delivered with its delivery id, and deleted from the outbox; timed from
+  the first submit to the last delete committed;
+* ``call path``: the p50/p99 time for a greenlet in this process to answer a line sent by a
+  peer process (an event in, a command out, as the call path does), with the outbox idle and
+  then while it delivers the N webhooks.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.server  # noqa: E402
+import requests  # noqa: E402
+
+from callflowd.config.model import WebhookSettings  # noqa: E402
+from callflowd.retry import Retry  # noqa: E402
+from callflowd.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
+from callflowd.webhooks.request import WebhookRequest  # noqa: E402
+
+FIELDS = tuple((name, "value-%d" % n) for n, name in enumerate(
+    ("call_id", "caller_id_name", "caller_id_number", "callee_id_number", "call_direction",
+     "destination_number", "callflow_id", "previous_action", "previous_outcome", "switch_hostname")))
+
+RECEIVER = """
+from gevent import monkey; monkey.patch_all()
+import logging, sys, gevent
+from callflowd.demo.receiver import WebhookReceiver
+class Quiet(WebhookReceiver):
+    def _record(self, environ):  # count, don't keep: the benchmark sends many
+        environ["wsgi.input"].read()
+r = Quiet().start()
+print(r.port, flush=True)
+gevent.wait()  # serve until the benchmark terminates us
+"""
+
+PROBE = """
+import socket, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+sock = socket.create_connection(("127.0.0.1", port))
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+reader = sock.makefile("rb")
+samples = []
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    start = time.perf_counter()
+    sock.sendall(b"event\\n")
+    reader.readline()
+    samples.append(time.perf_counter() - start)
+    time.sleep(0.002)
+samples.sort()
+print("%.3f %.3f %d" % (samples[len(samples) // 2] * 1e3, samples[int(len(samples) * 0.99)] * 1e3, len(samples)))
+"""
+
+
+def start_receiver():
+    process = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    port = int(process.stdout.readline())
+    return process, "http://127.0.0.1:%d/hook" % port
+
+
+def bare_loop(url, count):
+    body = urllib.parse.urlencode(FIELDS)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    with requests.Session() as session:
+        session.post(url, data=body, headers=headers).close()  # connect once
+        start = time.perf_counter()
+        for _ in range(count):
+            session.post(url, data=body, headers=headers).close()
+        return count / (time.perf_counter() - start)
+
+
+def durable(url, count, state_dir, synchronous, rate=None):
+    """Deliveries/s for ``count`` webhooks, submitted as fast as possible or at ``rate`` per second."""
+    settings = WebhookSettings(timeout=10, synchronous=synchronous, outbox_max=count * 2)
+    dispatcher = WebhookDispatcher(settings, state_dir)
+    dispatcher.start()
+    retry = Retry(total=2)
+    start = time.perf_counter()
+    for n in range(count):
+        dispatcher.submit(WebhookRequest(call_id="bench-%d" % n, uri=url, method="post",
+                                         fields=FIELDS, retry=retry))
+        if rate:
+            gevent.sleep(max(0.0, start + (n + 1) / rate - time.perf_counter()))
+        elif n % 200 == 199:
+            gevent.sleep(0)  # calls arrive over time, not in one tight loop
+    while dispatcher.stats.delivered + dispatcher.stats.failed < count:
+        gevent.sleep(0.01)
+    dispatcher.outbox.flush(30)
+    elapsed = time.perf_counter() - start
+    stats = dispatcher.stats
+    batches = dispatcher.outbox.batches
+    dispatcher.stop(timeout=5)
+    if stats.failed:
+        raise SystemExit("%d webhooks failed" % stats.failed)
+    return count / elapsed, batches
+
+
+def call_path_latency(seconds, load=None):
+    """p50/p99 ms for this process to answer a peer's line; ``load`` runs meanwhile."""
+    def answer(sock, address):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        while reader.readline():
+            sock.sendall(b"command\n")
+
+    server = gevent.server.StreamServer(("127.0.0.1", 0), answer)
+    server.start()
+    probe = subprocess.Popen([sys.executable, "-c", PROBE, str(server.server_port), str(seconds)],
+                             stdout=subprocess.PIPE, text=True)
+    worker = gevent.spawn(load) if load else None
+    while probe.poll() is None:
+        gevent.sleep(0.05)
+    p50, p99, samples = probe.stdout.read().split()
+    if worker is not None:
+        worker.join()
+    server.stop()
+    return float(p50), float(p99), int(samples)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--webhooks", type=int, default=5000, help="per durable round (default 5000)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--synchronous", choices=("normal", "full"), default="normal")
+    parser.add_argument("--paced-rate", type=int, default=200,
+                        help="webhooks/s for the paced call-path measurement (default 200)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    print("machine: %d cores (%s), Python %s, requests %s" % (os.cpu_count(), cpu, platform.python_version(),
+                                                              requests.__version__))
+    print("command: %s" % " ".join([os.path.basename(sys.executable), "-m", "tests.benchmarks.bench_webhook_outbox"]
+                                    + sys.argv[1:]))
+    receiver, url = start_receiver()
+    workdir = tempfile.mkdtemp(prefix="callflowd-bench-outbox-")
+    try:
+        for round_number in range(1, args.rounds + 1):
+            bare = bare_loop(url, args.webhooks)
+            state_dir = os.path.join(workdir, "round-%d" % round_number)
+            rate, batches = durable(url, args.webhooks, state_dir, args.synchronous)
+            print("round %d: bare requests.Session loop %6.0f requests/s | durable outbox "
+                  "(synchronous=%s) %6.0f deliveries/s (%.0f%% of bare), %d commits for %d webhooks"
+                  % (round_number, bare, args.synchronous, rate, 100 * rate / bare, batches, args.webhooks))
+        idle = call_path_latency(4)
+        paced = call_path_latency(4, load=lambda: durable(
+            url, 4 * args.paced_rate, os.path.join(workdir, "paced"), args.synchronous, rate=args.paced_rate))
+        flood = call_path_latency(4, load=lambda: durable(url, args.webhooks, os.path.join(workdir, "flood"),
+                                                          args.synchronous))
+        print("call path, line in -> line out (p50 / p99 ms, samples):")
+        print("  outbox idle:                        %.2f / %.2f (%d)" % idle)
+        print("  outbox delivering %4d webhooks/s:   %.2f / %.2f (%d)" % ((args.paced_rate,) + paced))
+        print("  outbox flooded with %d at once:   %.2f / %.2f (%d)" % ((args.webhooks,) + flood))
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
