@@ -16,6 +16,8 @@ import gevent
 from gevent.event import Event
 
 from callflowd import systemd
+from callflowd.calls.marker import default_owner
+from callflowd.calls.recovery import recover_calls
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
 from callflowd.errors import AuthenticationFailed, EslError, NotConnected
@@ -55,7 +57,7 @@ class Service:
         self.webhooks = dispatcher or WebhookDispatcher(config.directory.webhooks)
         self.router = CallRouter(RouteTable(config.callflows), self, self.webhooks,
                                  command_timeout=config.freeswitch.command_timeout,
-                                 on_call_finished=on_call_finished)
+                                 on_call_finished=on_call_finished, owner=default_owner())
         self._connection_factory = connection_factory
         self._connection = None
         self._ready = Event()
@@ -138,7 +140,8 @@ class Service:
                 lost.wait()
                 if self._stop_requested.is_set():
                     return
-                log.warning("lost the event socket to %s; live calls are left to FreeSWITCH", where)
+                log.warning("lost the event socket to %s; %d live calls will be taken back on reconnect",
+                            where, len(self.router.calls))
                 self._connection = None
                 self.router.connection_lost()
                 connection.close()
@@ -167,6 +170,8 @@ class Service:
             if self.state is State.STARTING:
                 self._transition(State.RUNNING)
             self._ready.set()
+            recovery = gevent.spawn(recover_calls, self.api, self.router, self.router.owner)
+            recovery.link_exception(lambda g: log.error("call recovery failed", exc_info=g.exc_info))
             return True
         connection.close()
         return False
@@ -175,6 +180,9 @@ class Service:
 
     def execute(self, uuid, app, arg=None, event_uuid=None):
         self._current_connection().execute(uuid, app, arg, event_uuid=event_uuid)
+
+    def api(self, command):
+        return self._current_connection().api(command)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         self._current_connection().hangup(uuid, cause)

@@ -49,6 +49,7 @@ class DaemonProcess:
         self._changed = Event()
         self.process = None
         self._reader = None
+        self.killed = False
 
     def _write_config(self, esl, documents, dial_string, ring_timeout, webhooks):
         flows = self.workdir / "callflows.d"
@@ -129,6 +130,8 @@ class DaemonProcess:
         return status
 
     def kill(self):
+        """SIGKILL, as a crash or ``kill -9`` would."""
+        self.killed = True
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=5)

@@ -81,6 +81,13 @@ class SwitchObserver:
         self.command("event plain %s" % WATCHED_EVENTS)
         return self
 
+    def reconnect(self):
+        """A new connection after the switch restarted (the recorded events are kept)."""
+        self.close()
+        self._buffer = b""
+        self._replies = Queue()
+        return self.connect()
+
     def close(self):
         if self._reader is not None:
             self._reader.kill(block=False)
