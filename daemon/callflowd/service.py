@@ -35,7 +35,7 @@ from callflowd.config.loader import load_config
 from callflowd.errors import AuthenticationFailed, ConfigError, EslError, NotConnected
 from callflowd.esl import names
 from callflowd.esl.connection import EslConnection
-from callflowd.logfmt import escape
+from callflowd import logfmt
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 
@@ -70,6 +70,7 @@ class Service:
 
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
                  on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False):
+        _hide_secrets(config)
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
@@ -154,6 +155,7 @@ class Service:
             log.exception("reload crashed; keeping the running config")
             return self._reload_refused(announce, "%s: %s" % (type(exc).__name__, exc))
         old = self.config
+        _hide_secrets(new)
         self.config = new
         self.router.routes = routes
         if new.log_level != old.log_level and not self._pin_log_level:
@@ -167,16 +169,16 @@ class Service:
         if announce:
             self._transition(State.RUNNING, detail)
         else:
-            systemd.notify("STATUS=%s; %s" % (self.state.value, detail))
+            systemd.notify("STATUS=%s" % _status(self.state.value, detail))
         return True
 
     def _reload_refused(self, announce, reason):
-        log.error("reload refused, still running the previous config: %s", escape(reason))
+        log.error("reload refused, still running the previous config: %s", reason)
         detail = "reload refused, previous config kept: %s" % reason
         if announce:
             self._transition(State.RUNNING, detail)
         else:
-            systemd.notify("STATUS=%s; %s" % (self.state.value, escape(detail)))
+            systemd.notify("STATUS=%s" % _status(self.state.value, detail))
         return False
 
     def stop(self, grace=None):
@@ -231,7 +233,7 @@ class Service:
             raise RuntimeError("cannot go from %s to %s" % (self.state.value, new.value))
         log.info("service %s", new.value)
         self.state = new
-        status = "STATUS=%s" % (new.value if detail is None else "%s; %s" % (new.value, escape(detail)))
+        status = "STATUS=%s" % _status(new.value, detail)
         if new is State.RUNNING:
             systemd.notify("READY=1", status)
         elif new is State.RELOADING:
@@ -310,3 +312,15 @@ def _dotted(value, path):
     for part in path.split("."):
         value = getattr(value, part)
     return value
+
+
+def _status(state, detail=None):
+    """One ``STATUS=`` value: the state, then the detail, escaped and without secrets."""
+    if detail is None:
+        return state
+    return "%s; %s" % (state, logfmt.escape(logfmt.redact(detail), max_length=400))
+
+
+def _hide_secrets(config):
+    """Whatever the config holds that must never be logged (logfmt.redact masks it)."""
+    logfmt.hide(config.freeswitch.password)
