@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from callflowd.logfmt import escape_line, redact
+from callflowd.logfmt import escape_line, redact, safe
 
 FORMATS = ("text", "json")
 # sd-daemon(3) priorities for journald's SyslogLevelPrefix=.
@@ -69,6 +69,17 @@ def _tame_greenswitch(record):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
     return True
+
+
+def _call_uuid(record):
+    """The record's call uuid: ``calls.log.CallLog`` sets it; lines written the house way
+    without it (``log.info("call %s: ...", uuid, ...)``) give it as their first argument."""
+    uuid = getattr(record, "call_uuid", None)
+    if uuid is None and isinstance(record.msg, str) and record.msg.startswith("call %s:") \
+            and isinstance(record.args, tuple) and record.args:
+        uuid = record.args[0]
+        uuid = uuid.value if isinstance(uuid, safe) else uuid
+    return uuid
 
 
 class _SafeFormatter(logging.Formatter):
@@ -129,8 +140,7 @@ class JsonFormatter(_SafeFormatter):
         entry["level"] = record.levelname
         entry["logger"] = record.name
         entry["message"] = self.message(record)
-        for field in ("call_uuid", "switch"):
-            value = getattr(record, field, None)
+        for field, value in (("call_uuid", _call_uuid(record)), ("switch", getattr(record, "switch", None))):
             if value is not None:
                 entry[field] = escape_line(redact(str(value)))
         details = self.details(record)
