@@ -180,7 +180,7 @@ def test_sigint_after_sigterm_also_stops_at_once(switch, configure, start_daemon
 
 def test_the_watchdog_pings_systemd_while_the_daemon_runs(configure, notify_socket):
     daemon = DaemonProcess(configure(), env={"NOTIFY_SOCKET": notify_socket.address,
-                                             "WATCHDOG_USEC": "400000"})
+                                             "WATCHDOG_USEC": "2000000"})
     try:
         notify_socket.wait_for("READY", "1", timeout=20)
         assert notify_socket.wait_for("WATCHDOG", "1") == {"WATCHDOG": "1"}
