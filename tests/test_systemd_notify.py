@@ -1,13 +1,19 @@
-"""The sd_notify protocol over a real AF_UNIX datagram socket set as NOTIFY_SOCKET."""
+"""The sd_notify protocol over a real AF_UNIX datagram socket set as NOTIFY_SOCKET: the
+messages themselves, the watchdog, and the states the Service reports around start, reload
+and stop."""
 
 import json
+import logging
 import os
 import time
 
 import gevent.monkey
 import pytest
+import yaml
 
 from callflowd import systemd
+from callflowd.config.loader import load_config
+from callflowd.service import Service
 from callflowd.simulator import Scenario
 from tests.doubles.notify import NotifySocket
 from tests.harness import FRONT_DESK, Daemon, front_desk_flow, write_config
@@ -129,3 +135,25 @@ def test_the_service_reports_each_state_to_systemd(tmp_path, switch, receiver, n
     assert notify_socket.next() == {"STOPPING": "1", "STATUS": "stopping"}
     assert notify_socket.next() == {"STATUS": "stopped"}
     assert json.dumps(notify_socket.received)  # every message was text
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_a_reload_applies_log_level_and_shutdown_grace_unless_the_level_is_pinned(
+        tmp_path, switch, receiver, pinned):
+    config = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(logging.INFO)
+    service = Service(load_config(str(config)), pin_log_level=pinned)  # pinned: `run --log-level`
+    service.start()
+    try:
+        assert service.wait_ready(10) and service.stop_grace == 30.0
+        document = yaml.safe_load(config.read_text())
+        document.update(log_level="warning", shutdown_grace=5)
+        config.write_text(yaml.safe_dump(document))
+        assert service.reload() is True
+        assert service.stop_grace == 5.0
+        assert root.level == (logging.INFO if pinned else logging.WARNING)
+    finally:
+        root.setLevel(saved)
+        service.stop(grace=1)
