@@ -122,8 +122,7 @@ class Service:
     def request_stop(self):
         """Safe from a signal handler: only records the request. A second one means halt."""
         if self._stop_requested.is_set():
-            if not self._halt.is_set():
-                self._halt.set()
+            self._halt.set()
             return
         self._stop_requested.set()
         self._requests.put(_STOP)
