@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from callflowd.logfmt import redact
 from callflowd.retry import Retry
 
 
@@ -20,4 +21,5 @@ class WebhookRequest:
     retry: Retry
 
     def describe(self):
-        return "%s %s" % (self.method.upper(), self.uri)
+        """For logs: the method and the URI without its credentials."""
+        return "%s %s" % (self.method.upper(), redact(self.uri))
