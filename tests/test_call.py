@@ -17,6 +17,7 @@ class Commands:
 
     def __init__(self, on_execute=None, error=None):
         self.sent = []
+        self.api_calls = []
         self.on_execute = on_execute
         self.error = error
 
@@ -29,6 +30,10 @@ class Commands:
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         self.sent.append((uuid, "hangup", cause, None))
+
+    def api(self, command):
+        self.api_calls.append(command)
+        return "+OK"
 
 
 def event(name, **headers):

@@ -309,7 +309,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
 
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, log_level, devices, voicemail_boxes, "
-        "webhooks, callflows_dir, callflows, state_dir, hooks)" % path)
+        "webhooks, callflows_dir, callflows, shutdown_grace, state_dir, hooks)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):
@@ -733,3 +733,10 @@ def test_a_webhook_uri_with_a_newline_is_refused(tmp_path):
 
     assert error_for(path) == (
         "callflows.d/x.json: flow.children._.data.uri: must not contain spaces or control characters")
+
+
+def test_shutdown_grace_defaults_to_30_seconds_and_is_bounded(tmp_path):
+    assert load_config(write_config(tmp_path)).shutdown_grace == 30.0
+    assert load_config(write_config(tmp_path, shutdown_grace=2.5)).shutdown_grace == 2.5
+    path = write_config(tmp_path, shutdown_grace=7200)
+    assert error_for(path) == "%s: shutdown_grace: must be at most 3600 seconds" % path

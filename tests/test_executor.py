@@ -26,6 +26,10 @@ class FakeCall:
         self.log = logging.LoggerAdapter(logging.getLogger("test.call"), {})
 
     ended = False
+    lost = False
+
+    def mark_step(self, node):
+        self.marked = getattr(self, "marked", []) + [node.path]
 
     def hangup(self, cause="NORMAL_CLEARING"):
         self.hung_up = True

@@ -73,5 +73,5 @@ def test_a_caller_who_hangs_up_while_ringing_has_no_billing_and_rang_for_the_who
     assert destroy["billing_seconds"] == "0"
     assert float(destroy["duration_seconds"]) > 0
     assert float(destroy["ringing_seconds"]) == pytest.approx(float(destroy["duration_seconds"]), abs=0.002)
-    assert json.loads(destroy["flow_path"]) == []  # the device step never finished
+    assert json.loads(destroy["flow_path"]) == [{"module": "device", "outcome": "call ended"}]
     assert hook_requests(receiver, "/outbound-only") == []

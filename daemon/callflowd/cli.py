@@ -38,7 +38,10 @@ def _parser():
 
     run = commands.add_parser("run", help="run the daemon in the foreground, logging to stderr")
     run.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
-    run.add_argument("--log-level", help="override log_level from the config")
+    run.add_argument("--log-level", type=str.lower, choices=("debug", "info", "warning", "error"),
+                     help="override log_level from the config (a reload keeps it)")
+    run.add_argument("--log-format", choices=logsetup.FORMATS, default="text",
+                     help="text lines, or one JSON object per line for log shippers (default %(default)s)")
     run.set_defaults(command=_run)
 
     check = commands.add_parser("check", help="validate the config and callflows; exit 0 or 2")
@@ -69,8 +72,8 @@ def _run(args):
     from callflowd.service import Service
 
     config = load_config(args.config)
-    logsetup.configure(args.log_level or config.log_level)
-    return Service(config).run()
+    logsetup.configure(args.log_level or config.log_level, log_format=args.log_format)
+    return Service(config, pin_log_level=args.log_level is not None).run()
 
 
 def _demo(args):

@@ -14,9 +14,10 @@ import uuid as uuidlib
 import gevent
 from gevent.queue import Empty, Queue
 
+from callflowd.calls import marker, resume
 from callflowd.calls.log import call_log
 from callflowd.errors import ActionTimeout, CallEnded, EslError
-from callflowd.esl import names
+from callflowd.esl import names, protocol
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class Step:
 class Call:
     """A parked inbound channel driven by one callflow."""
 
-    def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0):
+    def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
+                 owner=None, resuming=None):
         self.uuid = uuid
         self.facts = facts
         self.callflow_id = callflow_id
@@ -53,6 +55,10 @@ class Call:
         self._events = Queue()
         self._ended = False
         self._lost = False
+        self.owner = owner or marker.default_owner()
+        # The switch's record of where this call was (a Marker) when the daemon takes it
+        # back after a cut socket or a restart; cleared once the flow has caught up.
+        self.resuming = resuming
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -70,6 +76,11 @@ class Call:
         return self._ended
 
     @property
+    def lost(self):
+        """The event socket went away under this call (it may be taken back later)."""
+        return self._lost
+
+    @property
     def previous_step(self):
         return self.history[-1] if self.history else None
 
@@ -78,7 +89,15 @@ class Call:
         self._drain_pending()
         if self._ended or self._lost:
             raise CallEnded(self.hangup_reason() if self._ended else "lost the event socket")
+        if self.resuming is not None:
+            caught_up = self._resume(app, timeout)
+            if caught_up is not None:
+                return caught_up
         event_uuid = str(uuidlib.uuid4())
+        if app in resume.LONG_APPLICATIONS:
+            # Written before the app is sent: a recovery finds either the marker and no
+            # app (it re-runs it) or both (it waits for the app or reads its outcome).
+            self._mark(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
         self.log.debug("executing %s %s", app, arg or "")
         try:
             self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
@@ -104,7 +123,46 @@ class Call:
         self._commands.hangup(self.uuid, cause)
         self.log.info("hung up: %s", cause)
 
+    def mark_step(self, node):
+        """Tell the switch which node this call is at, before running it (see marker.py)."""
+        self._mark(marker.step_variables(self.owner, self.callflow_id, node.path))
+
+    def channel_state(self):
+        """The channel as the switch has it now (``uuid_dump``: headers and variables)."""
+        text = self._commands.api("uuid_dump %s" % self.uuid)
+        if text.startswith("-ERR"):
+            self._ended = True
+            raise CallEnded("the channel is gone (%s)" % text.strip())
+        return protocol.parse_plain_event(text)
+
     # -- internals -----------------------------------------------------------------
+
+    def _mark(self, variables):
+        reply = self._commands.api("uuid_setvar_multi %s %s" % (self.uuid, variables))
+        if not reply.startswith("+OK"):
+            self.log.debug("could not mark the channel: %s", reply.strip())
+
+    def _resume(self, app, timeout):
+        """Catch up with the switch after a takeover: skip what already ran, then wait
+        for the app that was running, or read the outcome it left; None: run ``app``."""
+        record = self.resuming
+        if record.waiting_app is None:  # parked between steps: the node runs afresh
+            self.resuming = None
+            return None
+        if app != record.waiting_app:  # ran before the cut (set continue_on_fail, answer...)
+            self.log.debug("resuming: %s already ran", app)
+            return protocol.parse_plain_event("")
+        self.resuming = None
+        channel = self.channel_state()
+        state = resume.application_state(app, channel)
+        if state is resume.NOT_STARTED:
+            self.log.info("resuming: %s had not started; running it", app)
+            return None
+        if state is resume.FINISHED:
+            self.log.info("resuming: %s ended while we were away", app)
+            return channel
+        self.log.info("resuming: waiting for %s, still running", app)
+        return self._wait_for_completion(app, record.waiting_event_uuid, timeout)
 
     def _wait_for_completion(self, app, event_uuid, timeout):
         """The app's EXECUTE_COMPLETE. After CHANNEL_HANGUP it still comes, with the app's

@@ -23,16 +23,16 @@ log = logging.getLogger(__name__)
 class CallRouter:
     """Owns the live calls: one greenlet per call in ``self.calls_group``."""
 
-    def __init__(self, routes, commands, webhooks, command_timeout=10.0, on_call_finished=(),
-                 hooks=None):
+    def __init__(self, routes, commands, webhooks, command_timeout=10.0, on_call_finished=(), owner=None):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
+        self.owner = owner  # written on every channel we drive (calls/marker.py)
         self.calls = {}  # uuid -> Call
         self.calls_group = Group()
         self._commands = commands
         self._webhooks = webhooks
         self._command_timeout = command_timeout
         self._on_call_finished = list(on_call_finished)
-        self._hooks = hooks  # callflowd.hooks.lifecycle.LifecycleHooks, or None
+        self._hooks = None  # callflowd.hooks.lifecycle.LifecycleHooks (add_hooks)
         self.accepting = True
 
     def route(self, event):
@@ -46,6 +46,38 @@ class CallRouter:
             call.deliver(event)
         elif event.name == names.CHANNEL_PARK:
             self._park(event)
+
+    def add_hooks(self, hooks):
+        """Show every event to the lifecycle ``hooks`` first, and tell them when a flow ends."""
+        self._hooks = hooks
+        self._on_call_finished.insert(0, hooks.call_finished)
+
+    def park_found(self, channel):
+        """A parked call seen by listing the switch (its CHANNEL_PARK came while we were away)."""
+        if channel.uuid not in self.calls:
+            self._park(channel)
+
+    def adopt(self, channel, record):
+        """Take back a call this daemon drove before a cut socket or a restart.
+
+        ``channel`` is its ``uuid_dump``; ``record`` the Marker found on it. The Call is
+        registered before its greenlet starts, so no event of it is dropped from here on.
+        """
+        uuid = channel.uuid
+        if uuid in self.calls:
+            return
+        callflow = self.routes.by_id.get(record.callflow_id)
+        node = callflow.node_at(record.node_path) if callflow is not None else None
+        if node is None:
+            log.warning("call %s: was at %s of callflow %s, which the config no longer has; hanging up",
+                        uuid, safe(record.node_path), safe(record.callflow_id))
+            self._commands.hangup(uuid)
+            return
+        call = Call(uuid, call_facts(channel), callflow.id, self._commands, self._webhooks,
+                    command_timeout=self._command_timeout, owner=self.owner, resuming=record)
+        call.log.info("taking the call back at %s of callflow %s%s", node.path, callflow.id,
+                      " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
+        self._start(call, callflow, node)
 
     def _park(self, event):
         uuid = event.uuid
@@ -61,12 +93,15 @@ class CallRouter:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         call = Call(uuid, call_facts(event), callflow.id, self._commands, self._webhooks,
-                    command_timeout=self._command_timeout)
+                    command_timeout=self._command_timeout, owner=self.owner)
         call.log.info("parked call to %s from %s <%s> matches callflow %s",
                       safe(number), safe(call.facts["caller_id_name"]),
                       safe(call.facts["caller_id_number"]), callflow.id)
-        self.calls[uuid] = call
-        greenlet = gevent.Greenlet(run_callflow, call, callflow)
+        self._start(call, callflow)
+
+    def _start(self, call, callflow, node=None):
+        self.calls[call.uuid] = call
+        greenlet = gevent.Greenlet(run_callflow, call, callflow, node)
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
 

@@ -24,6 +24,7 @@ class RouteTable:
     def __init__(self, callflows):
         self._by_number = {}
         self._patterns = []
+        self.by_id = {callflow.id: callflow for callflow in callflows}
         for callflow in callflows:
             for number in callflow.numbers:
                 self._by_number[number] = callflow

@@ -50,9 +50,10 @@ RECONNECT_JITTER = 0.2
 # A flow deeper than this is a mistake (or a YAML alias loop), not a call plan.
 MAX_FLOW_DEPTH = 100
 _MAX_NESTING = 4 * MAX_FLOW_DEPTH
+MAX_SHUTDOWN_GRACE = 3600
 
 _TOP_KEYS = ("freeswitch", "log_level", "devices", "voicemail_boxes", "webhooks",
-             "callflows_dir", "callflows", "state_dir", "hooks")
+             "callflows_dir", "callflows", "shutdown_grace", "state_dir", "hooks")
 _FREESWITCH_KEYS = ("host", "port", "connect_timeout", "command_timeout", "reconnect") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
 _DEVICE_KEYS = ("dial_string", "timeout")
@@ -86,6 +87,10 @@ def load_config(path):
     top = _Section(raw, source, "", _TOP_KEYS, "a mapping of settings")
     freeswitch = _freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base)
     log_level = top.choice("log_level", LOG_LEVELS, "info").upper()
+    # Bounded: systemd's TimeoutStopSec (50 s in our unit) must outlast it and the webhook drain.
+    shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
+    if shutdown_grace > MAX_SHUTDOWN_GRACE:
+        top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
     directory = Directory(
         devices=_devices(top),
         voicemail_boxes=_voicemail_boxes(top),
@@ -93,8 +98,8 @@ def load_config(path):
     )
     callflows = _callflows(top, base, directory)
     return Config(freeswitch=freeswitch, directory=directory, callflows=callflows,
-                  log_level=log_level, source=source, state_dir=_state_dir(top, base),
-                  hooks=_hooks(top, directory))
+                  log_level=log_level, shutdown_grace=shutdown_grace, source=source,
+                  state_dir=_state_dir(top, base), hooks=_hooks(top, directory))
 
 
 # --- reading files ----------------------------------------------------------

@@ -94,6 +94,7 @@ class Config:
     directory: Directory
     callflows: tuple  # of callflowd.flow.model.Callflow
     log_level: str = "INFO"
+    shutdown_grace: float = 30.0  # seconds calls in progress get to finish at SIGTERM
     source: str = ""
     state_dir: str = "/var/lib/callflowd"  # the webhook outbox lives here
     hooks: tuple = ()  # of Hook

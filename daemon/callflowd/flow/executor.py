@@ -21,13 +21,24 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 50
 
 
-def run_callflow(call, callflow):
-    """Run ``callflow`` on ``call`` to its end; never raises for the call's own reasons."""
-    call.log.info("running callflow %s", callflow.id)
+def run_callflow(call, callflow, start=None):
+    """Run ``callflow`` on ``call`` to its end; never raises for the call's own reasons.
+
+    ``start`` is the node to begin at when a call is taken back after a cut socket or a
+    restart (``call.resuming`` then says what the switch was doing).
+    """
+    if start is None:
+        call.log.info("running callflow %s", callflow.id)
+    else:
+        call.log.info("taking back callflow %s at %s", callflow.id, start.path)
     try:
-        _walk(call, callflow.flow)
+        _walk(call, start or callflow.flow)
         call.hangup()
     except CallEnded as ended:
+        if call.lost:
+            call.log.warning("flow suspended at %s: %s; it resumes from the switch's record "
+                             "once the daemon is connected again", _where(call), ended)
+            return
         call.log.info("flow ends: %s", ended)
     except EslError as exc:
         call.log.error("flow ends: event socket error: %s", exc)
@@ -46,6 +57,7 @@ def _walk(call, node):
             call.history.append(Step(node.module, "skipped", node.path))
             node = node.child(DEFAULT_BRANCH)
             continue
+        call.mark_step(node)
         outcome = _run_action(call, node)
         if outcome is STOP:
             call.history.append(Step(node.module, "stop", node.path))
@@ -75,6 +87,11 @@ def _run_action(call, node):
     except Exception:  # an action's bug must not strand the caller: log it and go on at "_"
         call.log.exception("action %s failed; continuing at %s", node.module, DEFAULT)
         return "error", DEFAULT
+
+
+def _where(call):
+    step = call.previous_step
+    return step.path if step is not None else "the start"
 
 
 def choose_child(node, outcome):

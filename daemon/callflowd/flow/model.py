@@ -39,3 +39,13 @@ class Callflow:
     patterns: tuple[str, ...]
     flow: Node
     source: str = ""
+
+    def node_at(self, path):
+        """The node whose ``path`` is ``path`` (a recovery record), or None."""
+        pending = [self.flow]
+        while pending:
+            node = pending.pop()
+            if node.path == path:
+                return node
+            pending.extend(node.children.values())
+        return None

@@ -53,9 +53,9 @@ class _Channel:
 class LifecycleHooks:
     """The configured hooks, the channels they are watching, and the webhooks they submit."""
 
-    def __init__(self, hooks, routes, webhooks):
+    def __init__(self, hooks, router, webhooks):
         self.hooks = tuple(hooks)
-        self._routes = routes
+        self._router = router  # its route table is read each time: a reload swaps it
         self._webhooks = webhooks
         self._channels = {}  # uuid -> _Channel
         wanted = set()
@@ -104,7 +104,7 @@ class LifecycleHooks:
     def _callflow_id(self, event):
         if event.get(names.CALL_DIRECTION) != names.DIRECTION_INBOUND:
             return ""
-        callflow = self._routes.lookup(event.get(names.CALLER_DESTINATION_NUMBER, ""))
+        callflow = self._router.routes.lookup(event.get(names.CALLER_DESTINATION_NUMBER, ""))
         return callflow.id if callflow is not None else ""
 
     def _send(self, event, channel):

@@ -16,11 +16,23 @@ and applications), ``channel`` (the caller leg and the layout of its events), ``
 (captured frames and the rewriting of uuids, numbers, names and timestamps); the byte-exact
 encoding is ``callflowd.esl.protocol``'s, the same code the daemon decodes with.
 
+Held to the real switch: ``tests/realswitch/test_simulator_conformance.py`` runs busy, no
+answer, answered and caller-cancel calls on a running FreeSWITCH 1.10.12 (sipp phones and
+callers) and here, and compares per call the events the daemon receives and the headers it
+reads (``Application``, ``Application-UUID``, ``Hangup-Cause``, ``Answer-State``,
+``variable_originate_disposition``, ``variable_last_bridge_proto_specific_hangup_cause``...).
+It models the switch's surprises that test found: the dialplan's ``set``/``export``
+EXECUTE_COMPLETEs before CHANNEL_PARK, ``originate_disposition`` reading ``failure`` while a
+bridge rings, the ``park`` EXECUTE_COMPLETE (not ours) only at hangup, and CHANNEL_HANGUP before
+the bridge's EXECUTE_COMPLETE when the caller cancels.
+
 Not simulated (never sent): PRIVATE_COMMAND, RECORD_START/STOP, CUSTOM filestring::* and
 vm::maintenance, MESSAGE_WAITING, RE_SCHEDULE, MODULE_UNLOAD, DTMF, the voicemail's codec
 switches while recording and all but its first greeting PLAYBACK pair; ``show`` knows only
 ``calls``/``channels as json``; the B-leg cannot be addressed (sendmsg, uuid_kill); ``event
-xml`` is answered but sent as plain; one endpoint per dial string.
+xml`` is answered but sent as plain; one endpoint per dial string; SIP itself (no 180/183
+or 200 to a caller, no REGISTER: ``unregistered`` is a scenario, not a missing registration);
+the ``sps`` session rate limit; the ~1 s lag of ``show channels`` behind the events.
 """
 
 from callflowd.simulator.call import Scenario, SimulatedCall

@@ -178,6 +178,11 @@ class SimulatedCall:
         with self._lock:
             self._leg.set_var(name, value)
 
+    def dump_pairs(self):
+        """``uuid_dump``: the caller leg's channel block, caller profile and variables."""
+        with self._lock:
+            return [("Event-Name", "CHANNEL_DATA")] + self._leg.block(with_variables=True)
+
     def show_row(self, what):
         """This call's row of ``show channels as json`` or ``show calls as json``."""
         with self._lock:

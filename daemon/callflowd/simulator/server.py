@@ -284,6 +284,27 @@ class FreeswitchSimulator:
         call.set_variable(words[1], words[2] if len(words) > 2 else None)
         return "+OK\n", None
 
+    def _api_uuid_setvar_multi(self, arg):
+        """``uuid_setvar_multi <uuid> a=1;b=2``; ``name=`` unsets (as FreeSWITCH 1.10.12)."""
+        words = arg.split(None, 1)
+        call = self._calls.get(words[0]) if words else None
+        if call is None:
+            return "-ERR No such channel!\n", None
+        if len(words) < 2:
+            return "-USAGE: <uuid> <var>=<value>;<var>=<value>\n", None
+        for item in words[1].split(";"):
+            name, _, value = item.partition("=")
+            if name:
+                call.set_variable(name, value or None)  # stored as sent: FreeSWITCH decodes nothing
+        return "+OK\n", None
+
+    def _api_uuid_dump(self, arg):
+        words = arg.split()
+        call = self._calls.get(words[0]) if words else None
+        if call is None or call.ended:
+            return "-ERR No such channel!\n", None
+        return "".join("%s: %s\n" % (name, protocol.url_encode(value)) for name, value in call.dump_pairs()), None
+
     def _api_hostname(self, arg):
         return self.hostname, None
 

@@ -43,6 +43,7 @@ class Outbox:
         self._dirty = Event()
         self._written = Event()  # set after each commit attempt
         self._writing = False
+        self._committing = 0  # inserts in the commit under way
         self._writer = None
         self.batches = 0
 
@@ -61,8 +62,8 @@ class Outbox:
 
     @property
     def size(self):
-        """Committed rows plus those waiting for the next commit."""
-        return self.rows + len(self._inserts)
+        """Committed rows plus those being committed or waiting for the next commit."""
+        return self.rows + self._committing + len(self._inserts)
 
     def add(self, item):
         """Buffer ``item`` for the next commit; never blocks. Raises OutboxFull."""
@@ -116,6 +117,7 @@ class Outbox:
         if not (inserts or updates or deletes):
             return
         self._writing = True
+        self._committing = len(inserts)
         try:
             self.store.apply(
                 [(i.request.delivery_id, i.request.endpoint, i.attempts, i.due, i.request.to_json())
@@ -133,4 +135,5 @@ class Outbox:
                 self._on_committed(inserts)
         finally:
             self._writing = False
+            self._committing = 0
             self._written.set()

@@ -1,0 +1,64 @@
+"""What the daemon writes on a channel it drives, so the switch remembers for it.
+
+The switch is the source of truth across a cut socket or a daemon restart: before each
+step the daemon sets channel variables saying whose call it is, which callflow, which
+node, and (before a long application) which application it is waiting for and the
+``Event-UUID`` it was sent with. ``uuid_dump`` gives them back as ``variable_<name>``.
+
+Written with ``api uuid_setvar_multi <uuid> a=1;b=2`` (one round trip; ``name=`` with
+no value unsets, checked on FreeSWITCH 1.10.12). Values are percent-encoded so a ``;``
+or a space in a callflow id can't split the list.
+"""
+
+import dataclasses
+import socket
+import urllib.parse
+
+OWNER = "callflowd_owner"
+CALLFLOW = "callflowd_callflow"
+NODE = "callflowd_node"
+WAITING = "callflowd_waiting"  # "<app>/<event uuid>" while a long application runs
+
+_SAFE = "._-/:"
+
+
+def default_owner():
+    """Which daemon a channel belongs to: this host's name (one daemon per host and switch)."""
+    return socket.gethostname() or "callflowd"
+
+
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    owner: str
+    callflow_id: str
+    node_path: str
+    waiting_app: str = None
+    waiting_event_uuid: str = None
+
+    @classmethod
+    def from_channel(cls, channel):
+        """The marker in a ``uuid_dump`` (an Event of ``variable_*`` headers), or None."""
+        get = channel.get
+        owner, callflow_id, node_path = (get("variable_" + name) for name in (OWNER, CALLFLOW, NODE))
+        if not (owner and callflow_id and node_path):
+            return None
+        app, _, event_uuid = (get("variable_" + WAITING) or "").partition("/")
+        return cls(urllib.parse.unquote(owner), urllib.parse.unquote(callflow_id),
+                   urllib.parse.unquote(node_path), app or None, event_uuid or None)
+
+
+def _value(text):
+    return urllib.parse.quote(str(text), safe=_SAFE)
+
+
+def step_variables(owner, callflow_id, node_path):
+    """``uuid_setvar_multi`` argument for the start of a step (no application awaited yet)."""
+    return "%s=%s;%s=%s;%s=%s;%s=" % (OWNER, _value(owner), CALLFLOW, _value(callflow_id),
+                                      NODE, _value(node_path), WAITING)
+
+
+def waiting_variables(app, event_uuid, extra=()):
+    """``uuid_setvar_multi`` argument before a long application: what to wait for on recovery."""
+    pairs = ["%s=%s/%s" % (WAITING, _value(app), _value(event_uuid))]
+    pairs.extend("%s=%s" % (name, _value(value)) for name, value in extra)
+    return ";".join(pairs)
