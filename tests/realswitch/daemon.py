@@ -42,9 +42,13 @@ def front_desk_flow(webhook_uri, http_verb="post"):
 class DaemonProcess:
     """One callflowd process against the real switch; ``stop()`` checks it exits cleanly."""
 
-    def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None):
+    def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None, hooks=None):
         self.workdir = pathlib.Path(workdir)
         self.config_path = self._write_config(esl, documents, dial_string, ring_timeout, webhooks or {})
+        if hooks:  # lifecycle hooks (issue 7)
+            config = yaml.safe_load(self.config_path.read_text())
+            config["hooks"] = hooks
+            self.config_path.write_text(yaml.safe_dump(config))
         self.lines = []
         self._changed = Event()
         self.process = None
@@ -66,6 +70,7 @@ class DaemonProcess:
             "voicemail_boxes": {"front_desk_voicemail_box_id": dict(VOICEMAIL_BOX)},
             "webhooks": dict({"timeout": 2, "retries": 1, "backoff_factor": 0.2, "backoff_max": 1}, **webhooks),
             "callflows_dir": "callflows.d",
+            "state_dir": str(self.workdir / "state"),  # the webhook outbox, one per test
         }
         path = self.workdir / "callflowd.yaml"
         path.write_text(yaml.safe_dump(config))
