@@ -549,3 +549,25 @@ def test_an_invalid_settings_value_is_refused(tmp_path):
         WebhookDispatcher(WebhookSettings(concurrency=0), str(tmp_path))
     with pytest.raises(ValueError):
         WebhookDispatcher(WebhookSettings(outbox_max=0), str(tmp_path))
+
+
+@pytest.mark.timeout(60)
+def test_100_webhooks_a_second_for_10_seconds_to_a_receiver_taking_1s_each_arrive_within_2s(
+        receiver, make_dispatcher, logs):
+    # The "100 calls/s for 10 s": submitted at the call path's rate, at the dispatcher
+    # (the simulator can't place 100 calls/s on this machine); 100 webhooks stay in flight at once.
+    receiver.delay(1.0)
+    dispatcher = make_dispatcher(timeout=5)
+    submitted = {}
+    start = time.monotonic()
+    for n in range(1000):
+        gevent.sleep(max(0.0, start + n / 100.0 - time.monotonic()))  # pacing the load, not syncing
+        request = webhook(receiver.url("/hook"), call_id="call-%d" % n)
+        submitted[request.delivery_id] = time.monotonic()
+        assert dispatcher.submit(request)
+    stats = settle(dispatcher, logs, count=1000, timeout=15)
+
+    assert (stats.delivered, stats.failed, stats.retried) == (1000, 0, 0)
+    lags = sorted(r.received_at - submitted[r.header("X-Callflowd-Delivery")] for r in receiver.requests)
+    assert len(lags) == 1000
+    assert lags[-1] < 2.0, "slowest arrival %.2fs after its step (p50 %.3fs)" % (lags[-1], lags[500])

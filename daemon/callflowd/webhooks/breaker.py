@@ -57,8 +57,15 @@ class Breaker:
         return 0
 
     def started(self):
+        """An attempt starts; True if it is the half-open breaker's probe."""
         if self.state is BreakerState.HALF_OPEN:
             self._probing = True
+            return True
+        return False
+
+    def settled(self):
+        """The probe ended: if it neither closed nor reopened us (a TLS error...), allow another."""
+        self._probing = False
 
     def succeeded(self):
         if self.state is not BreakerState.CLOSED:

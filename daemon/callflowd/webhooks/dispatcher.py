@@ -300,8 +300,8 @@ class WebhookDispatcher:
                 lane.in_flight += 1
                 self._in_flight += 1
                 room -= 1
-                lane.breaker.started()
-                self._attempts.spawn(self._attempt, lane, item)
+                probe = lane.breaker.started()
+                self._attempts.spawn(self._attempt, lane, item, probe)
             if not lane.ready:
                 self._busy.discard(lane)
         if next_at is None:
@@ -310,10 +310,11 @@ class WebhookDispatcher:
 
     # -- attempts --------------------------------------------------------------------
 
-    def _attempt(self, lane, item):
+    def _attempt(self, lane, item, probe=False):
         request = item.request
         item.attempts += 1
         response = None
+        recorded = False
         try:
             secret = self._secret(request)
             if secret is False:
@@ -322,17 +323,24 @@ class WebhookDispatcher:
             else:
                 result, response = delivery.send(self._session, request, self.settings.timeout,
                                                   attempt=item.attempts, secret=secret, clock=self._clock)
+            recorded = True
             self._record(lane, item, result)
             delivery.release(response, self.settings.timeout, request)
         except Exception:
-            # Our bug, not the receiver's: log it, and treat the attempt as unanswered so the
-            # webhook stays in the outbox and is retried by the rules rather than lost.
-            log.exception("call %s: webhook attempt crashed: %s; counting it as not answered",
-                          safe(request.call_id), request.describe())
             if response is not None:
                 response.close()
-            self._record(lane, item, AttemptResult(Outcome.NO_ANSWER, "internal error"))
+            if recorded:
+                log.exception("call %s: releasing a webhook answer crashed: %s; the outcome stands",
+                              safe(request.call_id), request.describe())
+            else:
+                # Our bug, not the receiver's: log it, and treat the attempt as unanswered so the
+                # webhook stays in the outbox and is retried by the rules rather than lost.
+                log.exception("call %s: webhook attempt crashed: %s; counting it as not answered",
+                              safe(request.call_id), request.describe())
+                self._record(lane, item, AttemptResult(Outcome.NO_ANSWER, "internal error"))
         finally:
+            if probe:
+                lane.breaker.settled()
             lane.in_flight -= 1
             self._in_flight -= 1
             if lane.ready:
