@@ -206,3 +206,48 @@ def test_a_full_outbox_does_not_disturb_calls(tmp_path, switch, receiver, logs):
     assert [call.applications[-1][0] for call in calls] == ["voicemail"] * 3
     assert daemon.service.webhooks.stats.dropped == 2
     assert len(logs.matching("webhook dropped (outbox full")) == 2
+
+
+# -- with delivery in a process of its own (webhooks.process) -----------------------------
+
+
+def wait_for_distinct_ids(receiver, count, timeout=60):
+    deadline = time.monotonic() + timeout
+    while len({r.header("X-Callflowd-Delivery") for r in receiver.requests}) < count:
+        receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
+
+
+def test_with_a_delivery_process_every_webhook_arrives_and_sigterm_stops_both(
+        tmp_path, switch, receiver, daemons):
+    config = write_config(tmp_path, switch, {"ten": ten_webhooks_flow(receiver.url("/hook"))},
+                          webhooks={"process": True})
+    daemon = daemons(config, tmp_path / "run.log")
+    switch.wait_for_clients(1, timeout=15)
+    place_calls(switch)
+    wait_for_distinct_ids(receiver, WEBHOOKS)
+    assert daemon.terminate() == 0
+    log = daemon.log()
+    assert "webhook delivery process" in log and "started" in log
+    assert "the outbox is empty" in log
+    check_every_webhook_arrived_once_by_id(receiver.requests)
+    assert len(receiver.requests) == WEBHOOKS
+
+
+def test_with_a_delivery_process_a_daemon_killed_with_500_pending_delivers_every_one_after_restart(
+        tmp_path, switch, receiver, daemons):
+    receiver.hold()
+    config = write_config(tmp_path, switch, {"ten": ten_webhooks_flow(receiver.url("/hook"))},
+                          webhooks={"process": True, "timeout": 30, "concurrency_per_endpoint": 8})
+    first = daemons(config, tmp_path / "first.log")
+    switch.wait_for_clients(1, timeout=15)
+    place_calls(switch)
+    wait_for_rows(tmp_path / "state", WEBHOOKS)
+    receiver.wait_for(8)
+    first.kill9()  # the delivery process sees its stdin end and exits at once
+
+    receiver.release()
+    second = daemons(config, tmp_path / "second.log")
+    wait_for_distinct_ids(receiver, WEBHOOKS)
+    assert second.terminate() == 0
+    assert "the daemon is gone (end of stdin); stopping at once" in first.log()
+    check_every_webhook_arrived_once_by_id(receiver.requests)

@@ -79,3 +79,9 @@ def test_a_hook_without_an_http_uri_is_refused(tmp_path):
 def test_per_endpoint_concurrency_may_not_exceed_the_total(tmp_path):
     path = write_config(tmp_path, webhooks={"concurrency": 10, "concurrency_per_endpoint": 20})
     assert error_for(path).endswith("webhooks.concurrency_per_endpoint: must be between 1 and 10")
+
+
+def test_delivery_in_a_process_of_its_own_is_a_flag(tmp_path):
+    assert load_config(write_config(tmp_path, webhooks={"process": True})).directory.webhooks.process is True
+    path = write_config(tmp_path, webhooks={"process": "yes"})
+    assert error_for(path).endswith("webhooks.process: must be true or false")

@@ -44,6 +44,7 @@ from callflowd import logfmt
 from callflowd.hooks.lifecycle import LifecycleHooks
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks.dispatcher import WebhookDispatcher
+from callflowd.webhooks.process import OutboxFeeder
 from callflowd.webhooks.store import OutboxError
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class Service:
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
-        self.webhooks = dispatcher or WebhookDispatcher(config.directory.webhooks, config.state_dir)
+        self.webhooks = dispatcher or _webhook_dispatcher(config)
         self.router = CallRouter(RouteTable(config.callflows), self, self.webhooks,
                                  command_timeout=config.freeswitch.command_timeout,
                                  on_call_finished=on_call_finished, owner=default_owner())
@@ -325,6 +326,15 @@ class Service:
         if self._connection is None:
             raise NotConnected("not connected to FreeSWITCH")
         return self._connection
+
+
+def _webhook_dispatcher(config):
+    """Deliver in this process, or (``webhooks.process``) commit here and deliver from a child."""
+    settings = config.directory.webhooks
+    if settings.process:
+        return OutboxFeeder(settings, config.state_dir, config.source, log_level=config.log_level,
+                            drain=WEBHOOK_DRAIN_SECONDS)
+    return WebhookDispatcher(settings, config.state_dir)
 
 
 def _dotted(value, path):

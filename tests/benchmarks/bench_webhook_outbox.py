@@ -13,6 +13,9 @@ its own, so the figures are the client's. Printed, for each round:
 * ``call path``: the p50/p99 time for a greenlet in this process to answer a line sent by a
   peer process (an event in, a command out, as the call path does), with the outbox idle and
   then while it delivers the N webhooks.
+
+``--process`` runs the same with ``webhooks.process: true``: this process only commits to the
+outbox, a child ``python -m callflowd.webhooks`` delivers.
 """
 
 from gevent import monkey
@@ -38,7 +41,9 @@ import requests  # noqa: E402
 from callflowd.config.model import WebhookSettings  # noqa: E402
 from callflowd.retry import Retry  # noqa: E402
 from callflowd.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
+from callflowd.webhooks.process import OutboxFeeder  # noqa: E402
 from callflowd.webhooks.request import WebhookRequest  # noqa: E402
+from callflowd.webhooks.store import FILENAME  # noqa: E402
 
 FIELDS = tuple((name, "value-%d" % n) for n, name in enumerate(
     ("call_id", "caller_id_name", "caller_id_number", "callee_id_number", "call_direction",
@@ -92,10 +97,35 @@ def bare_loop(url, count):
         return count / (time.perf_counter() - start)
 
 
-def durable(url, count, state_dir, synchronous, rate=None):
+PROCESS_CONFIG = """
+freeswitch: {password: ClueCon}
+log_level: warning
+state_dir: %(state_dir)s
+webhooks: {timeout: 10, outbox: {max: %(max)d, synchronous: %(synchronous)s}, process: true}
+callflows:
+  - numbers: ["1"]
+    flow: {module: webhook, data: {uri: "http://127.0.0.1:9/"}}
+"""
+
+
+def outbox_rows(state_dir):
+    import sqlite3
+
+    with sqlite3.connect(os.path.join(state_dir, FILENAME), timeout=10) as db:
+        return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+def durable(url, count, state_dir, synchronous, rate=None, process=False):
     """Deliveries/s for ``count`` webhooks, submitted as fast as possible or at ``rate`` per second."""
-    settings = WebhookSettings(timeout=10, synchronous=synchronous, outbox_max=count * 2)
-    dispatcher = WebhookDispatcher(settings, state_dir)
+    settings = WebhookSettings(timeout=10, synchronous=synchronous, outbox_max=count * 2, process=process)
+    if process:
+        os.makedirs(state_dir, exist_ok=True)
+        config = os.path.join(state_dir, "callflowd.yaml")
+        with open(config, "w") as stream:
+            stream.write(PROCESS_CONFIG % {"state_dir": state_dir, "synchronous": synchronous, "max": count * 2})
+        dispatcher = OutboxFeeder(settings, state_dir, config, log_level="WARNING")
+    else:
+        dispatcher = WebhookDispatcher(settings, state_dir)
     dispatcher.start()
     retry = Retry(total=2)
     start = time.perf_counter()
@@ -106,9 +136,14 @@ def durable(url, count, state_dir, synchronous, rate=None):
             gevent.sleep(max(0.0, start + (n + 1) / rate - time.perf_counter()))
         elif n % 200 == 199:
             gevent.sleep(0)  # calls arrive over time, not in one tight loop
-    while dispatcher.stats.delivered + dispatcher.stats.failed < count:
-        gevent.sleep(0.01)
-    dispatcher.outbox.flush(30)
+    if process:
+        dispatcher.outbox.flush(30)
+        while outbox_rows(state_dir):
+            gevent.sleep(0.01)
+    else:
+        while dispatcher.stats.delivered + dispatcher.stats.failed < count:
+            gevent.sleep(0.01)
+        dispatcher.outbox.flush(30)
     elapsed = time.perf_counter() - start
     stats = dispatcher.stats
     batches = dispatcher.outbox.batches
@@ -145,6 +180,8 @@ def main():
     parser.add_argument("--webhooks", type=int, default=5000, help="per durable round (default 5000)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--synchronous", choices=("normal", "full"), default="normal")
+    parser.add_argument("--process", action="store_true",
+                        help="deliver from a child process (webhooks.process: true)")
     parser.add_argument("--paced-rate", type=int, default=200,
                         help="webhooks/s for the paced call-path measurement (default 200)")
     args = parser.parse_args()
@@ -161,15 +198,17 @@ def main():
         for round_number in range(1, args.rounds + 1):
             bare = bare_loop(url, args.webhooks)
             state_dir = os.path.join(workdir, "round-%d" % round_number)
-            rate, batches = durable(url, args.webhooks, state_dir, args.synchronous)
+            rate, batches = durable(url, args.webhooks, state_dir, args.synchronous, process=args.process)
             print("round %d: bare requests.Session loop %6.0f requests/s | durable outbox "
-                  "(synchronous=%s) %6.0f deliveries/s (%.0f%% of bare), %d commits for %d webhooks"
-                  % (round_number, bare, args.synchronous, rate, 100 * rate / bare, batches, args.webhooks))
+                  "(synchronous=%s%s) %6.0f deliveries/s (%.0f%% of bare), %d commits for %d webhooks"
+                  % (round_number, bare, args.synchronous, ", delivery process" if args.process else "",
+                     rate, 100 * rate / bare, batches, args.webhooks))
         idle = call_path_latency(4)
         paced = call_path_latency(4, load=lambda: durable(
-            url, 4 * args.paced_rate, os.path.join(workdir, "paced"), args.synchronous, rate=args.paced_rate))
+            url, 4 * args.paced_rate, os.path.join(workdir, "paced"), args.synchronous, rate=args.paced_rate,
+            process=args.process))
         flood = call_path_latency(4, load=lambda: durable(url, args.webhooks, os.path.join(workdir, "flood"),
-                                                          args.synchronous))
+                                                          args.synchronous, process=args.process))
         print("call path, line in -> line out (p50 / p99 ms, samples):")
         print("  outbox idle:                        %.2f / %.2f (%d)" % idle)
         print("  outbox delivering %4d webhooks/s:   %.2f / %.2f (%d)" % ((args.paced_rate,) + paced))

@@ -60,7 +60,7 @@ _DEVICE_KEYS = ("dial_string", "timeout")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "retry_after_max", "format",
                  "concurrency", "concurrency_per_endpoint", "outbox", "breaker", "proxy",
-                 "secret", "secret_file", "secrets")
+                 "secret", "secret_file", "secrets", "process")
 _OUTBOX_KEYS = ("max", "synchronous")
 _BREAKER_KEYS = ("failures", "pause", "pause_max")
 _HOOK_KEYS = ("events", "uri", "http_verb", "format", "secret", "retries", "callflow_ids",
@@ -423,7 +423,15 @@ def _webhooks(section, base):
         ),
         proxy=proxy,
         secrets=_secrets(section, base),
+        process=_flag(section, "process", defaults.process),
     )
+
+
+def _flag(section, key, default):
+    value = section.value(key, default)
+    if not isinstance(value, bool):
+        section.fail(key, "must be true or false")
+    return value
 
 
 def _secrets(section, base):

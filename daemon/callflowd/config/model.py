@@ -56,6 +56,7 @@ class WebhookSettings:
     synchronous: str = "normal"  # SQLite synchronous: normal or full (see webhooks.store)
     breaker: BreakerSettings = BreakerSettings()
     proxy: str | None = None
+    process: bool = False  # deliver from a process of its own (webhooks.process)
     # Signing secrets by name; "" is the global one. Never in a callflow document.
     secrets: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), repr=False)

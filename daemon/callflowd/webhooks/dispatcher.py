@@ -126,7 +126,8 @@ class WebhookDispatcher:
     injectable so tests can check the schedule without sleeping.
     """
 
-    def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time):
+    def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time,
+                 shared=False):
         if settings.concurrency < 1 or settings.concurrency_per_endpoint < 1:
             raise ValueError("webhook concurrency must be >= 1")
         if settings.outbox_max < 1:
@@ -138,8 +139,9 @@ class WebhookDispatcher:
         self._session = session or make_session(settings)
         self._rand = rand
         self._clock = clock
+        # shared: a delivery process, following an outbox the daemon writes (webhooks.process)
         self.outbox = Outbox(OutboxStore(state_dir, settings.synchronous), settings.outbox_max,
-                             on_committed=self._accepted, on_lost=self._lost)
+                             on_committed=self._accepted, on_lost=self._lost, shared=shared)
         self._group = gevent.pool.Group()  # the writer and the scheduler
         self._attempts = gevent.pool.Group()
         self._lanes = {}  # endpoint -> _Lane
@@ -147,6 +149,7 @@ class WebhookDispatcher:
         self._timers = []  # heap of (due, seq, item)
         self._seq = itertools.count()
         self._in_flight = 0
+        self._last_seq = 0  # the newest outbox row seen
         self._scheduler = None
         self._wake = Event()
         self._progress = Event()  # set whenever an attempt ends
@@ -162,19 +165,15 @@ class WebhookDispatcher:
         """
         if self.state is not State.NEW:
             raise RuntimeError("webhook dispatcher is %s; it can only start once" % self.state.value)
-        rows = self.outbox.open()
-        resumed = []
-        for delivery_id, attempts, due, text in rows:
-            try:
-                resumed.append(Item(WebhookRequest.from_json(delivery_id, text), attempts, due))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("outbox row %s unreadable (%s); deleting it", safe(delivery_id), exc)
-                self.outbox.delete(delivery_id)
+        resumed = self._items(self.outbox.open())
         self.state = State.RUNNING
         self.outbox.start(self._group)
         self._scheduler = self._group.spawn(self._schedule_loop)
         self._scheduler.link_exception(lambda g: log.error("webhook scheduler died", exc_info=g.exc_info))
-        if resumed:
+        if resumed and self.outbox.shared:  # a delivery process: the daemon committed these
+            log.info("webhook outbox %s: %d webhooks to deliver", self.outbox.store.path, len(resumed))
+            self._accepted(resumed)
+        elif resumed:
             log.warning("webhook outbox %s: resuming %d undelivered webhooks",
                         self.outbox.store.path, len(resumed))
             self._accepted(resumed)
@@ -210,7 +209,7 @@ class WebhookDispatcher:
         self._attempts.kill(block=True, timeout=5)
         self._scheduler.kill(block=True, timeout=5)  # the writer is the outbox's to stop
         self.outbox.stop(timeout=max(5.0, deadline - time.monotonic()))
-        left = self.outbox.rows
+        left = self.outbox.store_rows_left()
         self.state = State.STOPPED
         if left:
             log.warning("webhook dispatcher stopped; %d undelivered webhooks stay in the outbox "
@@ -219,6 +218,26 @@ class WebhookDispatcher:
         else:
             log.info("webhook dispatcher stopped; the outbox is empty")
         return left
+
+    def _items(self, rows):
+        items = []
+        for seq, delivery_id, attempts, due, text in rows:
+            self._last_seq = max(self._last_seq, seq)
+            try:
+                items.append(Item(WebhookRequest.from_json(delivery_id, text), attempts, due))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("outbox row %s unreadable (%s); deleting it", safe(delivery_id), exc)
+                self.outbox.delete(delivery_id)
+        return items
+
+    def follow(self):
+        """Take the rows another process (the daemon) committed since we last looked."""
+        if self.state is not State.RUNNING:
+            return 0
+        items = self._items(self.outbox.load_after(self._last_seq))
+        if items:
+            self._accepted(items)
+        return len(items)
 
     # -- the call path -------------------------------------------------------------
 

@@ -31,8 +31,9 @@ class OutboxFull(Exception):
 class Outbox:
     """Buffers and one writer greenlet in front of an ``OutboxStore``."""
 
-    def __init__(self, store, max_rows, on_committed, on_lost):
+    def __init__(self, store, max_rows, on_committed, on_lost, shared=False):
         self.store = store
+        self.shared = shared  # another process deletes rows: recount after each commit
         self.max_rows = max_rows
         self.rows = 0  # committed and not deleted
         self._on_committed = on_committed  # called with the list of newly accepted items
@@ -52,6 +53,12 @@ class Outbox:
         self.store.open()
         rows = self.store.load()
         self.rows = len(rows)
+        return rows
+
+    def load_after(self, seq):
+        """Rows another process committed after ``seq`` (a delivery process following the daemon)."""
+        rows = self.store.load(after=seq)
+        self.rows += len(rows)
         return rows
 
     def start(self, group):
@@ -104,6 +111,17 @@ class Outbox:
         self.store.close()
         return flushed
 
+    def store_rows_left(self):
+        """Rows in the file now (after ``stop()``: reopened briefly when another process shares it)."""
+        if not self.shared:
+            return self.rows
+        store = type(self.store)(self.store.state_dir, self.store.synchronous)
+        store.open()
+        try:
+            return store.count()
+        finally:
+            store.close()
+
     def _write_loop(self):
         while True:
             self._dirty.wait()
@@ -119,10 +137,10 @@ class Outbox:
         self._writing = True
         self._committing = len(inserts)
         try:
-            self.store.apply(
+            counted = self.store.apply(
                 [(i.request.delivery_id, i.request.endpoint, i.attempts, i.due, i.request.to_json())
                  for i in inserts],
-                list(updates.values()), deletes)
+                list(updates.values()), deletes, count=self.shared)
         except OutboxError as exc:
             # Loud: these webhooks are lost (inserts), or may be sent again (deletes).
             log.error("outbox write failed: %s; %d new webhooks lost, %d finished ones may be "
@@ -130,7 +148,7 @@ class Outbox:
             self._on_lost(inserts)
         else:
             self.batches += 1
-            self.rows += len(inserts) - len(deletes)
+            self.rows = counted if self.shared else self.rows + len(inserts) - len(deletes)
             if inserts:
                 self._on_committed(inserts)
         finally:

@@ -29,10 +29,12 @@ from callflowd.errors import CallflowdError
 
 FILENAME = "outbox.sqlite3"
 SYNCHRONOUS = ("normal", "full")
+BUSY_TIMEOUT_MS = 10000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
-    id TEXT PRIMARY KEY,          -- the delivery id (X-Callflowd-Delivery)
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a delivery process reads rows after it
+    id TEXT NOT NULL UNIQUE,      -- the delivery id (X-Callflowd-Delivery)
     endpoint TEXT NOT NULL,       -- scheme://host:port
     attempts INTEGER NOT NULL,    -- attempts made so far
     due REAL NOT NULL,            -- Unix time the next attempt may start
@@ -74,37 +76,43 @@ class OutboxStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=%s" % self.synchronous.upper())
+        db.execute("PRAGMA busy_timeout=%d" % BUSY_TIMEOUT_MS)
         db.execute(_SCHEMA)
         self._db = db
 
-    def load(self):
-        """Every row: ``(id, attempts, due, request_json)`` in the order they were accepted."""
+    def load(self, after=0):
+        """Rows after ``seq`` ``after``: ``(seq, id, attempts, due, request_json)``, oldest first."""
         return self._run(lambda: self._db.execute(
-            "SELECT id, attempts, due, request FROM outbox ORDER BY rowid").fetchall())
+            "SELECT seq, id, attempts, due, request FROM outbox WHERE seq > ? ORDER BY seq",
+            (after,)).fetchall())
 
     def count(self):
         return self._run(lambda: self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
-    def apply(self, inserts, updates, deletes):
+    def apply(self, inserts, updates, deletes, count=False):
         """One transaction: ``inserts`` of (id, endpoint, attempts, due, json), ``updates`` of
-        (attempts, due, id), ``deletes`` of ids. All or nothing."""
-        self._run(self._apply, inserts, updates, deletes)
+        (attempts, due, id), ``deletes`` of ids. All or nothing. With ``count``, returns how many
+        rows the table holds after it (another process may be deleting)."""
+        return self._run(self._apply, inserts, updates, deletes, count)
 
-    def _apply(self, inserts, updates, deletes):
+    def _apply(self, inserts, updates, deletes, count=False):
         db = self._db
-        db.execute("BEGIN")
+        db.execute("BEGIN IMMEDIATE")
         try:
             if inserts:
-                db.executemany("INSERT OR REPLACE INTO outbox (id, endpoint, attempts, due, request) "
+                db.executemany("INSERT INTO outbox (id, endpoint, attempts, due, request) "
                                "VALUES (?, ?, ?, ?, ?)", inserts)
             if updates:
                 db.executemany("UPDATE outbox SET attempts = ?, due = ? WHERE id = ?", updates)
             if deletes:
                 db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in deletes])
+            rows = db.execute("SELECT count(*) FROM outbox").fetchone()[0] if count else None
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
+        return rows
 
     def close(self):
         """Close the database on its thread, after whatever was queued there."""

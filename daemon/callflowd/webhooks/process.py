@@ -1,0 +1,153 @@
+"""Webhook delivery in a process of its own, fed by the outbox file (``webhooks.process: true``).
+
+Why: in the daemon's process, delivery greenlets share one hub and one core with
+the calls. A steady 200 webhooks/s adds about 1 ms to the call path's p99, a
+burst of thousands 30-40 ms (docs/benchmarks.md). With ``process: true`` the
+daemon only commits webhooks to the outbox (``OutboxFeeder``, group commit on
+the store's thread, as before) and a child, ``python -m callflowd.webhooks``,
+delivers them with a ``WebhookDispatcher`` that follows the same SQLite file.
+
+The two talk through the child's stdin: the daemon writes a byte after each
+commit that added webhooks ("look at the outbox"). The daemon's ``stop()``
+sends SIGTERM (the child delivers what is due for the drain time) or, to stop
+at once, SIGINT; end of file means the daemon died (``kill -9``, a crash): the
+child exits at once, so the restarted daemon's child is the only one sending.
+What is not delivered stays in the outbox. A child that dies while the daemon
+runs is started again after a pause.
+"""
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+import gevent
+import gevent.pool
+
+from callflowd.logfmt import safe
+from callflowd.webhooks.dispatcher import DispatcherStats, Item, State
+from callflowd.webhooks.outbox import Outbox, OutboxFull
+from callflowd.webhooks.store import OutboxStore
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY = 1.0  # seconds before a dead delivery process is replaced
+STOP_MARGIN = 5.0  # seconds the child gets beyond its drain time before it is killed
+
+
+class OutboxFeeder:
+    """The daemon's side: ``submit()`` commits to the outbox; a child process delivers."""
+
+    def __init__(self, settings, state_dir, config_path, log_level="INFO", drain=10.0, clock=time.time):
+        self.settings = settings
+        self.drain = drain
+        self.state = State.NEW
+        self._config_path = config_path
+        self._log_level = log_level
+        self._clock = clock
+        self.outbox = Outbox(OutboxStore(state_dir, settings.synchronous), settings.outbox_max,
+                             on_committed=self._committed, on_lost=self._lost, shared=True)
+        self._group = gevent.pool.Group()
+        self._child = None
+        self._counts = dict.fromkeys(("accepted", "dropped", "lost"), 0)
+
+    def start(self):
+        rows = self.outbox.open()
+        self.state = State.RUNNING
+        self.outbox.start(self._group)
+        self._group.spawn(self._supervise).link_exception(
+            lambda g: log.error("webhook delivery supervisor died", exc_info=g.exc_info))
+        log.info("webhook outbox %s: %d waiting; delivery runs in its own process",
+                 self.outbox.store.path, len(rows))
+
+    def submit(self, request):
+        """Hand ``request`` to the outbox; never blocks. False (logged, counted) if dropped."""
+        if self.state is not State.RUNNING:
+            return self._drop(request, "dispatcher %s" % self.state.value)
+        try:
+            self.outbox.add(Item(request, 0, self._clock()))
+        except OutboxFull as exc:
+            return self._drop(request, "outbox full: %s" % exc)
+        return True
+
+    def stop(self, timeout=10.0):
+        """Commit what was handed over, let the child deliver for ``timeout`` s, stop it.
+
+        Returns how many webhooks are left in the outbox for the next start.
+        """
+        if self.state is not State.RUNNING:
+            self.state = State.STOPPED
+            return 0
+        self.state = State.STOPPING
+        self.outbox.flush(max(timeout, 5.0))
+        child, self._child = self._child, None
+        self._group.kill(block=True, timeout=5)  # the supervisor: no restart from here on
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM if timeout > 0 else signal.SIGINT)
+            try:
+                child.wait(timeout=(self.drain if timeout > 0 else 0) + STOP_MARGIN)
+            except subprocess.TimeoutExpired:
+                log.error("webhook delivery process %d did not stop; killing it (its webhooks stay "
+                          "in the outbox)", child.pid)
+                child.kill()
+                child.wait()
+        self.outbox.stop(timeout=5.0)
+        left = self.outbox.store_rows_left()
+        self.state = State.STOPPED
+        if left:
+            log.warning("webhook dispatcher stopped; %d undelivered webhooks stay in the outbox "
+                        "%s for the next start", left, self.outbox.store.path)
+        else:
+            log.info("webhook dispatcher stopped; the outbox is empty")
+        return left
+
+    @property
+    def stats(self):
+        return DispatcherStats(pending=self.outbox.size, **self._counts)
+
+    def _committed(self, items):
+        self._counts["accepted"] += len(items)
+        child = self._child
+        if child is None or child.poll() is not None:
+            return  # a new child reads the whole outbox when it starts
+        try:
+            child.stdin.write(b".")
+            child.stdin.flush()
+        except OSError as exc:  # it just died: the supervisor replaces it, and it reads the outbox
+            log.warning("webhook delivery process unreachable (%s)", exc)
+
+    def _drop(self, request, why):
+        self._counts["dropped"] += 1
+        log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
+                  safe(request.call_id), why, request.describe(), self._counts["dropped"])
+        return False
+
+    def _lost(self, items):
+        self._counts["lost"] += len(items)
+        for item in items:
+            log.error("call %s: webhook lost (outbox write failed): %s; %d lost since start",
+                      safe(item.request.call_id), item.request.describe(), self._counts["lost"])
+
+    def _supervise(self):
+        while self.state is State.RUNNING:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "callflowd.webhooks", "-c", self._config_path,
+                 "--log-level", self._log_level, "--drain", str(self.drain)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            log.info("webhook delivery process %d started", self._child.pid)
+            status = self._child.wait()
+            if self.state is not State.RUNNING:
+                return
+            log.error("webhook delivery process exited with %s; starting another in %gs "
+                      "(its webhooks wait in the outbox)", _describe(status), RESTART_DELAY)
+            gevent.sleep(RESTART_DELAY)
+
+
+def _describe(status):
+    if status is not None and status < 0:
+        try:
+            return signal.Signals(-status).name
+        except ValueError:
+            pass
+    return "status %s" % status
