@@ -5,6 +5,7 @@ or succeeds as told; the tests synchronise on its arrivals and on the
 dispatcher's log lines and counters, never on sleeps.
 """
 
+import base64
 import hashlib
 import hmac
 import json
@@ -242,8 +243,7 @@ def test_a_connection_closed_without_an_answer_is_sent_without_an_answer():
     server = gevent.server.StreamServer(("127.0.0.1", 0), hang_up)
     server.start()
     try:
-        with requests.Session() as session:
-            result = delivery.attempt(session, webhook("http://127.0.0.1:%d/" % server.server_port), 1.0)
+        result = delivery.attempt(delivery.make_client(), webhook("http://127.0.0.1:%d/" % server.server_port), 1.0)
     finally:
         server.stop()
     assert result.outcome is Outcome.NO_ANSWER
@@ -262,8 +262,7 @@ def test_a_status_line_trickled_in_byte_by_byte_is_cut_off_at_the_attempt_deadli
     server = gevent.server.StreamServer(("127.0.0.1", 0), trickle)
     server.start()
     try:
-        with requests.Session() as session:
-            result = delivery.attempt(session, webhook("http://127.0.0.1:%d/" % server.server_port), 0.1)
+        result = delivery.attempt(delivery.make_client(), webhook("http://127.0.0.1:%d/" % server.server_port), 0.1)
     finally:
         server.stop(timeout=0.1)
     assert (result.outcome, result.reason) == (Outcome.NO_ANSWER, "no answer within 0.3s")
@@ -450,12 +449,23 @@ def test_a_receiver_taking_a_second_gets_many_webhooks_at_once(receiver, make_di
     assert time.monotonic() - start < 3
 
 
-def test_the_session_keeps_connections_alive_ignores_the_environment_and_sets_tcp_nodelay():
-    session = make_session(WebhookSettings(concurrency_per_endpoint=77))
-    adapter = session.get_adapter("http://127.0.0.1/")
-    assert session.trust_env is False
-    assert adapter._pool_maxsize == 77
-    assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in adapter.poolmanager.connection_pool_kw["socket_options"]
+def test_the_client_keeps_connections_alive_ignores_the_environment_and_sets_tcp_nodelay(
+        receiver, monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # would break every request if read
+    client = make_session(WebhookSettings(concurrency_per_endpoint=77))
+    for n in range(3):
+        assert delivery.attempt(client, webhook(receiver.url("/hook/%d" % n)), 2.0).outcome is Outcome.DELIVERED
+    pool = client.connection_from_url(receiver.url("/"))
+    assert pool.num_connections == 1  # one connection, kept alive for all three
+    assert pool.pool.maxsize == 77
+    assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in client.connection_pool_kw["socket_options"]
+
+
+def test_credentials_in_the_uri_are_sent_as_basic_auth_not_in_the_request_line(receiver):
+    uri = receiver.url("/hook").replace("http://", "http://hook%20user:p%40ss@")
+    assert delivery.attempt(delivery.make_client(), webhook(uri), 2.0).outcome is Outcome.DELIVERED
+    [got] = receiver.requests
+    assert got.header("Authorization") == "Basic " + base64.b64encode(b"hook user:p@ss").decode()
 
 
 # -- signing ----------------------------------------------------------------------------

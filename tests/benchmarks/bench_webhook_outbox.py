@@ -6,7 +6,8 @@ The receiver is a keep-alive HTTP/1.1 server (``callflowd.demo.receiver``) in a 
 its own, so the figures are the client's. Printed, for each round:
 
 * ``bare loop``: one ``requests.Session`` POSTing the same form body in a loop, one request
-  at a time: what a plain client gets from this machine and this receiver (the reference);
+  at a time: what a plain client gets from this machine and this receiver (the reference),
+  and the same loop on a bare urllib3 pool (the client the outbox uses);
 * ``durable``: ``WebhookDispatcher.submit()`` N webhooks, each committed to the SQLite outbox
   (group commit, WAL), delivered with its delivery id, and deleted from the outbox; timed from
   the first submit to the last delete committed;
@@ -115,6 +116,20 @@ def outbox_rows(state_dir):
         return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
 
+def bare_urllib3_loop(url, count):
+    """The same loop on a bare urllib3 pool: the client the outbox uses, without the outbox."""
+    import urllib3
+
+    body = urllib.parse.urlencode(FIELDS).encode("ascii")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    pool = urllib3.PoolManager(retries=False)
+    pool.request("POST", url, body=body, headers=headers)
+    start = time.perf_counter()
+    for _ in range(count):
+        pool.request("POST", url, body=body, headers=headers)
+    return count / (time.perf_counter() - start)
+
+
 def durable(url, count, state_dir, synchronous, rate=None, process=False):
     """Deliveries/s for ``count`` webhooks, submitted as fast as possible or at ``rate`` per second."""
     settings = WebhookSettings(timeout=10, synchronous=synchronous, outbox_max=count * 2, process=process)
@@ -197,11 +212,13 @@ def main():
     try:
         for round_number in range(1, args.rounds + 1):
             bare = bare_loop(url, args.webhooks)
+            bare3 = bare_urllib3_loop(url, args.webhooks)
             state_dir = os.path.join(workdir, "round-%d" % round_number)
             rate, batches = durable(url, args.webhooks, state_dir, args.synchronous, process=args.process)
-            print("round %d: bare requests.Session loop %6.0f requests/s | durable outbox "
-                  "(synchronous=%s%s) %6.0f deliveries/s (%.0f%% of bare), %d commits for %d webhooks"
-                  % (round_number, bare, args.synchronous, ", delivery process" if args.process else "",
+            print("round %d: bare requests.Session loop %6.0f requests/s | bare urllib3 loop %6.0f requests/s | "
+                  "durable outbox (synchronous=%s%s) %6.0f deliveries/s (%.0f%% of the requests loop), "
+                  "%d commits for %d webhooks"
+                  % (round_number, bare, bare3, args.synchronous, ", delivery process" if args.process else "",
                      rate, 100 * rate / bare, batches, args.webhooks))
         idle = call_path_latency(4)
         paced = call_path_latency(4, load=lambda: durable(

@@ -31,13 +31,10 @@ import heapq
 import itertools
 import logging
 import random
-import socket
 import time
 
 import gevent
 import gevent.pool
-import requests
-import requests.adapters
 from gevent.event import Event
 
 from callflowd.logfmt import safe
@@ -93,30 +90,9 @@ class _Lane:
         self.breaker = breaker
 
 
-class _NoDelaySessionAdapter(requests.adapters.HTTPAdapter):
-    """Keep-alive pools with TCP_NODELAY said out loud (urllib3's default, which we rely on)."""
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["socket_options"] = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        super().init_poolmanager(*args, **kwargs)
-
-
 def make_session(settings):
-    """One ``requests.Session`` for every attempt: keep-alive pools sized to the concurrency.
-
-    ``trust_env=False``: requests otherwise reads the proxy environment (and
-    .netrc) on every request, which cost 29 % of delivery CPU; a proxy is
-    given in the config (``webhooks.proxy``) instead.
-    """
-    session = requests.Session()
-    session.trust_env = False
-    if settings.proxy:
-        session.proxies = {"http": settings.proxy, "https": settings.proxy}
-    adapter = _NoDelaySessionAdapter(pool_connections=64, pool_maxsize=settings.concurrency_per_endpoint,
-                                     pool_block=False, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    """The shared HTTP client for ``settings`` (see ``delivery.make_client``)."""
+    return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy)
 
 
 class WebhookDispatcher:
