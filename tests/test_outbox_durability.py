@@ -46,13 +46,9 @@ class DaemonProcess:
                                         stdout=subprocess.DEVNULL, stderr=self._log)
 
     def wait(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None:  # gevent-friendly: don't block the hub in waitpid
-            if time.monotonic() > deadline:
-                raise TimeoutError("daemon still running")
-            gevent.sleep(0.05)
+        status = self.process.wait(timeout=timeout)  # gevent's subprocess: the hub keeps running
         self._log.close()
-        return self.process.returncode
+        return status
 
     def kill9(self):
         self.process.send_signal(signal.SIGKILL)
