@@ -4,6 +4,10 @@ import json
 
 import pytest
 
+from callflowd.calls.routes import RouteTable
+from callflowd.config.model import Hook
+from callflowd.esl.event import Event
+from callflowd.hooks import lifecycle
 from callflowd.simulator import Scenario
 from tests.harness import FRONT_DESK, Daemon, front_desk_flow, write_config
 
@@ -75,3 +79,26 @@ def test_a_caller_who_hangs_up_while_ringing_has_no_billing_and_rang_for_the_who
     assert float(destroy["ringing_seconds"]) == pytest.approx(float(destroy["duration_seconds"]), abs=0.002)
     assert json.loads(destroy["flow_path"]) == [{"module": "device", "outcome": "call ended"}]
     assert hook_requests(receiver, "/outbound-only") == []
+
+
+def test_channels_whose_destroy_never_comes_are_forgotten_oldest_first(monkeypatch, logs):
+    class Router:
+        routes = RouteTable(())
+
+    class RecordingOutbox:
+        def __init__(self):
+            self.sent = []
+
+        def submit(self, request):
+            self.sent.append(request)
+            return True
+
+    monkeypatch.setattr(lifecycle, "MAX_CHANNELS", 2)
+    outbox = RecordingOutbox()
+    hooks = lifecycle.LifecycleHooks([Hook(events=frozenset({"channel_create"}), uri="http://h/")],
+                                     Router(), outbox)
+    for uuid in ("a", "b", "c"):
+        hooks.observe(Event({"Event-Name": "CHANNEL_CREATE", "Unique-ID": uuid}))
+
+    assert logs.matching("call a: forgotten by the lifecycle hooks (2 channels watched)")
+    assert [r.call_id for r in outbox.sent] == ["a", "b", "c"]

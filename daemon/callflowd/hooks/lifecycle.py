@@ -37,6 +37,9 @@ ANSWERED_TIME = "Caller-Channel-Answered-Time"
 HANGUP_TIME = "Caller-Channel-Hangup-Time"
 HANGUP_CODE = "variable_hangup_cause_q850"
 OTHER_LEG = "Other-Leg-Unique-ID"
+# Channels watched at most: one whose CHANNEL_DESTROY never comes (the socket was cut at the
+# wrong moment) must not stay for ever; the oldest is forgotten first.
+MAX_CHANNELS = 100000
 EVENT_TIMESTAMP = "Event-Date-Timestamp"
 
 
@@ -78,6 +81,11 @@ class LifecycleHooks:
         uuid = event.uuid
         channel = self._channels.get(uuid)
         if channel is None:
+            if len(self._channels) >= MAX_CHANNELS:
+                forgotten = next(iter(self._channels))
+                del self._channels[forgotten]
+                log.warning("call %s: forgotten by the lifecycle hooks (%d channels watched); "
+                            "its channel_destroy hook will not be sent", forgotten, MAX_CHANNELS)
             channel = self._channels[uuid] = _Channel(self._callflow_id(event))
         if call is not None:
             channel.has_flow = True
