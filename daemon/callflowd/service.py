@@ -1,11 +1,18 @@
 """The daemon's lifecycle: start, run, stop, as a few named states.
 
-``start()`` starts the webhook workers and the event-socket link; the link
-connects, subscribes and re-connects with back-off (``Retry``) when the switch
-goes away. ``run()`` waits for SIGTERM/SIGINT, whose handlers only queue the
+``start()`` starts the webhook workers and one event-socket link per switch
+(esl/link.py); each link connects, subscribes and re-connects with back-off
+(``Retry``) when its switch goes away, without disturbing the others. ``run()`` waits for SIGTERM/SIGINT, whose handlers only queue the
 request; ``stop()`` stops taking calls, lets live calls finish for a bounded
 grace period, drains webhooks, and closes the socket. States are mirrored to
-systemd (``READY=1`` only once the socket is authenticated and subscribed).
+systemd (``READY=1`` once the first switch is authenticated and subscribed),
+and so is each switch's link state (``STATUS=running; fs1 up, fs2 down (...)``).
+
+For whoever takes calls back after a (re)connect: append ``hook(link)`` to
+``service.on_connected``; it runs on every (re)connect of that switch, after
+the subscription and before the calls waiting for the link resume (and
+before hangups queued during the outage are sent). ``link.api(...)`` works
+there; ``service.router.calls_on(link)`` are the calls already in memory.
 """
 
 import enum
@@ -18,10 +25,8 @@ from gevent.event import Event
 from callflowd import systemd
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
-from callflowd.errors import AuthenticationFailed, EslError, NotConnected
-from callflowd.esl import names
+from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
-from callflowd.retry import RetriesExhausted
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -45,30 +50,36 @@ _ALLOWED = {
 
 
 class Service:
-    """One daemon: one FreeSWITCH link, its calls, and the webhook dispatcher."""
+    """One daemon: a link per FreeSWITCH node, their calls, and the webhook dispatcher."""
 
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
-                 on_call_finished=(), stop_grace=30.0):
+                 on_call_finished=(), stop_grace=30.0, outage_limit=None):
         self.config = config
         self.state = State.NEW
         self.stop_grace = stop_grace
         self.webhooks = dispatcher or WebhookDispatcher(config.directory.webhooks)
-        self.router = CallRouter(RouteTable(config.callflows), self, self.webhooks,
+        router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
+        self.router = CallRouter(RouteTable(config.callflows), self.webhooks,
                                  command_timeout=config.freeswitch.command_timeout,
-                                 on_call_finished=on_call_finished)
-        self._connection_factory = connection_factory
-        self._connection = None
+                                 on_call_finished=on_call_finished, **router_options)
+        self.on_connected = []          # hook(link), on every (re)connect: see the module docstring
+        self.on_connection_state = []   # callback(name, state, reason), on every link state change
+        self.links = {}                 # switch name -> esl.link.SwitchLink, in config order
+        for settings in config.switches:
+            self.links[settings.name] = switch_link.SwitchLink(
+                settings, on_event=self.router.route, connection_factory=connection_factory,
+                on_state=[self._link_state], on_connected=[self._link_connected],
+                on_lost=[self.router.connection_lost], on_gave_up=self._link_gave_up)
         self._ready = Event()
         self._stop_requested = Event()
-        self._link = None
 
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self):
         self._transition(State.STARTING)
         self.webhooks.start()
-        self._link = gevent.spawn(self._maintain_link)
-        self._link.link_exception(lambda g: log.error("event-socket link died: %r", g.exception))
+        for link in self.links.values():
+            link.start()
 
     def run(self):
         """Start, serve until SIGTERM/SIGINT, then stop. Returns the exit status."""
@@ -101,11 +112,8 @@ class Service:
             if left:
                 log.warning("%d calls still running after %ss; leaving them to FreeSWITCH", left, grace)
                 self.router.calls_group.kill(block=True, timeout=5)
-        if self._link is not None:
-            self._link.kill(block=True, timeout=5)
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        for link in self.links.values():
+            link.stop()
         self.webhooks.stop(timeout=min(grace, 10.0))  # logs what it had to abandon
         self._transition(State.STOPPED)
 
@@ -114,72 +122,47 @@ class Service:
             raise RuntimeError("cannot go from %s to %s" % (self.state.value, new.value))
         log.info("service %s", new.value)
         self.state = new
-        systemd.notify("STATUS=%s" % new.value)
+        systemd.notify("STATUS=%s" % self.status_text())
         if new is State.RUNNING:
             systemd.notify("READY=1")
         elif new is State.STOPPING:
             systemd.notify("STOPPING=1")
 
-    # -- the event-socket link -------------------------------------------------------
+    # -- the switches ---------------------------------------------------------------
 
-    def _maintain_link(self):
-        settings = self.config.freeswitch
-        retry = settings.reconnect
-        where = "%s:%d" % (settings.host, settings.port)
-        while not self._stop_requested.is_set():
-            lost = Event()
-            connection = self._connection_factory(
-                settings.host, settings.port, settings.password,
-                connect_timeout=settings.connect_timeout, command_timeout=settings.command_timeout,
-                on_event=self.router.route, on_disconnect=lambda reason, lost=lost: lost.set(),
-            )
-            if self._connect(connection, where):
-                retry = retry.reset()
-                lost.wait()
-                if self._stop_requested.is_set():
-                    return
-                log.warning("lost the event socket to %s; live calls are left to FreeSWITCH", where)
-                self._connection = None
-                self.router.connection_lost()
-                connection.close()
-            try:
-                retry = retry.increment()
-            except RetriesExhausted:
-                log.error("giving up on FreeSWITCH at %s", where)
-                self.request_stop()
-                return
-            delay = retry.backoff()
-            log.info("reconnecting to %s in %.1fs", where, delay)
-            self._stop_requested.wait(delay)
+    @property
+    def connection_states(self):
+        """``{switch name: (state, reason)}``; states are esl.link's connecting/up/down/stopped."""
+        return {name: (link.state, link.reason) for name, link in self.links.items()}
 
-    def _connect(self, connection, where):
-        try:
-            connection.connect()
-            connection.subscribe(names.SUBSCRIBED_EVENTS)
-        except AuthenticationFailed:
-            log.error("FreeSWITCH at %s refused the event-socket password", where)
-        except EslError as exc:
-            log.warning("could not connect to FreeSWITCH at %s: %s", where, exc)
-        else:
-            self._connection = connection
-            log.info("connected to FreeSWITCH at %s; subscribed to %d events",
-                     where, len(names.SUBSCRIBED_EVENTS))
-            if self.state is State.STARTING:
-                self._transition(State.RUNNING)
+    def status_text(self):
+        """One line for systemd's STATUS=: ``running; fs1 up, fs2 down (no frame for 30.0s ...)``."""
+        parts = []
+        for name, link in self.links.items():
+            parts.append("%s %s" % (name, link.state) if link.state == switch_link.UP
+                         else "%s %s (%s)" % (name, link.state, link.reason))
+        return "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
+
+    def _link_state(self, link, state, reason):
+        if state == switch_link.UP and self.state is State.STARTING:
+            self._transition(State.RUNNING)
             self._ready.set()
-            return True
-        connection.close()
-        return False
+        elif self.state is not State.STOPPED:
+            systemd.notify("STATUS=%s" % self.status_text())
+        for callback in self.on_connection_state:
+            try:
+                callback(link.name, state, reason)
+            except Exception:  # a listener's bug must not stop the link: log, go on
+                log.exception("switch %s: on_connection_state listener failed", link.name)
 
-    # -- commands for calls (stable across reconnects) --------------------------------
+    def _link_connected(self, link):
+        for hook in list(self.on_connected):
+            try:
+                hook(link)
+            except Exception:  # a recovery bug must not keep the switch down: log, go on
+                log.exception("switch %s: on_connected hook %r failed; going on", link.name, hook)
 
-    def execute(self, uuid, app, arg=None, event_uuid=None):
-        self._current_connection().execute(uuid, app, arg, event_uuid=event_uuid)
-
-    def hangup(self, uuid, cause="NORMAL_CLEARING"):
-        self._current_connection().hangup(uuid, cause)
-
-    def _current_connection(self):
-        if self._connection is None:
-            raise NotConnected("not connected to FreeSWITCH")
-        return self._connection
+    def _link_gave_up(self, link):
+        if all(other.state in (switch_link.DOWN, switch_link.STOPPED) for other in self.links.values()):
+            log.error("no switch left to serve; stopping")
+            self.request_stop()

@@ -5,6 +5,14 @@
 as ``Application-UUID`` arrives (capture g: correlate by it, not by app name).
 A hangup seen meanwhile raises ``CallEnded``; every wait has a timeout.
 Events reach the call through ``deliver()``, from the router, never the other way.
+
+A call lives on one switch; ``commands`` is that switch's link
+(esl/link.py). When the link drops, the call does not end: the channel is
+still parked on the switch, so the flow waits (bounded) for the link to come
+back and goes on; what is safe to do about a command whose fate is unknown
+is written at ``_send_execute`` and ``hangup``. No path ends here with the
+caller parked and nobody to drive it: the flow takes a next step, or a hangup
+is sent, now or once the switch is back.
 """
 
 import dataclasses
@@ -15,17 +23,31 @@ import gevent
 from gevent.queue import Empty, Queue
 
 from callflowd.calls.log import call_log
-from callflowd.errors import ActionTimeout, CallEnded, EslError
+from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl import names
+from callflowd.esl.event import Event
 
 log = logging.getLogger(__name__)
 
 _HANGUP_EVENTS = frozenset((names.CHANNEL_HANGUP, names.CHANNEL_HANGUP_COMPLETE, names.CHANNEL_DESTROY))
-_CONNECTION_LOST = object()  # put in the queue when the event socket goes away
+# put in the queue when the event socket goes away; an Event without a name
+_CONNECTION_LOST = Event({}, content_type="callflowd/connection-lost")
+# How long a call waits for its switch to come back before it gives up on the
+# flow (and leaves a hangup queued on the link for when the switch is back).
+OUTAGE_LIMIT_SECONDS = 300.0
 # FreeSWITCH sends the running app's EXECUTE_COMPLETE right after CHANNEL_HANGUP (capture b: 1 ms).
 _COMPLETION_AFTER_HANGUP_SECONDS = 5.0
 # sendmsg to a uuid FreeSWITCH no longer has (capture misc_protocol).
 _CHANNEL_GONE = "-ERR invalid session id"
+
+
+class _LateReply:
+    """Queued when a timed-out command's reply (or its connection's end) finally comes."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result):
+        self.result = result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +62,8 @@ class Step:
 class Call:
     """A parked inbound channel driven by one callflow."""
 
-    def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0):
+    def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
+                 outage_limit=OUTAGE_LIMIT_SECONDS):
         self.uuid = uuid
         self.facts = facts
         self.callflow_id = callflow_id
@@ -50,9 +73,9 @@ class Call:
         self.log = call_log(log, uuid)
         self._commands = commands  # the event socket: execute(...) and hangup(...)
         self._command_timeout = command_timeout
+        self._outage_limit = outage_limit
         self._events = Queue()
         self._ended = False
-        self._lost = False
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -66,6 +89,11 @@ class Call:
     # -- what actions use ------------------------------------------------------------
 
     @property
+    def switch(self):
+        """The switch link the channel lives on (its commands go there)."""
+        return self._commands
+
+    @property
     def ended(self):
         return self._ended
 
@@ -76,19 +104,60 @@ class Call:
     def execute(self, app, arg=None, timeout=60.0):
         """Run a dialplan application on the channel; return its EXECUTE_COMPLETE event."""
         self._drain_pending()
-        if self._ended or self._lost:
-            raise CallEnded(self.hangup_reason() if self._ended else "lost the event socket")
+        if self._ended:
+            raise CallEnded(self.hangup_reason())
         event_uuid = str(uuidlib.uuid4())
         self.log.debug("executing %s %s", app, arg or "")
-        try:
-            self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
-        except EslError as exc:
-            self._drain_pending()  # a hangup may explain the refusal
-            if _CHANNEL_GONE in str(exc):
-                self._ended = True
-                raise CallEnded("the channel is gone (%s)" % exc) from None
-            raise
-        return self._wait_for_completion(app, event_uuid, timeout)
+        late_reply = self._send_execute(app, arg, event_uuid)
+        return self._wait_for_completion(app, event_uuid, timeout, late_reply)
+
+    def _send_execute(self, app, arg, event_uuid):
+        """Send ``sendmsg execute`` once; return None, or the late reply to watch for.
+
+        What is safe depends on what we know (errors.py):
+        - NotConnected: never (fully) sent, so FreeSWITCH cannot run it: wait
+          for the switch (bounded by the outage limit) and send it again.
+        - CommandTimeout / ReplyLost: sent, no answer: the app may be queued on
+          the channel, and a second send could ring a phone twice. Don't; wait
+          for its EXECUTE_COMPLETE (our Event-UUID) or the hangup within the
+          app's own bound, and for the late reply: a ``-ERR`` means it never ran.
+        - ``-ERR invalid session id``: the channel is gone: the call ended.
+        - any other ``-ERR``: refused: an EslError (the executor hangs up).
+        """
+        while True:
+            self._await_switch()
+            try:
+                self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
+                return None
+            except NotConnected as exc:
+                self.log.warning("%s not sent (%s); sending it once the switch is back", app, exc)
+                self._drain_pending()
+                continue
+            except CommandTimeout as exc:
+                self.log.warning("%s sent, no answer (%s); waiting for it to complete or the hangup",
+                                 app, exc)
+                return exc.late_reply
+            except EslError as exc:
+                self._drain_pending()  # a hangup may explain the refusal
+                self._raise_if_gone(exc)
+                raise
+
+    def _raise_if_gone(self, exc):
+        if _CHANNEL_GONE in str(exc):
+            self._ended = True
+            raise CallEnded("the channel is gone (%s)" % exc) from None
+
+    def _await_switch(self):
+        """Return once the call's switch is connected; CallEnded after the outage limit."""
+        if self._commands.connected:
+            return
+        self.log.warning("switch %s is down; the flow waits up to %ss for it",
+                         self._commands.name, self._outage_limit)
+        if not self._commands.wait_up(self._outage_limit):
+            self._commands.hangup_later(self.uuid, "NORMAL_TEMPORARY_FAILURE")
+            raise CallEnded("switch %s down for %ss; the caller is hung up once it is back"
+                            % (self._commands.name, self._outage_limit))
+        self.log.info("switch %s is back; the flow goes on", self._commands.name)
 
     def set_variable(self, name, value):
         return self.execute("set", "%s=%s" % (name, value), timeout=self._command_timeout)
@@ -97,19 +166,40 @@ class Call:
         return self.execute("answer", timeout=self._command_timeout)
 
     def hangup(self, cause="NORMAL_CLEARING"):
-        """Hang the caller up, unless the channel is already gone."""
-        self._drain_pending()
-        if self._ended or self._lost:
+        """Hang the caller up, unless the channel is already gone. Never raises EslError.
+
+        ``sendmsg hangup`` is idempotent (a second one gets ``-ERR invalid
+        session id``), so whatever goes wrong -- not sent, no reply, connection
+        lost -- the link is told to send it again, now or after reconnecting.
+        """
+        try:
+            self._drain_pending()
+        except CallEnded:
             return
-        self._commands.hangup(self.uuid, cause)
+        if self._ended:
+            return
+        try:
+            self._commands.hangup(self.uuid, cause)
+        except EslError as exc:
+            if _CHANNEL_GONE in str(exc):
+                self._ended = True
+                return
+            self.log.warning("hangup (%s) not confirmed: %s; switch %s sends it again",
+                             cause, exc, self._commands.name)
+            self._commands.hangup_later(self.uuid, cause)
+            return
         self.log.info("hung up: %s", cause)
 
     # -- internals -----------------------------------------------------------------
 
-    def _wait_for_completion(self, app, event_uuid, timeout):
+    def _wait_for_completion(self, app, event_uuid, timeout, late_reply=None):
         """The app's EXECUTE_COMPLETE. After CHANNEL_HANGUP it still comes, with the app's
         result (captures a and b: a bridge's SUCCESS arrives after the hangup), so we wait
-        a little longer for it; HANGUP_COMPLETE without it means the app never ran."""
+        a little longer for it; HANGUP_COMPLETE without it means the app never ran.
+        A lost switch does not end the wait: after a reconnect the completion still
+        comes if the app is still running (events go to whoever is subscribed)."""
+        if late_reply is not None:
+            late_reply.rawlink(lambda result: self._events.put_nowait(_LateReply(result)))
         loop = gevent.get_hub().loop
         deadline = loop.now() + timeout
         while True:
@@ -122,12 +212,26 @@ class Call:
                 if self._ended:
                     raise CallEnded(self.hangup_reason()) from None
                 raise ActionTimeout("%s did not complete within %ss" % (app, timeout)) from None
+            if event.__class__ is _LateReply:
+                self._late_reply(app, event.result)
+                continue
             was_up = not self._ended
             self._note(event)
             if event.name == names.CHANNEL_EXECUTE_COMPLETE and event.get(names.APPLICATION_UUID) == event_uuid:
                 return event
             if was_up and self._ended:
                 deadline = min(deadline, loop.now() + _COMPLETION_AFTER_HANGUP_SECONDS)
+
+    def _late_reply(self, app, result):
+        """A reply that came after its command timed out: ``-ERR`` means the app never ran."""
+        if not result.successful():
+            return  # the connection ended first: still unknown, go on waiting
+        text = result.value.get(names.REPLY_TEXT, "")
+        self.log.info("late reply to %s: %s", app, text)
+        if text.startswith("-ERR"):
+            exc = EslError("execute %s on %s: %s" % (app, self.uuid, text))
+            self._raise_if_gone(exc)
+            raise exc
 
     def _drain_pending(self):
         """Look at what already arrived (a hangup between two commands must not go unseen)."""
@@ -140,8 +244,11 @@ class Call:
 
     def _note(self, event):
         if event is _CONNECTION_LOST:
-            self._lost = True
-            raise CallEnded("lost the event socket")
+            self.log.warning("lost the event socket to switch %s; the channel stays parked there",
+                             self._commands.name)
+            return
+        if event.__class__ is _LateReply:
+            return  # its command's wait has ended already
         if event.name in _HANGUP_EVENTS:
             self._ended = True
             self.hangup_cause = event.get(names.HANGUP_CAUSE) or self.hangup_cause

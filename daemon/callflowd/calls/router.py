@@ -1,7 +1,9 @@
 """Hand each event to the call it belongs to; start a call's flow on CHANNEL_PARK.
 
-``route()`` runs on the event socket's reader greenlet, so it only looks up
-and queues: no flow logic, no I/O. Routing reads ``Unique-ID`` and the
+``route()`` runs on the event socket's dispatcher greenlet, so it only looks
+up and queues: no flow logic, no I/O. Each call belongs to the switch link
+whose connection parked it and sends its commands there; losing one switch
+touches only its own calls. Routing reads ``Unique-ID`` and the
 destination number from headers the parser decoded one by one, so nothing a
 caller puts in caller ID or SIP headers can steer it.
 """
@@ -11,7 +13,7 @@ import logging
 import gevent
 from gevent.pool import Group
 
-from callflowd.calls.call import Call
+from callflowd.calls.call import OUTAGE_LIMIT_SECONDS, Call
 from callflowd.calls.facts import call_facts
 from callflowd.esl import names
 from callflowd.flow.executor import run_callflow
@@ -23,17 +25,19 @@ log = logging.getLogger(__name__)
 class CallRouter:
     """Owns the live calls: one greenlet per call in ``self.calls_group``."""
 
-    def __init__(self, routes, commands, webhooks, command_timeout=10.0, on_call_finished=()):
+    def __init__(self, routes, webhooks, command_timeout=10.0, on_call_finished=(),
+                 outage_limit=OUTAGE_LIMIT_SECONDS):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
         self.calls = {}  # uuid -> Call
         self.calls_group = Group()
-        self._commands = commands
+        self._outage_limit = outage_limit
         self._webhooks = webhooks
         self._command_timeout = command_timeout
         self._on_call_finished = list(on_call_finished)
         self.accepting = True
 
-    def route(self, event):
+    def route(self, event, link):
+        """Queue ``event``, which came from switch ``link``, to its call (or start one)."""
         uuid = event.uuid
         if not uuid:
             return
@@ -41,9 +45,9 @@ class CallRouter:
         if call is not None:
             call.deliver(event)
         elif event.name == names.CHANNEL_PARK:
-            self._park(event)
+            self._park(event, link)
 
-    def _park(self, event):
+    def _park(self, event, link):
         uuid = event.uuid
         direction = event.get(names.CALL_DIRECTION)
         if direction != names.DIRECTION_INBOUND:
@@ -51,16 +55,17 @@ class CallRouter:
         number = event.get(names.CALLER_DESTINATION_NUMBER, "")
         callflow = self.routes.lookup(number)
         if callflow is None:
-            log.info("call %s: no callflow for number %s; leaving the call alone", uuid, safe(number))
+            log.info("call %s: no callflow for number %s on switch %s; leaving the call alone",
+                     uuid, safe(number), link.name)
             return
         if not self.accepting:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
-        call = Call(uuid, call_facts(event), callflow.id, self._commands, self._webhooks,
-                    command_timeout=self._command_timeout)
-        call.log.info("parked call to %s from %s <%s> matches callflow %s",
+        call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
+                    command_timeout=self._command_timeout, outage_limit=self._outage_limit)
+        call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s",
                       safe(number), safe(call.facts["caller_id_name"]),
-                      safe(call.facts["caller_id_number"]), callflow.id)
+                      safe(call.facts["caller_id_number"]), link.name, callflow.id)
         self.calls[uuid] = call
         greenlet = gevent.Greenlet(run_callflow, call, callflow)
         greenlet.link(lambda g, call=call: self._finished(call, g))
@@ -76,7 +81,11 @@ class CallRouter:
             except Exception:  # a listener's bug must not leak calls: log and go on
                 log.exception("call-finished listener failed")
 
-    def connection_lost(self):
-        """The event socket is gone: every live flow ends (FreeSWITCH keeps the channels)."""
-        for call in list(self.calls.values()):
+    def calls_on(self, link):
+        """The live calls driven on switch ``link``."""
+        return [call for call in self.calls.values() if call.switch is link]
+
+    def connection_lost(self, link):
+        """Switch ``link``'s event socket is gone: its calls wait for it (FreeSWITCH keeps the channels)."""
+        for call in self.calls_on(link):
             call.connection_lost()

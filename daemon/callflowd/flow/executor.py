@@ -30,7 +30,9 @@ def run_callflow(call, callflow):
     except CallEnded as ended:
         call.log.info("flow ends: %s", ended)
     except EslError as exc:
-        call.log.error("flow ends: event socket error: %s", exc)
+        # the switch refused a step: the caller must not stay parked with nobody driving it
+        call.log.error("flow ends: event socket error: %s; hanging up", exc)
+        call.hangup("NORMAL_TEMPORARY_FAILURE")
     call.log.info("callflow %s finished after %d steps", callflow.id, len(call.history))
 
 
