@@ -108,19 +108,22 @@ class Call:
             raise CallEnded(self.hangup_reason())
         event_uuid = str(uuidlib.uuid4())
         self.log.debug("executing %s %s", app, arg or "")
-        late_reply = self._send_execute(app, arg, event_uuid)
-        return self._wait_for_completion(app, event_uuid, timeout, late_reply)
+        unanswered = self._send_execute(app, arg, event_uuid)
+        if unanswered is not None:
+            completion = self._wait_for_start(app, event_uuid, unanswered)
+            if completion is not None:
+                return completion
+        return self._wait_for_completion(app, event_uuid, timeout)
 
     def _send_execute(self, app, arg, event_uuid):
-        """Send ``sendmsg execute`` once; return None, or the late reply to watch for.
+        """Send ``sendmsg execute`` once; return None, or the CommandTimeout if unanswered.
 
         What is safe depends on what we know (errors.py):
         - NotConnected: never (fully) sent, so FreeSWITCH cannot run it: wait
           for the switch (bounded by the outage limit) and send it again.
         - CommandTimeout / ReplyLost: sent, no answer: the app may be queued on
-          the channel, and a second send could ring a phone twice. Don't; wait
-          for its EXECUTE_COMPLETE (our Event-UUID) or the hangup within the
-          app's own bound, and for the late reply: a ``-ERR`` means it never ran.
+          the channel, and a second send could ring a phone twice. Don't send
+          it again: see _wait_for_start.
         - ``-ERR invalid session id``: the channel is gone: the call ended.
         - any other ``-ERR``: refused: an EslError (the executor hangs up).
         """
@@ -134,13 +137,54 @@ class Call:
                 self._drain_pending()
                 continue
             except CommandTimeout as exc:
-                self.log.warning("%s sent, no answer (%s); waiting for it to complete or the hangup",
+                self.log.warning("%s sent, no answer (%s); waiting for a sign FreeSWITCH took it",
                                  app, exc)
-                return exc.late_reply
+                return exc
             except EslError as exc:
                 self._drain_pending()  # a hangup may explain the refusal
                 self._raise_if_gone(exc)
                 raise
+
+    def _wait_for_start(self, app, event_uuid, unanswered):
+        """After a sendmsg without reply: did FreeSWITCH take the app?
+
+        Yes if its CHANNEL_EXECUTE or EXECUTE_COMPLETE (Application-UUID = our
+        Event-UUID) or a late ``+OK`` comes within command_timeout of the
+        switch being up (a lost link restarts the count once it is back): then
+        the usual completion wait follows (the completion itself is returned if
+        it came first). A late ``-ERR`` means no. No sign at all: ActionTimeout,
+        so the executor takes the next step rather than risk running it twice.
+        """
+        if unanswered.late_reply is not None:
+            unanswered.late_reply.rawlink(lambda result: self._events.put_nowait(_LateReply(result)))
+        loop = gevent.get_hub().loop
+        while True:
+            self._await_switch()
+            deadline = loop.now() + self._command_timeout
+            while True:
+                remaining = deadline - loop.now()
+                try:
+                    if remaining <= 0:
+                        raise Empty
+                    event = self._events.get(timeout=remaining)
+                except Empty:
+                    self.log.warning("%s was sent without a reply and FreeSWITCH showed no sign of "
+                                     "running it within %ss; not sending it twice", app, self._command_timeout)
+                    raise ActionTimeout("%s: no sign FreeSWITCH ran it" % app) from None
+                if event is _CONNECTION_LOST:
+                    self._note(event)
+                    break  # wait for the switch, then count again
+                if event.__class__ is _LateReply:
+                    if self._late_reply(app, event.result):
+                        return None
+                    continue
+                self._note(event)
+                if event.get(names.APPLICATION_UUID) == event_uuid:
+                    if event.name == names.CHANNEL_EXECUTE_COMPLETE:
+                        return event
+                    if event.name == names.CHANNEL_EXECUTE:
+                        self.log.info("%s is running after all", app)
+                        return None
 
     def _raise_if_gone(self, exc):
         if _CHANNEL_GONE in str(exc):
@@ -192,14 +236,12 @@ class Call:
 
     # -- internals -----------------------------------------------------------------
 
-    def _wait_for_completion(self, app, event_uuid, timeout, late_reply=None):
+    def _wait_for_completion(self, app, event_uuid, timeout):
         """The app's EXECUTE_COMPLETE. After CHANNEL_HANGUP it still comes, with the app's
         result (captures a and b: a bridge's SUCCESS arrives after the hangup), so we wait
         a little longer for it; HANGUP_COMPLETE without it means the app never ran.
         A lost switch does not end the wait: after a reconnect the completion still
         comes if the app is still running (events go to whoever is subscribed)."""
-        if late_reply is not None:
-            late_reply.rawlink(lambda result: self._events.put_nowait(_LateReply(result)))
         loop = gevent.get_hub().loop
         deadline = loop.now() + timeout
         while True:
@@ -223,15 +265,17 @@ class Call:
                 deadline = min(deadline, loop.now() + _COMPLETION_AFTER_HANGUP_SECONDS)
 
     def _late_reply(self, app, result):
-        """A reply that came after its command timed out: ``-ERR`` means the app never ran."""
+        """A reply that came after its command timed out: True for ``+OK`` (taken);
+        raises for ``-ERR`` (never ran); False if the connection ended first (still unknown)."""
         if not result.successful():
-            return  # the connection ended first: still unknown, go on waiting
+            return False
         text = result.value.get(names.REPLY_TEXT, "")
         self.log.info("late reply to %s: %s", app, text)
         if text.startswith("-ERR"):
             exc = EslError("execute %s on %s: %s" % (app, self.uuid, text))
             self._raise_if_gone(exc)
             raise exc
+        return True
 
     def _drain_pending(self):
         """Look at what already arrived (a hangup between two commands must not go unseen)."""

@@ -72,7 +72,7 @@ class _Pending:
     byte of the command was handed to the kernel.
     """
 
-    __slots__ = ("command", "result", "abandoned", "expects", "channel", "sent_at")
+    __slots__ = ("command", "result", "abandoned", "expects", "channel", "sent_at", "overdue_at")
 
     def __init__(self, command):
         self.command = command
@@ -82,6 +82,7 @@ class _Pending:
         self.expects = names.API_RESPONSE if verb == "api" else names.COMMAND_REPLY
         self.channel = rest.strip() if verb == "sendmsg" else None
         self.sent_at = None
+        self.overdue_at = None  # past this, no reply means FreeSWITCH is not answering
 
     def refuses(self, reply):
         """Why ``reply`` cannot be this command's answer, or None if it can.
@@ -133,6 +134,9 @@ class EslConnection(greenswitch_esl.InboundESL):
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.idle_timeout = idle_timeout
+        # A reply twice as late as a command may be is a switch that stopped answering
+        # (or reading); a late one within that is only slow (calls/call.py copes).
+        self.reply_stall = min(idle_timeout, 2 * command_timeout)
         self.limits = limits
         self._last_frame = time.monotonic()
         self._watchdog = None
@@ -335,6 +339,7 @@ class EslConnection(greenswitch_esl.InboundESL):
             self._pending.append(slot)
             self._write(raw, what, deadline)
             slot.sent_at = time.monotonic()  # no yield since sendall returned: see _Pending.refuses
+            slot.overdue_at = slot.sent_at + max(timeout, self.reply_stall)
         finally:
             self._write_lock.release()
         try:
@@ -452,9 +457,10 @@ class EslConnection(greenswitch_esl.InboundESL):
     def _watch(self):
         """Declare the connection dead when FreeSWITCH goes quiet for idle_timeout.
 
-        Quiet means no frame at all (FreeSWITCH sends a HEARTBEAT every 20 s,
-        so a half-open TCP session shows as silence), or no reply to the
-        oldest command sent (a switch that stops reading, or answering).
+        Quiet means no frame at all for idle_timeout (FreeSWITCH sends a
+        HEARTBEAT every 20 s, so a half-open TCP session shows as silence), or
+        no reply to the oldest command sent within ``reply_stall`` (or its own
+        longer timeout): a switch that stopped reading, or answering.
         """
         idle = self.idle_timeout
         while self._state == _UP:
@@ -466,8 +472,8 @@ class EslConnection(greenswitch_esl.InboundESL):
                           "the connection is dead" % (now - self._last_frame))
             oldest = self._pending[0] if self._pending else None
             if oldest is not None and oldest.sent_at is not None:
-                due = min(due, oldest.sent_at + idle)
-                if reason is None and now >= oldest.sent_at + idle:
+                due = min(due, oldest.overdue_at)
+                if reason is None and now >= oldest.overdue_at:
                     reason = ("no reply to %r for %.1fs: FreeSWITCH is not answering"
                               % (oldest.command, now - oldest.sent_at))
             if reason:

@@ -12,7 +12,7 @@ import logging
 from callflowd.actions import REGISTRY
 from callflowd.actions.outcome import DEFAULT, STOP, keys_of
 from callflowd.calls.call import Step
-from callflowd.errors import CallEnded, EslError
+from callflowd.errors import ActionTimeout, CallEnded, EslError
 from callflowd.flow.model import DEFAULT_BRANCH
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ def _run_action(call, node):
     except EslError:  # the switch can't be told anything more about this call
         call.history.append(Step(node.module, "event socket error", node.path))
         raise
+    except ActionTimeout as exc:  # an app that never completed (or never started): the caller moves on
+        call.log.warning("action %s timed out: %s; continuing at %s", node.module, exc, DEFAULT)
+        return "error", DEFAULT
     except Exception:  # an action's bug must not strand the caller: log it and go on at "_"
         call.log.exception("action %s failed; continuing at %s", node.module, DEFAULT)
         return "error", DEFAULT
