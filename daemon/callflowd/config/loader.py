@@ -310,7 +310,8 @@ def _switches(top, base):
         return (_freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base),)
     raw = top.raw["switches"]
     if not isinstance(raw, list) or not raw:
-        top.fail("switches", "must be a non-empty list of switches, not %s" % _kind(raw))
+        top.fail("switches", "must be a non-empty list of switches%s"
+                 % ("" if isinstance(raw, list) else ", not %s" % _kind(raw)))
     switches, names, places = [], set(), set()
     for index, entry in enumerate(raw):
         section = _Section(entry, top.source, "switches[%d]" % index, _FREESWITCH_KEYS)
