@@ -53,6 +53,12 @@ YIELD_EVERY = 64
 # looks at timers and sockets again, so two greenlets yielding that way keep
 # each other going and starve the rest. A tiny timer goes through the loop.
 _YIELD_SECONDS = 0.0001
+
+
+def _pause():
+    """Let every other greenlet, timer and socket have a turn (see _YIELD_SECONDS)."""
+    gevent.sleep(_YIELD_SECONDS)
+
 # TCP keepalive: probe after this idle time, then every interval, give up after count.
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 # How long close() waits for ``+OK bye``.
@@ -402,7 +408,7 @@ class EslConnection(greenswitch_esl.InboundESL):
                     break
                 count += 1
                 if count % YIELD_EVERY == 0:
-                    gevent.sleep(_YIELD_SECONDS)
+                    _pause()
         except protocol.FrameTooLarge as err:
             reason = "refused a frame: %s" % err
         except (OSError, protocol.ProtocolError) as err:
@@ -494,7 +500,7 @@ class EslConnection(greenswitch_esl.InboundESL):
             self._deliver(item)
             count += 1
             if count % YIELD_EVERY == 0:
-                gevent.sleep(_YIELD_SECONDS)
+                _pause()
 
     def _deliver(self, event):
         if self.on_event is None:
