@@ -15,6 +15,7 @@ hangups that could not be sent before (``hangup_later``). State changes go to
 
 import functools
 import logging
+import time
 
 import gevent
 import gevent.event
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CONNECTING, UP, DOWN, STOPPED = "connecting", "up", "down", "stopped"
 _CHANNEL_GONE = "-ERR invalid session id"
+_NOTICE_SECONDS = 0.02
 
 
 class SwitchLink:
@@ -76,11 +78,24 @@ class SwitchLink:
 
     @property
     def connected(self):
-        return self._up.is_set()
+        """Up, subscribed, hooks run, and the connection not lost meanwhile."""
+        connection = self.connection
+        return self._up.is_set() and connection is not None and connection.connected
 
     def wait_up(self, timeout=None):
         """True once connected and subscribed (at once if already), False after ``timeout``."""
-        return self._up.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.connected:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if self._up.is_set():
+                # lost, and the link learns it only after the events queued before the loss
+                # were delivered (esl.connection); that is a moment away
+                gevent.sleep(_NOTICE_SECONDS if remaining is None else min(_NOTICE_SECONDS, remaining))
+            else:
+                self._up.wait(remaining)
+        return True
 
     # -- commands for calls ------------------------------------------------------------
 
