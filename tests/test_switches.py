@@ -1,6 +1,8 @@
 """Several switches: one link each, each call driven where it lives, one down spares the others."""
 
 import gevent
+import gevent.event
+import gevent.socket
 import pytest
 import yaml
 
@@ -101,3 +103,66 @@ def test_a_hangup_queued_while_the_switch_is_down_is_sent_once_connected():
             assert b"hangup-cause: NORMAL_TEMPORARY_FAILURE" in sent
         finally:
             link.stop()
+
+
+class NotifySocket:
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET; records what it gets."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.messages = []
+        self._changed = gevent.event.Event()
+        self.sock = gevent.socket.socket(gevent.socket.AF_UNIX, gevent.socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.reader = gevent.spawn(self._read)
+
+    def _read(self):
+        while True:
+            self.messages.append(self.sock.recv(4096).decode("utf-8"))
+            self._changed.set()
+
+    def wait_for(self, text, timeout=WAIT):
+        with gevent.Timeout(timeout, AssertionError("no %r in %r" % (text, self.messages))):
+            while not any(text in message for message in self.messages):
+                self._changed.clear()
+                self._changed.wait()
+        return [m for m in self.messages if text in m][0]
+
+    def close(self):
+        self.reader.kill()
+        self.sock.close()
+
+
+def test_systemd_status_shows_each_switch_and_why_one_is_down(two_switches, tmp_path, receiver, monkeypatch):
+    notify = NotifySocket(tmp_path / "notify")
+    monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
+    sim_a, sim_b = two_switches
+    daemon = two_switch_daemon(tmp_path, two_switches, receiver).start()
+    try:
+        notify.wait_for("STATUS=running; fs-a up, fs-b up")
+        sim_b.stop()
+        status = notify.wait_for("STATUS=running; fs-a up, fs-b down (")
+        assert "The system is being shut down" in status or "could not connect" in status
+        assert "READY=1" in notify.messages
+    finally:
+        daemon.stop()
+        notify.close()
+
+
+def test_a_flapping_switch_does_not_disturb_calls_on_the_other(two_switches, tmp_path, receiver, logs):
+    sim_a, sim_b = two_switches
+    daemon = two_switch_daemon(tmp_path, two_switches, receiver).start()
+    try:
+        sim_b.wait_for_clients(1)
+        call_a = sim_a.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", voicemail_seconds=2))
+        for flap in range(3):
+            sim_b.wait_for_clients(1)
+            sim_b.disconnect_clients("The system is being shut down.")
+            logs.wait_for("switch fs-b: reconnecting")
+            logs.records.clear()
+        daemon.wait_finished(call_a.uuid, WAIT)
+        call_a.wait_ended(WAIT)
+        assert [app for app, _ in call_a.applications][-1] == "voicemail"
+        assert len(receiver.wait_for(1, WAIT)) == 1
+    finally:
+        daemon.stop()

@@ -60,7 +60,6 @@ class Service:
         self.webhooks = dispatcher or WebhookDispatcher(config.directory.webhooks)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
         self.router = CallRouter(RouteTable(config.callflows), self.webhooks,
-                                 command_timeout=config.freeswitch.command_timeout,
                                  on_call_finished=on_call_finished, **router_options)
         self.on_connected = []          # hook(link), on every (re)connect: see the module docstring
         self.on_connection_state = []   # callback(name, state, reason), on every link state change

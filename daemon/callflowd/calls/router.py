@@ -25,14 +25,13 @@ log = logging.getLogger(__name__)
 class CallRouter:
     """Owns the live calls: one greenlet per call in ``self.calls_group``."""
 
-    def __init__(self, routes, webhooks, command_timeout=10.0, on_call_finished=(),
+    def __init__(self, routes, webhooks, on_call_finished=(),
                  outage_limit=OUTAGE_LIMIT_SECONDS):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
         self.calls = {}  # uuid -> Call
         self.calls_group = Group()
         self._outage_limit = outage_limit
         self._webhooks = webhooks
-        self._command_timeout = command_timeout
         self._on_call_finished = list(on_call_finished)
         self.accepting = True
 
@@ -62,7 +61,7 @@ class CallRouter:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
-                    command_timeout=self._command_timeout, outage_limit=self._outage_limit)
+                    command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit)
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s",
                       safe(number), safe(call.facts["caller_id_name"]),
                       safe(call.facts["caller_id_number"]), link.name, callflow.id)
