@@ -173,7 +173,7 @@ def test_a_reply_of_the_wrong_kind_is_not_given_to_the_waiting_command(switch, r
     switch.push(protocol.encode_command_reply("-ERR invalid session id [%s]" % OTHER))
     switch.release("sendmsg")
     pending.get(timeout=2)  # its own +OK, not the strays
-    assert "a api/response cannot answer 'sendmsg %s'" % UUID in caplog.text
+    assert "api/response cannot answer 'sendmsg %s'" % UUID in caplog.text
     assert "it names channel %s, not %s" % (OTHER, UUID) in caplog.text
     conn.close()
 

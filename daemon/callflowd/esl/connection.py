@@ -106,7 +106,7 @@ class _Pending:
         if self.sent_at is None:
             return "it came before %r was sent" % self.command
         if reply.content_type != self.expects:
-            return "a %s cannot answer %r" % (reply.content_type, self.command)
+            return "%s cannot answer %r" % (reply.content_type, self.command)
         text = reply.get(names.REPLY_TEXT, "")
         if self.channel and text.startswith(_ERR_SESSION):
             named = text[len(_ERR_SESSION):].rstrip("]").strip()
@@ -488,8 +488,8 @@ class EslConnection(greenswitch_esl.InboundESL):
             if reason:
                 self._lose(reason)
                 return
-            # a command sent from now on is due no earlier than now + idle
-            gevent.sleep(max(0.01, min(due, now + idle) - now))
+            # a command sent from now on is overdue no earlier than now + reply_stall
+            gevent.sleep(max(0.01, min(due, now + self.reply_stall) - now))
 
     def process_events(self):
         """Hand events to on_event in arrival order; after the last one, report the loss."""

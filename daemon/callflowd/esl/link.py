@@ -11,6 +11,17 @@ Hooks, in order, on every (re)connect once subscribed: ``on_connected(link)``
 callbacks (the place to list live channels and take back ours), then the
 hangups that could not be sent before (``hangup_later``). State changes go to
 ``on_state(link, state, reason)``.
+
+What a command that fails means, and what is safe (errors.py names the cases):
+- ``auth``, ``event ...`` (at connect): any failure fails the connect; the
+  next attempt starts over on a new connection after the back-off.
+- ``sendmsg execute``: calls/call.py (``_send_execute``): not sent -> sent
+  again once up; sent without reply -> never sent twice, wait for a sign.
+- ``sendmsg hangup``: idempotent, so kept here and sent again after each
+  reconnect until FreeSWITCH confirms it or says the channel is gone.
+- ``api`` (for on_connected hooks): no reply within its timeout -> the
+  caller's CommandTimeout; the connection's watchdog decides about the link.
+- ``exit`` (close): best effort, bounded; the socket is closed anyway.
 """
 
 import functools
