@@ -2,9 +2,10 @@
 
 ``start()`` starts the webhook workers and one event-socket link per switch
 (esl/link.py); each link connects, subscribes and re-connects with back-off
-(``Retry``) when its switch goes away, without disturbing the others. ``run()`` waits for SIGTERM/SIGINT, whose handlers only queue the
-request; ``stop()`` stops taking calls, lets live calls finish for a bounded
-grace period, drains webhooks, and closes the socket. States are mirrored to
+(``Retry``) when its switch goes away, without disturbing the others.
+``run()`` waits for SIGTERM/SIGINT, whose handlers only queue the request;
+``stop()`` stops taking calls, lets live calls finish for a bounded grace
+period, drains webhooks, and closes the sockets. States are mirrored to
 systemd (``READY=1`` once the first switch is authenticated and subscribed),
 and so is each switch's link state (``STATUS=running; fs1 up, fs2 down (...)``).
 

@@ -169,7 +169,8 @@ class Call:
                     event = self._events.get(timeout=remaining)
                 except Empty:
                     self.log.warning("%s was sent without a reply and FreeSWITCH showed no sign of "
-                                     "running it within %ss; not sending it twice", app, self._command_timeout)
+                                     "running it within %ss; not sending it twice",
+                                     app, self._command_timeout)
                     raise ActionTimeout("%s: no sign FreeSWITCH ran it" % app) from None
                 if event is _CONNECTION_LOST:
                     self._note(event)

@@ -454,8 +454,9 @@ class EslConnection(greenswitch_esl.InboundESL):
         slot = self._pending[0] if self._pending else None
         why = "no command is waiting" if slot is None else slot.refuses(reply)
         if why:
+            text = reply.get(names.REPLY_TEXT) or reply.body or reply.content_type or ""
             log.warning("switch %s: dropping a reply nobody asked for (%s): %s", self.name, why,
-                        protocol.excerpt(reply.get(names.REPLY_TEXT) or reply.body or reply.content_type or ""))
+                        protocol.excerpt(text))
             return
         self._pending.popleft()
         if slot.abandoned:
