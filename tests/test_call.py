@@ -28,6 +28,7 @@ class Commands:
         self.errors = list(errors) or ([error] * 100 if error else [])
         self.up = gevent.event.Event()
         self.up.set()
+        self.hung_up = gevent.event.Event()
 
     @property
     def connected(self):
@@ -45,6 +46,7 @@ class Commands:
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         self.sent.append((uuid, "hangup", cause, None))
+        self.hung_up.set()
         if self.errors:
             raise self.errors.pop(0)
 
@@ -182,3 +184,27 @@ def test_a_hangup_of_a_channel_already_gone_is_not_retried():
     call = make_call(commands)
     call.hangup()
     assert commands.later == [] and call.ended
+
+
+def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
+    from callflowd.calls import router as router_module
+    from callflowd.calls.router import CallRouter
+
+    def broken(call, callflow):
+        raise RuntimeError("a bug in the executor")
+
+    monkeypatch.setattr(router_module, "run_callflow", broken)
+
+    class Flow:
+        id = "flow"
+
+    class Routes:
+        def lookup(self, number):
+            return Flow()
+
+    link = Commands()
+    link.settings = type("Settings", (), {"command_timeout": 1})()
+    router = CallRouter(Routes(), webhooks=None)
+    router.route(event("CHANNEL_PARK", Call_Direction="inbound", Caller_Destination_Number="100"), link)
+    assert link.hung_up.wait(2)
+    assert link.sent == [(UUID, "hangup", "NORMAL_TEMPORARY_FAILURE", None)]

@@ -73,7 +73,10 @@ class CallRouter:
     def _finished(self, call, greenlet):
         self.calls.pop(call.uuid, None)
         if not greenlet.successful():
-            call.log.error("call greenlet died: %r", greenlet.exception)
+            # a bug, not the caller's doing: nobody drives the channel now, so hang it up
+            # (from a greenlet of its own: this runs in the hub, where nothing may block)
+            call.log.error("call greenlet died: %r; hanging up", greenlet.exception)
+            gevent.spawn(call.hangup, "NORMAL_TEMPORARY_FAILURE")
         for listener in self._on_call_finished:
             try:
                 listener(call)
@@ -85,6 +88,6 @@ class CallRouter:
         return [call for call in self.calls.values() if call.switch is link]
 
     def connection_lost(self, link):
-        """Switch ``link``'s event socket is gone: its calls wait for it (FreeSWITCH keeps the channels)."""
+        """Switch ``link``'s socket is gone: its calls wait for it (FreeSWITCH keeps the channels)."""
         for call in self.calls_on(link):
             call.connection_lost()
