@@ -303,7 +303,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
     path = write_config(tmp_path, callflow_dir="callflows.d")
 
     assert error_for(path) == (
-        "%s: unknown key 'callflow_dir' (known: freeswitch, log_level, devices, voicemail_boxes, "
+        "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
         "webhooks, callflows_dir, callflows, shutdown_grace)" % path)
 
 
@@ -311,8 +311,8 @@ def test_an_unknown_key_inside_a_section_is_named(tmp_path):
     path = write_config(tmp_path, freeswitch={"pasword": "ClueCon"})
 
     assert error_for(path) == (
-        "%s: freeswitch: unknown key 'pasword' (known: host, port, connect_timeout, command_timeout, "
-        "reconnect, password, password_file, password_env)" % path)
+        "%s: freeswitch: unknown key 'pasword' (known: name, host, port, connect_timeout, command_timeout, "
+        "idle_timeout, reconnect, limits, password, password_file, password_env)" % path)
 
 
 def test_a_missing_freeswitch_section_is_refused(tmp_path):

@@ -15,9 +15,16 @@ handlers only queue (after gunicorn's arbiter):
 - a second SIGTERM/SIGINT while stopping: halt, i.e. stop waiting for calls
   at once.
 
-States are logged and mirrored to systemd: ``READY=1`` only once the socket is
+Each switch has its own link (esl/link.py): it connects, subscribes and
+re-connects with back-off (``Retry``) without disturbing the others. States are
+logged and mirrored to systemd: ``READY=1`` once the first switch is
 authenticated and subscribed, ``RELOADING=1`` then ``READY=1`` around a
-reload, ``STOPPING=1``, and ``STATUS=`` on every change.
+reload, ``STOPPING=1``, and ``STATUS=`` on every change, with each switch's
+link state (``running; fs1 up, fs2 down (...)``).
+
+On every (re)connect of a switch the hooks in ``service.on_connected`` run
+(``hook(link)``), after the subscription and before the calls waiting for the
+link resume; the first is call recovery (calls/recovery.py).
 """
 
 import enum
@@ -29,16 +36,15 @@ from gevent.event import Event
 from gevent.queue import Queue
 
 from callflowd import systemd
+from callflowd import logfmt
 from callflowd.calls.marker import default_owner
-from callflowd.calls.recovery import recover_calls
+from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
 from callflowd.config.loader import load_config
-from callflowd.errors import AuthenticationFailed, ConfigError, EslError, NotConnected
-from callflowd.esl import names
+from callflowd.errors import ConfigError
+from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
-from callflowd import logfmt
-from callflowd.retry import RetriesExhausted
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -68,27 +74,35 @@ _ALLOWED = {
 
 
 class Service:
-    """One daemon: one FreeSWITCH link, its calls, and the webhook dispatcher."""
+    """One daemon: a link per FreeSWITCH node, their calls, and the webhook dispatcher."""
 
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
-                 on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False):
+                 on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False,
+                 outage_limit=None, owner=None):
         _hide_secrets(config)
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
         self.webhooks = dispatcher or WebhookDispatcher(config.directory.webhooks)
-        self.router = CallRouter(RouteTable(config.callflows), self, self.webhooks,
-                                 command_timeout=config.freeswitch.command_timeout,
-                                 on_call_finished=on_call_finished, owner=default_owner())
-        self._connection_factory = connection_factory
-        self._connection = None
+        router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
+        self.router = CallRouter(RouteTable(config.callflows), self.webhooks,
+                                 on_call_finished=on_call_finished, owner=owner or default_owner(),
+                                 **router_options)
+        self.recovery = Recovery(self.router)
+        self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
+        self.on_connection_state = []   # callback(name, state, reason), on every link state change
+        self.links = {}                 # switch name -> esl.link.SwitchLink, in config order
+        for settings in config.switches:
+            self.links[settings.name] = switch_link.SwitchLink(
+                settings, on_event=self.router.route, connection_factory=connection_factory,
+                on_state=[self._link_state], on_connected=[self._link_connected],
+                on_lost=[self.router.connection_lost], on_gave_up=self._link_gave_up)
         self._loader = loader
         self._pin_log_level = pin_log_level  # --log-level given: a reload doesn't change it
         self._ready = Event()
         self._stop_requested = Event()
         self._halt = Event()
         self._requests = Queue()
-        self._link = None
         self._watchdog = None
 
     @property
@@ -100,8 +114,8 @@ class Service:
     def start(self):
         self._transition(State.STARTING)
         self.webhooks.start()
-        self._link = gevent.spawn(self._maintain_link)
-        self._link.link_exception(lambda g: log.error("event-socket link died: %r", g.exception))
+        for link in self.links.values():
+            link.start()
         period = systemd.watchdog_period()
         if period:
             self._watchdog = systemd.Watchdog(period).start()
@@ -161,7 +175,7 @@ class Service:
         self.router.routes = routes
         if new.log_level != old.log_level and not self._pin_log_level:
             logging.getLogger().setLevel(new.log_level)
-        for what in ("freeswitch", "directory.webhooks"):
+        for what in ("switches", "directory.webhooks"):
             if _dotted(new, what) != _dotted(old, what):
                 log.warning("reload: %s settings changed; they take effect at the next restart", what)
         detail = "config reloaded: %d callflows" % len(new.callflows)
@@ -170,7 +184,7 @@ class Service:
         if announce:
             self._transition(State.RUNNING, detail)
         else:
-            systemd.notify("STATUS=%s" % _status(self.state.value, detail))
+            systemd.notify("STATUS=%s" % _status(self.status_text(), detail))
         return True
 
     def _reload_refused(self, announce, reason):
@@ -179,7 +193,7 @@ class Service:
         if announce:
             self._transition(State.RUNNING, detail)
         else:
-            systemd.notify("STATUS=%s" % _status(self.state.value, detail))
+            systemd.notify("STATUS=%s" % _status(self.status_text(), detail))
         return False
 
     def stop(self, grace=None):
@@ -191,11 +205,9 @@ class Service:
         self._stop_requested.set()
         self.router.accepting = False
         self._drain_calls(grace)
-        if self._link is not None:
-            self._link.kill(block=True, timeout=5)
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self.recovery.stop()
+        for link in self.links.values():
+            link.stop()
         # TODO(issue 7): the outbox keeps what is still queued for the next start.
         self.webhooks.stop(timeout=0 if self._halt.is_set() else min(grace, WEBHOOK_DRAIN_SECONDS))
         if self._watchdog is not None:
@@ -234,7 +246,7 @@ class Service:
             raise RuntimeError("cannot go from %s to %s" % (self.state.value, new.value))
         log.info("service %s", new.value)
         self.state = new
-        status = "STATUS=%s" % _status(new.value, detail)
+        status = "STATUS=%s" % _status(self.status_text(), detail)
         if new is State.RUNNING:
             systemd.notify("READY=1", status)
         elif new is State.RELOADING:
@@ -244,75 +256,44 @@ class Service:
         else:
             systemd.notify(status)
 
-    # -- the event-socket link -------------------------------------------------------
+    # -- the switches ---------------------------------------------------------------
 
-    def _maintain_link(self):
-        settings = self.config.freeswitch
-        retry = settings.reconnect
-        where = "%s:%d" % (settings.host, settings.port)
-        while not self._stop_requested.is_set():
-            lost = Event()
-            connection = self._connection_factory(
-                settings.host, settings.port, settings.password,
-                connect_timeout=settings.connect_timeout, command_timeout=settings.command_timeout,
-                on_event=self.router.route, on_disconnect=lambda reason, lost=lost: lost.set(),
-            )
-            if self._connect(connection, where):
-                retry = retry.reset()
-                lost.wait()
-                if self._stop_requested.is_set():
-                    return
-                log.warning("lost the event socket to %s; %d live calls will be taken back on reconnect",
-                            where, len(self.router.calls))
-                self._connection = None
-                self.router.connection_lost()
-                connection.close()
-            try:
-                retry = retry.increment()
-            except RetriesExhausted:
-                log.error("giving up on FreeSWITCH at %s", where)
-                self.request_stop()
-                return
-            delay = retry.backoff()
-            log.info("reconnecting to %s in %.1fs", where, delay)
-            self._stop_requested.wait(delay)
+    @property
+    def connection_states(self):
+        """``{switch name: (state, reason)}``; states are esl.link's connecting/up/down/stopped."""
+        return {name: (link.state, link.reason) for name, link in self.links.items()}
 
-    def _connect(self, connection, where):
-        try:
-            connection.connect()
-            connection.subscribe(names.SUBSCRIBED_EVENTS)
-        except AuthenticationFailed:
-            log.error("FreeSWITCH at %s refused the event-socket password", where)
-        except EslError as exc:
-            log.warning("could not connect to FreeSWITCH at %s: %s", where, exc)
-        else:
-            self._connection = connection
-            log.info("connected to FreeSWITCH at %s; subscribed to %d events",
-                     where, len(names.SUBSCRIBED_EVENTS))
-            if self.state is State.STARTING:
-                self._transition(State.RUNNING)
+    def status_text(self):
+        """One line for systemd's STATUS=: ``running; fs1 up, fs2 down (no frame for 30.0s ...)``."""
+        parts = []
+        for name, link in self.links.items():
+            parts.append("%s %s" % (name, link.state) if link.state == switch_link.UP
+                         else "%s %s (%s)" % (name, link.state, link.reason))
+        return "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
+
+    def _link_state(self, link, state, reason):
+        if state == switch_link.UP and self.state is State.STARTING:
+            self._transition(State.RUNNING)
             self._ready.set()
-            recovery = gevent.spawn(recover_calls, self.api, self.router, self.router.owner)
-            recovery.link_exception(lambda g: log.error("call recovery failed", exc_info=g.exc_info))
-            return True
-        connection.close()
-        return False
+        elif self.state is not State.STOPPED:
+            systemd.notify("STATUS=%s" % _status(self.status_text()))
+        for callback in self.on_connection_state:
+            try:
+                callback(link.name, state, reason)
+            except Exception:  # a listener's bug must not stop the link: log, go on
+                log.exception("switch %s: on_connection_state listener failed", link.name)
 
-    # -- commands for calls (stable across reconnects) --------------------------------
+    def _link_connected(self, link):
+        for hook in list(self.on_connected):
+            try:
+                hook(link)
+            except Exception:  # a recovery bug must not keep the switch down: log, go on
+                log.exception("switch %s: on_connected hook %r failed; going on", link.name, hook)
 
-    def execute(self, uuid, app, arg=None, event_uuid=None):
-        self._current_connection().execute(uuid, app, arg, event_uuid=event_uuid)
-
-    def api(self, command):
-        return self._current_connection().api(command)
-
-    def hangup(self, uuid, cause="NORMAL_CLEARING"):
-        self._current_connection().hangup(uuid, cause)
-
-    def _current_connection(self):
-        if self._connection is None:
-            raise NotConnected("not connected to FreeSWITCH")
-        return self._connection
+    def _link_gave_up(self, link):
+        if all(other.state in (switch_link.DOWN, switch_link.STOPPED) for other in self.links.values()):
+            log.error("no switch left to serve; stopping")
+            self.request_stop()
 
 
 def _dotted(value, path):
@@ -330,4 +311,5 @@ def _status(state, detail=None):
 
 def _hide_secrets(config):
     """Whatever the config holds that must never be logged (logfmt.redact masks it)."""
-    logfmt.hide(config.freeswitch.password)
+    for settings in config.switches:
+        logfmt.hide(settings.password)

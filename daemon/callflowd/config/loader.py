@@ -37,6 +37,7 @@ from callflowd.config.model import (
     WebhookSettings,
 )
 from callflowd.errors import ConfigError, InvalidData
+from callflowd.esl.limits import FrameLimits
 from callflowd.flow.model import Callflow, Node
 from callflowd.retry import Retry
 
@@ -48,10 +49,12 @@ MAX_FLOW_DEPTH = 100
 _MAX_NESTING = 4 * MAX_FLOW_DEPTH
 MAX_SHUTDOWN_GRACE = 3600
 
-_TOP_KEYS = ("freeswitch", "log_level", "devices", "voicemail_boxes", "webhooks",
+_TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
              "callflows_dir", "callflows", "shutdown_grace")
-_FREESWITCH_KEYS = ("host", "port", "connect_timeout", "command_timeout", "reconnect") + PASSWORD_KEYS
+_FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
+                    "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
+_LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
 _DEVICE_KEYS = ("dial_string", "timeout")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "workers", "queue_size")
@@ -73,7 +76,7 @@ def load_config(path):
     if raw is None:
         raise ConfigError("the file is empty", source)
     top = _Section(raw, source, "", _TOP_KEYS, "a mapping of settings")
-    freeswitch = _freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base)
+    switches = _switches(top, base)
     log_level = top.choice("log_level", LOG_LEVELS, "info").upper()
     # Bounded: systemd's TimeoutStopSec (50 s in our unit) must outlast it and the webhook drain.
     shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
@@ -85,7 +88,7 @@ def load_config(path):
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS)),
     )
     callflows = _callflows(top, base, directory)
-    return Config(freeswitch=freeswitch, directory=directory, callflows=callflows,
+    return Config(switches=switches, directory=directory, callflows=callflows,
                   log_level=log_level, shutdown_grace=shutdown_grace, source=source)
 
 
@@ -304,10 +307,47 @@ class _Section:
 # --- the settings ------------------------------------------------------------
 
 
+def _switches(top, base):
+    """``freeswitch:`` (one node) or ``switches:`` (a list of named nodes), not both."""
+    if top.given("freeswitch") and top.given("switches"):
+        top.fail("switches", "give freeswitch (one node) or switches (a list), not both")
+    if not top.given("switches"):
+        return (_freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base),)
+    raw = top.raw["switches"]
+    if not isinstance(raw, list) or not raw:
+        top.fail("switches", "must be a non-empty list of switches%s"
+                 % ("" if isinstance(raw, list) else ", not %s" % _kind(raw)))
+    switches, names, places = [], set(), set()
+    for index, entry in enumerate(raw):
+        section = _Section(entry, top.source, "switches[%d]" % index, _FREESWITCH_KEYS)
+        section.string("name", spaces=False)  # required in a list
+        settings = _freeswitch(section, base)
+        if settings.name in names:
+            section.fail("name", "%r names two switches" % settings.name)
+        if (settings.host, settings.port) in places:
+            section.fail("port", "%s:%d is given twice" % (settings.host, settings.port))
+        names.add(settings.name)
+        places.add((settings.host, settings.port))
+        switches.append(settings)
+    return tuple(switches)
+
+
+def _limits(section):
+    defaults = FrameLimits()
+    return FrameLimits(
+        max_line=section.integer("max_line_bytes", defaults.max_line, 1024, 1 << 30),
+        max_headers=section.integer("max_headers", defaults.max_headers, 16, 100000),
+        max_body=section.integer("max_body_bytes", defaults.max_body, 64 * 1024, 1 << 30),
+    )
+
+
 def _freeswitch(section, base):
     defaults = FreeswitchSettings()
     reconnect = section.section("reconnect", _RECONNECT_KEYS)
     return FreeswitchSettings(
+        name=section.string("name", defaults.name, spaces=False),
+        idle_timeout=section.seconds("idle_timeout", defaults.idle_timeout),
+        limits=_limits(section.section("limits", _LIMIT_KEYS)),
         host=section.string("host", defaults.host, spaces=False),
         port=section.integer("port", defaults.port, 1, 65535),
         password=_password(section, base),
