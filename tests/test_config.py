@@ -169,7 +169,7 @@ def test_defaults_fill_in_what_the_config_leaves_out(tmp_path):
     assert config.freeswitch.port == 8021
     assert config.freeswitch.connect_timeout == 5.0
     assert config.freeswitch.command_timeout == 10.0
-    assert (config.freeswitch.reconnect.backoff_factor, config.freeswitch.reconnect.backoff_max) == (0.5, 30.0)
+    assert (config.freeswitch.reconnect.backoff_factor, config.freeswitch.reconnect.backoff_max) == (0.5, 4.0)
     assert config.directory.devices["front_desk_device_id"].timeout == 20
     assert config.directory.webhooks.workers == 4
     assert config.directory.webhooks.queue_size == 1000
