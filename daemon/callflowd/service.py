@@ -15,7 +15,7 @@ import signal
 import gevent
 from gevent.event import Event
 
-from callflowd import systemd
+from callflowd import metrics, systemd
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
 from callflowd.errors import AuthenticationFailed, EslError, NotConnected
@@ -61,11 +61,15 @@ class Service:
         self._ready = Event()
         self._stop_requested = Event()
         self._link = None
+        self.switch = "%s:%d" % (config.freeswitch.host, config.freeswitch.port)  # for metrics
+        self.metrics_listener = None
 
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self):
         self._transition(State.STARTING)
+        metrics.switch_connected(self.switch, False)
+        self.metrics_listener = metrics.serve(self.config.metrics)
         self.webhooks.start()
         self._link = gevent.spawn(self._maintain_link)
         self._link.link_exception(lambda g: log.error("event-socket link died: %r", g.exception))
@@ -107,6 +111,8 @@ class Service:
             self._connection.close()
             self._connection = None
         self.webhooks.stop(timeout=min(grace, 10.0))  # logs what it had to abandon
+        metrics.switch_removed(self.switch)
+        metrics.close(self.metrics_listener)
         self._transition(State.STOPPED)
 
     def _transition(self, new):
@@ -131,7 +137,7 @@ class Service:
             connection = self._connection_factory(
                 settings.host, settings.port, settings.password,
                 connect_timeout=settings.connect_timeout, command_timeout=settings.command_timeout,
-                on_event=self.router.route, on_disconnect=lambda reason, lost=lost: lost.set(),
+                on_event=metrics.counting_events(where, self.router.route), on_disconnect=lambda reason, lost=lost: lost.set(),
             )
             if self._connect(connection, where):
                 retry = retry.reset()
@@ -139,6 +145,7 @@ class Service:
                 if self._stop_requested.is_set():
                     return
                 log.warning("lost the event socket to %s; live calls are left to FreeSWITCH", where)
+                metrics.switch_connected(where, False)
                 self._connection = None
                 self.router.connection_lost()
                 connection.close()
@@ -162,6 +169,7 @@ class Service:
             log.warning("could not connect to FreeSWITCH at %s: %s", where, exc)
         else:
             self._connection = connection
+            metrics.switch_connected(where, True)
             log.info("connected to FreeSWITCH at %s; subscribed to %d events",
                      where, len(names.SUBSCRIBED_EVENTS))
             if self.state is State.STARTING:
@@ -174,10 +182,12 @@ class Service:
     # -- commands for calls (stable across reconnects) --------------------------------
 
     def execute(self, uuid, app, arg=None, event_uuid=None):
-        self._current_connection().execute(uuid, app, arg, event_uuid=event_uuid)
+        with metrics.command(self.switch, app):
+            self._current_connection().execute(uuid, app, arg, event_uuid=event_uuid)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
-        self._current_connection().hangup(uuid, cause)
+        with metrics.command(self.switch, "hangup"):
+            self._current_connection().hangup(uuid, cause)
 
     def _current_connection(self):
         if self._connection is None:

@@ -11,6 +11,7 @@ import logging
 import gevent
 from gevent.pool import Group
 
+from callflowd import metrics
 from callflowd.calls.call import Call
 from callflowd.calls.facts import call_facts
 from callflowd.esl import names
@@ -65,9 +66,11 @@ class CallRouter:
         greenlet = gevent.Greenlet(run_callflow, call, callflow)
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
+        metrics.call_started(callflow.id)
 
     def _finished(self, call, greenlet):
         self.calls.pop(call.uuid, None)
+        metrics.call_finished(call.callflow_id, metrics.call_outcome(call.history, not greenlet.successful()))
         if not greenlet.successful():
             call.log.error("call greenlet died: %r", greenlet.exception)
         for listener in self._on_call_finished:

@@ -50,6 +50,7 @@ from callflowd.config.model import (
     Device,
     Directory,
     FreeswitchSettings,
+    MetricsSettings,
     VoicemailBox,
     WebhookSettings,
 )
@@ -70,13 +71,14 @@ MAX_DIGITS = 30  # in any number; the largest setting (queue_size) has 7
 MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
 _TOP_KEYS = ("freeswitch", "log_level", "devices", "voicemail_boxes", "webhooks",
-             "callflows_dir", "callflows")
+             "callflows_dir", "callflows", "metrics")
 _FREESWITCH_KEYS = ("host", "port", "connect_timeout", "command_timeout", "reconnect") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
 _DEVICE_KEYS = ("dial_string", "timeout")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "workers", "queue_size")
 _NODE_KEYS = ("module", "data", "children")
+_METRICS_KEYS = ("host", "port")
 
 _REQUIRED = object()
 _WHITESPACE = re.compile(r"\s")
@@ -101,9 +103,10 @@ def load_config(path):
         voicemail_boxes=_voicemail_boxes(top),
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS)),
     )
+    metrics = _metrics(top)
     callflows = _callflows(top, base, directory)
     return Config(freeswitch=freeswitch, directory=directory, callflows=callflows,
-                  log_level=log_level, source=source)
+                  log_level=log_level, source=source, metrics=metrics)
 
 
 # --- reading files ----------------------------------------------------------
@@ -474,6 +477,15 @@ def _webhooks(section):
         workers=section.integer("workers", defaults.workers, 1, 64),
         queue_size=section.integer("queue_size", defaults.queue_size, 1, 1000000),
     )
+
+
+def _metrics(top):
+    """Off unless the section is there; then ``port`` is required (0: any free port, for tests)."""
+    if not top.given("metrics"):
+        return MetricsSettings()
+    section = top.section("metrics", _METRICS_KEYS)
+    return MetricsSettings(host=section.string("host", MetricsSettings.host, spaces=False),
+                           port=section.integer("port", _REQUIRED, 0, 65535))
 
 
 # --- callflow documents --------------------------------------------------------

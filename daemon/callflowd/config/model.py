@@ -51,6 +51,14 @@ class WebhookSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    """The optional metrics and health listener; ``port`` None means off."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
     """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
 
@@ -69,3 +77,4 @@ class Config:
     callflows: tuple  # of callflowd.flow.model.Callflow
     log_level: str = "INFO"
     source: str = ""
+    metrics: MetricsSettings = MetricsSettings()
