@@ -18,7 +18,8 @@ import pytest
 
 from callflowd.calls.routes import RouteTable
 from callflowd.cli import main
-from callflowd.config.loader import MAX_FILE_BYTES, MAX_FLOW_NODES, load_config
+from callflowd.config import loader
+from callflowd.config.loader import MAX_FILE_BYTES, MAX_FLOW_NODES, MAX_YAML_BYTES, load_config
 from tests.test_config import FRONT_DESK, REPO, front_desk, write_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -148,14 +149,17 @@ def test_a_directory_named_like_a_callflow_document_is_refused(tmp_path):
 # --- numbers ---------------------------------------------------------------------------------
 
 
-def test_a_hundred_thousand_digit_integer_in_the_yaml_is_one_line_and_exit_2(tmp_path):
-    path = write_config(tmp_path, text="freeswitch: {password: x, port: %s}\n" % ("9" * 100000))
+@pytest.mark.parametrize("digits, problem", [
+    (5000, "invalid YAML at line 1 column 33: a number with more than 30 digits"),  # past Python's 4,300
+    (100000, "cannot read: larger than 65536 bytes"),
+])
+def test_a_huge_integer_in_the_yaml_is_one_line_and_exit_2(tmp_path, digits, problem):
+    path = write_config(tmp_path, text="freeswitch: {password: x, port: %s}\n" % ("9" * digits))
 
     result = check_process(path)
 
     assert result.returncode == 2
-    assert result.stderr == (
-        "callflowd: %s: invalid YAML at line 1 column 33: a number with more than 30 digits\n" % path)
+    assert result.stderr == "callflowd: %s: %s\n" % (path, problem)
 
 
 def test_a_hundred_thousand_digit_integer_in_a_callflow_document_is_refused(tmp_path):
@@ -224,3 +228,26 @@ def test_a_refused_pattern_prints_only_our_line_not_the_engines_own_log(tmp_path
     assert result.returncode == 2
     assert result.stderr == (
         "callflowd: callflows.d/x.json: patterns[0]: invalid or unsafe regular expression: missing ): ^(\\d+$\n")
+
+
+def test_a_yaml_config_larger_than_64_kib_is_refused_before_parsing(tmp_path):
+    path = write_config(tmp_path, text="freeswitch: {password: x}\n" + "# padding\n" * 7000)
+
+    assert refused(path) == "callflowd: %s: cannot read: larger than %d bytes" % (path, MAX_YAML_BYTES)
+
+
+def test_callflow_documents_beyond_the_total_limit_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "MAX_TOTAL_BYTES", 1000)
+    filler = dict(FRONT_DESK, name="x" * 600)
+    path = write_config(tmp_path, documents={"a.json": filler, "b.json": dict(filler, numbers=["2"])})
+
+    assert refused(path) == "callflowd: %s: callflows_dir: more than 1000 bytes of callflow documents in %s" % (
+        path, tmp_path / "callflows.d")
+
+
+def test_the_largest_yaml_allowed_is_checked_in_well_under_the_bound(tmp_path):
+    text = "freeswitch: {password: x}\nx: [" + "1," * ((MAX_YAML_BYTES - 40) // 2) + "1]\n"
+    path = write_config(tmp_path, text=text)
+
+    assert refused(path).endswith(": unknown key 'x' (known: freeswitch, log_level, devices, voicemail_boxes, "
+                                  "webhooks, callflows_dir, callflows, metrics)")

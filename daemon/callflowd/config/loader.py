@@ -24,10 +24,12 @@ under a second whatever the file holds (and ``systemctl start`` cannot hang):
 - YAML aliases (``*name``) are refused: nine aliases of the previous node per
   level made 9^levels nodes, and a "billion laughs" ``custom_data`` a billion
   values, from a 2 KB file. Without aliases a config is as big as its text.
-- Only regular files are read, at most ``MAX_FILE_BYTES`` each; a FIFO or a
-  device (as the config, ``password_file`` or ``callflows.d/*.json``) is
-  refused from ``stat()`` without being opened, and opened non-blocking in
-  case it is swapped in between.
+- Only regular files are read; a FIFO or a device (as the config,
+  ``password_file`` or ``callflows.d/*.json``) is refused from ``stat()``
+  without being opened, and opened non-blocking in case it is swapped in
+  between. Sizes are capped: the YAML at ``MAX_YAML_BYTES`` (PyYAML parses in
+  pure Python: 1 MiB took 12 s and 380 MB), each JSON document at
+  ``MAX_FILE_BYTES`` and all of them at ``MAX_TOTAL_BYTES``.
 - A callflow has at most ``MAX_FLOW_NODES`` nodes and ``MAX_FLOW_DEPTH`` levels;
   numbers have at most ``MAX_DIGITS`` digits (Python refuses to parse 4,300
   with a traceback); durations are at most ``MAX_SECONDS``.
@@ -66,7 +68,9 @@ RECONNECT_JITTER = 0.2
 MAX_FLOW_DEPTH = 100
 _MAX_NESTING = 4 * MAX_FLOW_DEPTH
 MAX_FLOW_NODES = 1000  # per callflow; Kazoo's own flows have tens
-MAX_FILE_BYTES = 1 << 20  # per file: the config, a callflow document, a password file
+MAX_YAML_BYTES = 64 << 10  # the config file: a few KB is usual; big flows go in JSON documents
+MAX_FILE_BYTES = 1 << 20  # a callflow document, a password file
+MAX_TOTAL_BYTES = 16 << 20  # all the callflow documents together
 MAX_DIGITS = 30  # in any number; the largest setting (queue_size) has 7
 MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
@@ -92,7 +96,7 @@ def load_config(path):
     """
     source = os.fspath(path)
     base = os.path.dirname(os.path.abspath(source))
-    raw = _parse_yaml(_read_text(source, source), source)
+    raw = _parse_yaml(_read_text(source, source, MAX_YAML_BYTES), source)
     if raw is None:
         raise ConfigError("the file is empty", source)
     top = _Section(raw, source, "", _TOP_KEYS, "a mapping of settings")
@@ -112,9 +116,9 @@ def load_config(path):
 # --- reading files ----------------------------------------------------------
 
 
-def _read_text(filename, source):
+def _read_text(filename, source, limit=MAX_FILE_BYTES):
     try:
-        data = _read_regular_file(filename)
+        data = _read_regular_file(filename, limit)
     except _Unreadable as exc:
         raise ConfigError("cannot read: %s" % exc, source) from None
     try:
@@ -137,8 +141,8 @@ def _check_regular(mode):
         raise _Unreadable("not a regular file (%s)" % kind)
 
 
-def _read_regular_file(filename):
-    """The bytes of ``filename``, a regular file of at most MAX_FILE_BYTES.
+def _read_regular_file(filename, limit=MAX_FILE_BYTES):
+    """The bytes of ``filename``, a regular file of at most ``limit`` bytes.
 
     A FIFO would block ``open()`` until a writer came, and ``/dev/zero`` would
     never end: ``stat()`` first so such files are never opened; then open
@@ -152,11 +156,11 @@ def _read_regular_file(filename):
     with os.fdopen(fd, "rb") as stream:
         try:
             _check_regular(os.fstat(fd).st_mode)
-            data = stream.read(MAX_FILE_BYTES + 1)
+            data = stream.read(limit + 1)
         except OSError as exc:
             raise _Unreadable(exc.strerror or exc) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise _Unreadable("larger than %d bytes" % MAX_FILE_BYTES)
+    if len(data) > limit:
+        raise _Unreadable("larger than %d bytes" % limit)
     return data
 
 
@@ -534,9 +538,14 @@ def _directory_documents(top, base):
                        if name.endswith(".json") and not name.startswith("."))
     except OSError as exc:
         top.fail("callflows_dir", "cannot read directory %s: %s" % (folder, exc.strerror or exc))
+    total = 0
     for name in names:
         source = os.path.normpath(os.path.join(written, name))
-        raw = _parse_json(_read_text(os.path.join(folder, name), source), source)
+        text = _read_text(os.path.join(folder, name), source)
+        total += len(text)
+        if total > MAX_TOTAL_BYTES:
+            top.fail("callflows_dir", "more than %d bytes of callflow documents in %s" % (MAX_TOTAL_BYTES, folder))
+        raw = _parse_json(text, source)
         yield raw, source, "", name[: -len(".json")]
 
 
