@@ -122,6 +122,17 @@ def test_webhook_to_sends_each_webhook_to_that_server_keeping_its_path(receiver)
     assert "    -> delivered: " in result.stdout
 
 
+def test_a_config_with_metrics_on_a_port_in_use_simulates_without_touching_it(tmp_path, receiver):
+    taken = int(receiver.url("/").rsplit(":", 1)[1].strip("/"))
+    config = write_config(tmp_path, metrics={"port": taken})
+
+    result = simulate("--number", "+10005559999", "--device", "answer", config=config)
+
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert receiver.requests == []
+
+
 def test_a_number_no_callflow_answers_says_so_and_exits_1():
     result = simulate("--number", "+15550000000")
 

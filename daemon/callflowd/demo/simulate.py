@@ -8,8 +8,9 @@ socket for the call, and every webhook: recorded and shown, not sent, unless
 ``--webhook-to`` names a server to send them to (their own host is replaced,
 so nothing reaches production by accident).
 
-Only the switch's address and the webhook hosts differ from a real run: the
-callflows, devices, boxes and webhook settings are the config's own.
+Only the switch's address and the webhook hosts differ from a real run (and
+there is no metrics listener): the callflows, devices, boxes and webhook
+settings are the config's own.
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ import urllib.parse
 from gevent.event import Event
 
 from callflowd.calls.routes import RouteTable
+from callflowd.config.model import MetricsSettings
 from callflowd.logfmt import escape
 from callflowd.service import Service
 from callflowd.simulator import FreeswitchSimulator, Scenario
@@ -79,10 +81,13 @@ _PHONE = {"answer": "answers", "busy": "is busy", "no_answer": "does not answer"
 
 
 def _pointed_at(config, simulator):
-    """``config`` with its switch replaced by the simulator; nothing else changes."""
+    """``config`` with its switch replaced by the simulator, and no metrics listener.
+
+    The running daemon may hold the metrics port; a simulation has nothing to report.
+    """
     switch = dataclasses.replace(config.freeswitch, host=simulator.host, port=simulator.port,
                                  password=simulator.password)
-    return dataclasses.replace(config, freeswitch=switch)
+    return dataclasses.replace(config, freeswitch=switch, metrics=MetricsSettings())
 
 
 # -- webhooks: recorded, or sent elsewhere ------------------------------------------------------
