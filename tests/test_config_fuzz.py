@@ -181,4 +181,5 @@ def test_hundreds_of_mutated_configs_each_exit_0_or_2_with_one_line_in_under_2_s
     # The corpus must exercise both sides, or it proves little.
     assert statuses[0] >= 10 and statuses[2] >= CASES // 2, statuses
     with capfd.disabled():
-        print("fuzz: %d cases, %d accepted, %d refused, slowest %.3fs" % (CASES, statuses[0], statuses[2], slowest))
+        print("fuzz: %d cases, %d accepted, %d refused, slowest %.3fs" % (
+            CASES, statuses[0], statuses[2], slowest))

@@ -1,4 +1,4 @@
-"""``callflowd simulate``: the operator's own config, one simulated call, what FreeSWITCH and the web server would get."""
+"""``callflowd simulate``: the operator's own config, one simulated call, what FreeSWITCH and the web server get."""
 
 import re
 import subprocess
@@ -98,7 +98,8 @@ def test_an_answering_front_desk_stops_the_flow_and_sends_no_webhook():
     assert "webhooks that would be sent (not sent; --webhook-to URL sends them):\n  (none)\n" in result.stdout
 
 
-@pytest.mark.parametrize("device, outcome", [("no_answer", "NO_ANSWER"), ("not_registered", "USER_NOT_REGISTERED")])
+@pytest.mark.parametrize("device, outcome", [
+    ("no_answer", "NO_ANSWER"), ("not_registered", "USER_NOT_REGISTERED")])
 def test_a_phone_that_does_not_pick_up_takes_the_webhook_then_voicemail(tmp_path, device, outcome):
     config = write_config(tmp_path, documents={"short.json": dict(FRONT_DESK, numbers=["5559999"])})
 

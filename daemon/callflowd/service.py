@@ -137,7 +137,8 @@ class Service:
             connection = self._connection_factory(
                 settings.host, settings.port, settings.password,
                 connect_timeout=settings.connect_timeout, command_timeout=settings.command_timeout,
-                on_event=metrics.counting_events(where, self.router.route), on_disconnect=lambda reason, lost=lost: lost.set(),
+                on_event=metrics.counting_events(where, self.router.route),
+                on_disconnect=lambda reason, lost=lost: lost.set(),
             )
             if self._connect(connection, where):
                 retry = retry.reset()

@@ -64,7 +64,7 @@ from callflowd.retry import Retry
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PASSWORD_KEYS = ("password", "password_file", "password_env")
 RECONNECT_JITTER = 0.2
-# A flow deeper than this is a mistake (or a YAML alias loop), not a call plan.
+# A flow deeper than this is a mistake, not a call plan.
 MAX_FLOW_DEPTH = 100
 _MAX_NESTING = 4 * MAX_FLOW_DEPTH
 MAX_FLOW_NODES = 1000  # per callflow; Kazoo's own flows have tens
