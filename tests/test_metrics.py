@@ -6,6 +6,7 @@ after its call and checks the difference; labels name this test's own switch
 """
 
 import time
+import types
 
 import pytest
 import requests
@@ -15,9 +16,10 @@ from callflowd import metrics
 from callflowd.calls.call import Step
 from callflowd.config.loader import load_config
 from callflowd.config.model import WebhookSettings
-from callflowd.errors import ConfigError
+from callflowd.errors import ConfigError, NotConnected
 from callflowd.simulator import Scenario
 from callflowd.retry import Retry
+from callflowd.service import Service
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 from callflowd.webhooks.request import WebhookRequest
 from tests.harness import FRONT_DESK, WAIT, Daemon, front_desk_flow, write_config
@@ -174,3 +176,42 @@ def test_a_metrics_section_without_a_port_is_refused(tmp_path, switch):
         load_config(path)
 
     assert str(raised.value) == "%s: metrics.port: is required" % path
+
+
+def test_healthz_is_503_while_the_switch_has_never_answered(tmp_path, receiver):
+    dead_port = int(receiver.url("/").rsplit(":", 1)[1].strip("/"))  # an HTTP server: no event socket there
+    no_switch = types.SimpleNamespace(host="127.0.0.1", port=dead_port)
+    path = write_config(tmp_path, no_switch, {"front-desk": front_desk_flow({"uri": "http://x/y"})})
+    with open(path, "a") as stream:
+        stream.write("metrics: {port: 0}\n")
+    service = Service(load_config(path), stop_grace=1)
+    service.start()
+    try:
+        listener = service.metrics_listener
+        response = requests.get("http://%s:%d/healthz" % (listener.host, listener.port), timeout=5)
+
+        assert response.status_code == 503
+        assert response.json()["switches"] == {"127.0.0.1:%d" % dead_port: "disconnected"}
+    finally:
+        service.stop(grace=1)
+
+
+def test_a_failed_command_is_counted_by_its_error_and_still_timed():
+    before = metrics.COMMANDS.labels("test-switch", "bridge", "NotConnected")._value.get()
+
+    with pytest.raises(NotConnected), metrics.command("test-switch", "bridge"):
+        raise NotConnected("not connected to FreeSWITCH")
+
+    assert metrics.COMMANDS.labels("test-switch", "bridge", "NotConnected")._value.get() - before == 1
+
+
+def test_the_outbox_gauges_read_the_outbox_at_each_scrape(daemon):
+    waiting = [3, 42.5]
+    metrics.watch_outbox(lambda: waiting[0], lambda: waiting[1])
+
+    first = scrape(daemon)
+    waiting[:] = [0, 0.0]
+    second = scrape(daemon)
+
+    assert (value(first, "callflowd_outbox_depth"), value(first, "callflowd_outbox_oldest_age_seconds")) == (3, 42.5)
+    assert (value(second, "callflowd_outbox_depth"), value(second, "callflowd_outbox_oldest_age_seconds")) == (0, 0)
