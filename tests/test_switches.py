@@ -4,6 +4,8 @@ import gevent
 import gevent.event
 import gevent.socket
 import pytest
+import copy
+
 import yaml
 
 from callflowd.config.model import FreeswitchSettings
@@ -33,7 +35,8 @@ def two_switch_daemon(tmp_path, sims, receiver):
     path = write_config(tmp_path, sims[0], {"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
     config = yaml.safe_load(path.read_text())
     single = config.pop("freeswitch")
-    config["switches"] = [dict(single, name="fs-%s" % sim.hostname, port=sim.port, idle_timeout=0.5)
+    config["switches"] = [dict(copy.deepcopy(single), name="fs-%s" % sim.hostname, port=sim.port,
+                               idle_timeout=0.5)  # copies: a shared dict would be dumped as an alias
                           for sim in sims]
     path.write_text(yaml.safe_dump(config))
     return Daemon(path)

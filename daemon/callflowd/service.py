@@ -35,7 +35,7 @@ import gevent
 from gevent.event import Event
 from gevent.queue import Queue
 
-from callflowd import systemd
+from callflowd import metrics, systemd
 from callflowd import logfmt
 from callflowd.calls.marker import default_owner
 from callflowd.calls.recovery import Recovery
@@ -94,7 +94,8 @@ class Service:
         self.links = {}                 # switch name -> esl.link.SwitchLink, in config order
         for settings in config.switches:
             self.links[settings.name] = switch_link.SwitchLink(
-                settings, on_event=self.router.route, connection_factory=connection_factory,
+                settings, on_event=metrics.counting_events(settings.name, self.router.route),
+                connection_factory=connection_factory,
                 on_state=[self._link_state], on_connected=[self._link_connected],
                 on_lost=[self.router.connection_lost], on_gave_up=self._link_gave_up)
         self._loader = loader
@@ -104,6 +105,9 @@ class Service:
         self._halt = Event()
         self._requests = Queue()
         self._watchdog = None
+        self.metrics_listener = None
+        for name in self.links:
+            metrics.switch_connected(name, False)
 
     @property
     def stop_grace(self):
@@ -114,6 +118,7 @@ class Service:
     def start(self):
         self._transition(State.STARTING)
         self.webhooks.start()
+        self.metrics_listener = metrics.serve(self.config.metrics)
         for link in self.links.values():
             link.start()
         period = systemd.watchdog_period()
@@ -212,6 +217,9 @@ class Service:
         self.webhooks.stop(timeout=0 if self._halt.is_set() else min(grace, WEBHOOK_DRAIN_SECONDS))
         if self._watchdog is not None:
             self._watchdog.stop()
+        for name in self.links:
+            metrics.switch_removed(name)
+        metrics.close(self.metrics_listener)
         self._transition(State.STOPPED)
 
     def halt(self):
@@ -272,6 +280,7 @@ class Service:
         return "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
 
     def _link_state(self, link, state, reason):
+        metrics.switch_connected(link.name, state == switch_link.UP)
         if state == switch_link.UP and self.state is State.STARTING:
             self._transition(State.RUNNING)
             self._ready.set()

@@ -13,6 +13,7 @@ import logging
 import gevent
 from gevent.pool import Group
 
+from callflowd import metrics
 from callflowd.calls.call import OUTAGE_LIMIT_SECONDS, Call
 from callflowd.calls.facts import call_facts
 from callflowd.esl import names
@@ -102,9 +103,11 @@ class CallRouter:
         greenlet = gevent.Greenlet(run_callflow, call, callflow, node)
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
+        metrics.call_started(callflow.id)
 
     def _finished(self, call, greenlet):
         self.calls.pop(call.uuid, None)
+        metrics.call_finished(call.callflow_id, metrics.call_outcome(call.history, not greenlet.successful()))
         if not greenlet.successful():
             # a bug, not the caller's doing: nobody drives the channel now, so hang it up
             # (from a greenlet of its own: this runs in the hub, where nothing may block)

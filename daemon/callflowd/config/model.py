@@ -60,6 +60,14 @@ class WebhookSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    """The optional metrics and health listener; ``port`` None means off."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
     """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
 
@@ -79,6 +87,7 @@ class Config:
     log_level: str = "INFO"
     shutdown_grace: float = 30.0  # seconds calls in progress get to finish at SIGTERM
     source: str = ""
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def freeswitch(self):

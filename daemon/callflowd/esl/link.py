@@ -32,6 +32,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
+from callflowd import metrics
 from callflowd.errors import AuthenticationFailed, EslError, NotConnected
 from callflowd.esl import names
 from callflowd.esl.connection import EslConnection
@@ -111,10 +112,12 @@ class SwitchLink:
     # -- commands for calls ------------------------------------------------------------
 
     def execute(self, uuid, app, arg=None, event_uuid=None):
-        self._current().execute(uuid, app, arg, event_uuid=event_uuid)
+        with metrics.command(self.name, app):
+            self._current().execute(uuid, app, arg, event_uuid=event_uuid)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
-        self._current().hangup(uuid, cause)
+        with metrics.command(self.name, "hangup"):
+            self._current().hangup(uuid, cause)
 
     def api(self, command, timeout=None):
         return self._current().api(command, timeout=timeout)

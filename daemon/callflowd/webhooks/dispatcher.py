@@ -27,6 +27,7 @@ import gevent.pool
 import gevent.queue
 import requests
 
+from callflowd import metrics
 from callflowd.logfmt import safe
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks import delivery
@@ -91,6 +92,7 @@ class WebhookDispatcher:
         self.state = State.RUNNING
         for _ in range(self.settings.workers):
             self._spawn_worker()
+        metrics.watch_outbox(self._queue.qsize)
         log.info("webhook dispatcher started: %d workers, queue of %d",
                  self.settings.workers, self.settings.queue_size)
 
@@ -146,6 +148,7 @@ class WebhookDispatcher:
 
     def _drop(self, request, why):
         self._counts["dropped"] += 1
+        metrics.webhook_dropped()
         log.warning("call %s: webhook dropped (%s): %s",
                     safe(request.call_id), why, safe(request.describe()))
         return False
@@ -182,7 +185,7 @@ class WebhookDispatcher:
                 request = self._queue.get()
                 self._in_flight[me] = request
                 try:
-                    self.deliver(session, request)
+                    metrics.timed_delivery(self.deliver, session, request)
                 except Exception:
                     self._counts["failed"] += 1
                     log.exception("call %s: webhook delivery crashed; dropping it: %s",
