@@ -249,5 +249,5 @@ def test_the_largest_yaml_allowed_is_checked_in_well_under_the_bound(tmp_path):
     text = "freeswitch: {password: x}\nx: [" + "1," * ((MAX_YAML_BYTES - 40) // 2) + "1]\n"
     path = write_config(tmp_path, text=text)
 
-    assert refused(path).endswith(": unknown key 'x' (known: freeswitch, log_level, devices, voicemail_boxes, "
-                                  "webhooks, callflows_dir, callflows, metrics)")
+    assert refused(path).endswith(": unknown key 'x' (known: freeswitch, switches, log_level, devices, "
+                                  "voicemail_boxes, webhooks, callflows_dir, callflows, shutdown_grace, metrics)")
