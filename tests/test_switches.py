@@ -169,3 +169,39 @@ def test_a_flapping_switch_does_not_disturb_calls_on_the_other(two_switches, tmp
         assert len(receiver.wait_for(1, WAIT)) == 1
     finally:
         daemon.stop()
+
+
+def test_a_reload_connects_a_switch_added_and_lets_go_of_one_removed_once_its_call_ends(
+        two_switches, tmp_path, receiver, logs):
+    sim_a, sim_b = two_switches
+    path = write_config(tmp_path, sim_a, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
+    config = yaml.safe_load(path.read_text())
+    single = config.pop("freeswitch")
+
+    def write(*sims):
+        config["switches"] = [dict(copy.deepcopy(single), name="fs-%s" % sim.hostname, port=sim.port)
+                              for sim in sims]
+        path.write_text(yaml.safe_dump(config))
+
+    write(sim_a)
+    daemon = Daemon(path).start()
+    try:
+        call_a = sim_a.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", voicemail_seconds=2))
+        logs.wait_for("call %s: executing bridge" % call_a.uuid)
+
+        write(sim_a, sim_b)
+        assert daemon.service.reload() is True
+        sim_b.wait_for_clients(1, timeout=WAIT)
+        assert logs.wait_for("reload: switch fs-b added; connecting")
+
+        write(sim_b)
+        assert daemon.service.reload() is True
+        logs.wait_for("reload: switch fs-a removed; letting it go once its 1 calls end")
+        daemon.wait_finished(call_a.uuid, WAIT)  # the call in progress kept its switch to the end
+        assert [app for app, _ in call_a.applications][-1] == "voicemail"
+        logs.wait_for("switch fs-a: link stopped", timeout=WAIT)
+        assert list(daemon.service.links) == ["fs-b"]
+        call_b = sim_b.place_call(FRONT_DESK, scenario=Scenario(device="busy", voicemail_seconds=1))
+        daemon.wait_finished(call_b.uuid, WAIT)
+    finally:
+        daemon.stop()

@@ -33,6 +33,7 @@ import signal
 
 import gevent
 from gevent.event import Event
+from gevent.pool import Group
 from gevent.queue import Queue
 
 from callflowd import metrics, systemd
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 # How long queued webhooks may still be delivered once the calls are done (TimeoutStopSec counts it).
 WEBHOOK_DRAIN_SECONDS = 10.0
 _RELOAD, _STOP = "reload", "stop"
+# How long a switch removed by a reload is kept for the calls still running on it.
+RETIRE_LIMIT_SECONDS = 3600
 
 
 class State(enum.Enum):
@@ -92,12 +95,10 @@ class Service:
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         self.on_connection_state = []   # callback(name, state, reason), on every link state change
         self.links = {}                 # switch name -> esl.link.SwitchLink, in config order
+        self._connection_factory = connection_factory
+        self._retiring = Group()        # links removed by a reload, waiting for their calls
         for settings in config.switches:
-            self.links[settings.name] = switch_link.SwitchLink(
-                settings, on_event=metrics.counting_events(settings.name, self.router.route),
-                connection_factory=connection_factory,
-                on_state=[self._link_state], on_connected=[self._link_connected],
-                on_lost=[self.router.connection_lost], on_gave_up=self._link_gave_up)
+            self._new_link(settings)
         self._loader = loader
         self._pin_log_level = pin_log_level  # --log-level given: a reload doesn't change it
         self._ready = Event()
@@ -180,9 +181,9 @@ class Service:
         self.router.routes = routes
         if new.log_level != old.log_level and not self._pin_log_level:
             logging.getLogger().setLevel(new.log_level)
-        for what in ("switches", "directory.webhooks"):
-            if _dotted(new, what) != _dotted(old, what):
-                log.warning("reload: %s settings changed; they take effect at the next restart", what)
+        self._reload_switches(old, new)
+        if new.directory.webhooks != old.directory.webhooks:
+            log.warning("reload: webhooks settings changed; they take effect at the next restart")
         detail = "config reloaded: %d callflows" % len(new.callflows)
         log.info("reload done: %d callflows (was %d); %d calls in progress keep their callflow",
                  len(new.callflows), len(old.callflows), len(self.router.calls))
@@ -191,6 +192,37 @@ class Service:
         else:
             systemd.notify("STATUS=%s" % _status(self.status_text(), detail))
         return True
+
+    def _reload_switches(self, old, new):
+        """Switches added are connected, switches removed are let go once their calls end;
+        a switch whose settings changed keeps its link until the next restart (its calls use it)."""
+        old_settings = {settings.name: settings for settings in old.switches}
+        for settings in new.switches:
+            previous = old_settings.pop(settings.name, None)
+            if previous is None:
+                log.info("reload: switch %s added; connecting", settings.name)
+                link = self._new_link(settings)
+                metrics.switch_connected(settings.name, False)
+                link.start()
+            elif previous != settings:
+                log.warning("reload: switch %s settings changed; they take effect at the next restart",
+                            settings.name)
+        for name in old_settings:
+            link = self.links.pop(name)
+            calls = self.router.calls_on(link)
+            log.info("reload: switch %s removed; letting it go once its %d calls end", name, len(calls))
+            self._retiring.spawn(self._retire, link, calls)
+
+    def _retire(self, link, calls):
+        greenlets = [self.router.greenlet_of(call) for call in calls]
+        done = gevent.joinall([greenlet for greenlet in greenlets if greenlet], timeout=RETIRE_LIMIT_SECONDS)
+        if len(done) < len(calls):
+            log.warning("switch %s: %d calls still running after %ds; letting the switch go anyway",
+                        link.name, len(calls) - len(done), RETIRE_LIMIT_SECONDS)
+        link.stop()
+        metrics.switch_removed(link.name)
+        if self.state is not State.STOPPED:
+            systemd.notify("STATUS=%s" % _status(self.status_text()))
 
     def _reload_refused(self, announce, reason):
         log.error("reload refused, still running the previous config: %s", reason)
@@ -211,6 +243,7 @@ class Service:
         self.router.accepting = False
         self._drain_calls(grace)
         self.recovery.stop()
+        self._retiring.kill(block=True, timeout=5)
         for link in self.links.values():
             link.stop()
         # TODO(issue 7): the outbox keeps what is still queued for the next start.
@@ -279,9 +312,22 @@ class Service:
                          else "%s %s (%s)" % (name, link.state, link.reason))
         return "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
 
+    def _new_link(self, settings):
+        link = self.links[settings.name] = switch_link.SwitchLink(
+            settings, on_event=metrics.counting_events(settings.name, self.router.route),
+            connection_factory=self._connection_factory,
+            on_state=[self._link_state], on_connected=[self._link_connected],
+            on_lost=[self.router.connection_lost], on_gave_up=self._link_gave_up)
+        return link
+
+    def _all_up(self):
+        """READY=1 waits for every configured switch: a start with one down is not a success
+        (systemd times it out and restarts it), though the switches that are up already take calls."""
+        return all(link.state == switch_link.UP for link in self.links.values())
+
     def _link_state(self, link, state, reason):
         metrics.switch_connected(link.name, state == switch_link.UP)
-        if state == switch_link.UP and self.state is State.STARTING:
+        if state == switch_link.UP and self.state is State.STARTING and self._all_up():
             self._transition(State.RUNNING)
             self._ready.set()
         elif self.state is not State.STOPPED:
@@ -303,12 +349,6 @@ class Service:
         if all(other.state in (switch_link.DOWN, switch_link.STOPPED) for other in self.links.values()):
             log.error("no switch left to serve; stopping")
             self.request_stop()
-
-
-def _dotted(value, path):
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _status(state, detail=None):

@@ -31,6 +31,7 @@ class CallRouter:
         self.routes = routes  # a callflowd.calls.routes.RouteTable
         self.owner = owner  # written on every channel we drive (calls/marker.py)
         self.calls = {}  # uuid -> Call
+        self._greenlets = {}  # uuid -> the Greenlet running its flow
         self.calls_group = Group()
         self._outage_limit = outage_limit
         self._webhooks = webhooks
@@ -98,15 +99,20 @@ class CallRouter:
                       safe(call.facts["caller_id_number"]), link.name, callflow.id)
         self._start(call, callflow)
 
+    def greenlet_of(self, call):
+        return self._greenlets.get(call.uuid)
+
     def _start(self, call, callflow, node=None):
         self.calls[call.uuid] = call
         greenlet = gevent.Greenlet(run_callflow, call, callflow, node)
+        self._greenlets[call.uuid] = greenlet
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
         metrics.call_started(callflow.id)
 
     def _finished(self, call, greenlet):
         self.calls.pop(call.uuid, None)
+        self._greenlets.pop(call.uuid, None)
         metrics.call_finished(call.callflow_id, metrics.call_outcome(call.history, not greenlet.successful()))
         if not greenlet.successful():
             # a bug, not the caller's doing: nobody drives the channel now, so hang it up
