@@ -25,6 +25,17 @@ def flows(uri):
     return {"front-desk": front_desk_flow(uri)}
 
 
+def ring_the_front_desk(switch, sipp, phone="uas_ring_cancel.xml"):
+    """Phone 1000 registered and behaving as ``phone``; a caller on the test number; returns
+    the caller's uuid once the daemon's bridge to the phone has started."""
+    sipp.register("1000")
+    sipp.phone(phone)
+    sipp.call(FRONT_DESK)
+    uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
+    switch.wait_for("CHANNEL_EXECUTE", uuid, Application="bridge")
+    return uuid
+
+
 def ends_like_a_good_day(switch, daemon, receiver, uuid, disposition="NO_ANSWER"):
     """The bridge ran out, one webhook arrived, then voicemail ran; clean up the call."""
     bridge_done = switch.wait_for("CHANNEL_EXECUTE_COMPLETE", uuid, Application="bridge", timeout=60)
@@ -47,11 +58,7 @@ def test_a_socket_cut_while_the_front_desk_rings_ends_the_call_as_without_the_cu
     try:
         daemon = start_daemon(flows(receiver.url("/missed")), via=("127.0.0.1", proxy.port, password),
                               ring_timeout=8)
-        sipp.register("1000")
-        sipp.phone("uas_ring_cancel.xml")
-        sipp.call(FRONT_DESK)
-        uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
-        switch.wait_for("CHANNEL_EXECUTE", uuid, Application="bridge")
+        uuid = ring_the_front_desk(switch, sipp)
 
         proxy.cut()
         daemon.wait_for_line(r"lost the event socket")
@@ -67,11 +74,7 @@ def test_a_socket_cut_while_the_front_desk_rings_ends_the_call_as_without_the_cu
 def test_a_daemon_killed_while_the_front_desk_rings_takes_the_call_back_when_started_again(
         switch, sipp, receiver, start_daemon, esl, tmp_path):
     daemon = start_daemon(flows(receiver.url("/missed")), ring_timeout=8)
-    sipp.register("1000")
-    sipp.phone("uas_ring_cancel.xml")
-    sipp.call(FRONT_DESK)
-    uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
-    switch.wait_for("CHANNEL_EXECUTE", uuid, Application="bridge")
+    uuid = ring_the_front_desk(switch, sipp)
 
     daemon.kill()  # SIGKILL: no goodbye, nothing flushed
     again = start_daemon(flows(receiver.url("/missed")), ring_timeout=8)
@@ -83,11 +86,7 @@ def test_a_daemon_killed_while_the_front_desk_rings_takes_the_call_back_when_sta
 def test_a_bridge_that_ended_while_the_daemon_was_dead_takes_its_branch_on_restart(
         switch, sipp, receiver, start_daemon):
     daemon = start_daemon(flows(receiver.url("/missed")), ring_timeout=3)
-    sipp.register("1000")
-    sipp.phone("uas_busy.xml")
-    sipp.call(FRONT_DESK)
-    uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
-    switch.wait_for("CHANNEL_EXECUTE", uuid, Application="bridge")
+    uuid = ring_the_front_desk(switch, sipp, "uas_busy.xml")
     daemon.kill()
     switch.wait_for("CHANNEL_EXECUTE_COMPLETE", uuid, Application="bridge", timeout=20)
 
@@ -104,11 +103,7 @@ def test_a_bridge_that_ended_during_a_socket_cut_takes_its_branch_once_the_socke
     try:
         daemon = start_daemon(flows(receiver.url("/missed")), via=("127.0.0.1", proxy.port, password),
                               ring_timeout=3)
-        sipp.register("1000")
-        sipp.phone("uas_ring_cancel.xml")
-        sipp.call(FRONT_DESK)
-        uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
-        switch.wait_for("CHANNEL_EXECUTE", uuid, Application="bridge")
+        uuid = ring_the_front_desk(switch, sipp)
 
         proxy.cut()
         switch.wait_for("CHANNEL_EXECUTE_COMPLETE", uuid, Application="bridge", timeout=20)  # missed by the daemon
@@ -127,11 +122,7 @@ def test_a_half_open_socket_is_noticed_and_the_call_still_ends_as_on_a_good_day(
     try:
         daemon = start_daemon(flows(receiver.url("/missed")), via=("127.0.0.1", proxy.port, password),
                               ring_timeout=6, idle_timeout=2)
-        sipp.register("1000")
-        sipp.phone("uas_ring_cancel.xml")
-        sipp.call(FRONT_DESK)
-        uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
-        switch.wait_for("CHANNEL_EXECUTE", uuid, Application="bridge")
+        uuid = ring_the_front_desk(switch, sipp)
 
         proxy.freeze()  # no FIN, no data: only silence tells
         daemon.wait_for_line(r"switch freeswitch: lost the event socket", timeout=15)

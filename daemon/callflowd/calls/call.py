@@ -209,16 +209,12 @@ class Call:
             self._await_switch()
             deadline = loop.now() + self._command_timeout
             while True:
-                remaining = deadline - loop.now()
-                try:
-                    if remaining <= 0:
-                        raise Empty
-                    event = self._events.get(timeout=remaining)
-                except Empty:
+                event = self._next_event(deadline)
+                if event is None:
                     self.log.warning("%s was sent without a reply and FreeSWITCH showed no sign of "
                                      "running it within %ss; not sending it twice",
                                      app, self._command_timeout)
-                    raise ActionTimeout("%s: no sign FreeSWITCH ran it" % app) from None
+                    raise ActionTimeout("%s: no sign FreeSWITCH ran it" % app)
                 if event is _CONNECTION_LOST:
                     self._note(event)
                     break  # wait for the switch, then count again
@@ -329,15 +325,11 @@ class Call:
         loop = gevent.get_hub().loop
         deadline = loop.now() + timeout
         while True:
-            remaining = deadline - loop.now()
-            try:
-                if remaining <= 0:
-                    raise Empty
-                event = self._events.get(timeout=remaining)
-            except Empty:
+            event = self._next_event(deadline)
+            if event is None:
                 if self._ended:
-                    raise CallEnded(self.hangup_reason()) from None
-                raise ActionTimeout("%s did not complete within %ss" % (app, timeout)) from None
+                    raise CallEnded(self.hangup_reason())
+                raise ActionTimeout("%s did not complete within %ss" % (app, timeout))
             if event.__class__ is _LateReply:
                 self._late_reply(app, event.result)
                 continue
@@ -347,6 +339,16 @@ class Call:
                 return event
             if was_up and self._ended:
                 deadline = min(deadline, loop.now() + _COMPLETION_AFTER_HANGUP_SECONDS)
+
+    def _next_event(self, deadline):
+        """The next queued event, or None once ``deadline`` (the hub loop's clock) has passed."""
+        remaining = deadline - gevent.get_hub().loop.now()
+        if remaining <= 0:
+            return None
+        try:
+            return self._events.get(timeout=remaining)
+        except Empty:
+            return None
 
     def _late_reply(self, app, result):
         """A reply that came after its command timed out: True for ``+OK`` (taken);
