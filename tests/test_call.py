@@ -1,10 +1,11 @@
 """The per-call object: completion by Application-UUID, hangups, timeouts, a vanished channel."""
 
 import gevent
+import gevent.event
 import pytest
 
 from callflowd.calls.call import Call
-from callflowd.errors import ActionTimeout, CallEnded, EslError, NotConnected
+from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl.event import Event
 
 pytestmark = pytest.mark.timeout(10)
@@ -13,23 +14,45 @@ UUID = "736a8acb-9a16-4501-8911-d11dcb9bf9cd"
 
 
 class Commands:
-    """Stands in for the event socket; ``on_execute`` plays the switch's answer."""
+    """Stands in for a switch link; ``on_execute`` plays the switch's answer.
 
-    def __init__(self, on_execute=None, error=None):
+    ``errors`` are raised by the next commands, one each; ``up`` is the link's state.
+    """
+
+    name = "fs-test"
+
+    def __init__(self, on_execute=None, error=None, errors=()):
         self.sent = []
         self.api_calls = []
+        self.later = []
         self.on_execute = on_execute
-        self.error = error
+        self.errors = list(errors) or ([error] * 100 if error else [])
+        self.up = gevent.event.Event()
+        self.up.set()
+        self.hung_up = gevent.event.Event()
+
+    @property
+    def connected(self):
+        return self.up.is_set()
+
+    def wait_up(self, timeout=None):
+        return self.up.wait(timeout)
 
     def execute(self, uuid, app, arg=None, event_uuid=None):
         self.sent.append((uuid, app, arg, event_uuid))
-        if self.error:
-            raise self.error
+        if self.errors:
+            raise self.errors.pop(0)
         if self.on_execute:
             gevent.spawn(self.on_execute, app, event_uuid)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         self.sent.append((uuid, "hangup", cause, None))
+        self.hung_up.set()
+        if self.errors:
+            raise self.errors.pop(0)
+
+    def hangup_later(self, uuid, cause="NORMAL_CLEARING"):
+        self.later.append((uuid, cause))
 
     def api(self, command):
         self.api_calls.append(command)
@@ -47,8 +70,9 @@ def complete(app, app_uuid, **headers):
     return event("CHANNEL_EXECUTE_COMPLETE", Application=app, Application_UUID=app_uuid, **headers)
 
 
-def make_call(commands):
-    return Call(UUID, {"call_id": UUID}, "flow", commands, webhooks=None, command_timeout=1)
+def make_call(commands, outage_limit=5):
+    return Call(UUID, {"call_id": UUID}, "flow", commands, webhooks=None, command_timeout=1,
+                outage_limit=outage_limit)
 
 
 def test_execute_returns_the_completion_carrying_its_own_event_uuid():
@@ -106,9 +130,86 @@ def test_a_channel_freeswitch_no_longer_has_ends_the_call():
     assert call.ended
 
 
-def test_a_lost_event_socket_ends_the_flow():
-    call = make_call(Commands(on_execute=lambda app, app_uuid: call.connection_lost()))
-    with pytest.raises(CallEnded, match="lost the event socket"):
-        call.execute("answer", timeout=2)
-    with pytest.raises(NotConnected):
-        make_call(Commands(error=NotConnected("down"))).execute("answer")
+def test_a_lost_event_socket_does_not_end_the_wait_for_an_app_still_running():
+    def switch(app, app_uuid):
+        call.connection_lost()
+        call.deliver(complete(app, app_uuid))  # after the reconnect, the completion still comes
+    call = make_call(Commands(on_execute=switch))
+    assert call.execute("answer", timeout=2).get("Application") == "answer"
+
+
+def test_a_command_never_sent_is_sent_again_once_the_switch_is_back():
+    commands = Commands(errors=[NotConnected("down")])
+    commands.on_execute = lambda app, app_uuid: call.deliver(complete(app, app_uuid))
+    commands.up.clear()
+    call = make_call(commands)
+    gevent.spawn_later(0.05, commands.up.set)
+    call.execute("answer", timeout=2)
+    assert [app for _, app, _, _ in commands.sent] == ["answer", "answer"]
+    assert commands.sent[0][3] == commands.sent[1][3]  # the same Event-UUID
+
+
+def test_a_command_sent_without_reply_is_not_sent_again_and_its_completion_still_counts():
+    late = gevent.event.AsyncResult()
+    commands = Commands(errors=[CommandTimeout("no reply within 1s", late_reply=late)])
+    call = make_call(commands)
+    gevent.spawn_later(0.05, lambda: call.deliver(complete("bridge", commands.sent[0][3])))
+    assert call.execute("bridge", timeout=2).get("Application") == "bridge"
+    assert len(commands.sent) == 1
+
+
+def test_a_late_refusal_of_a_timed_out_command_ends_the_call_at_once():
+    late = gevent.event.AsyncResult()
+    call = make_call(Commands(errors=[CommandTimeout("no reply within 1s", late_reply=late)]))
+    reply = Event({"Reply-Text": "-ERR invalid session id [%s]" % UUID}, content_type="command/reply")
+    gevent.spawn_later(0.05, late.set, reply)
+    with gevent.Timeout(1):
+        with pytest.raises(CallEnded, match="channel is gone"):
+            call.execute("bridge", timeout=30)
+
+
+def test_a_switch_down_past_the_outage_limit_ends_the_flow_with_a_hangup_queued():
+    commands = Commands()
+    commands.up.clear()
+    call = make_call(commands, outage_limit=0.05)
+    with pytest.raises(CallEnded, match="down for"):
+        call.execute("answer")
+    assert commands.later == [(UUID, "NORMAL_TEMPORARY_FAILURE")]
+    assert commands.sent == []
+
+
+def test_a_hangup_that_cannot_be_sent_is_handed_to_the_link_to_send_again():
+    commands = Commands(errors=[NotConnected("down")])
+    make_call(commands).hangup("NORMAL_CLEARING")
+    assert commands.later == [(UUID, "NORMAL_CLEARING")]
+
+
+def test_a_hangup_of_a_channel_already_gone_is_not_retried():
+    commands = Commands(errors=[EslError("hangup: -ERR invalid session id [%s]" % UUID)])
+    call = make_call(commands)
+    call.hangup()
+    assert commands.later == [] and call.ended
+
+
+def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
+    from callflowd.calls import router as router_module
+    from callflowd.calls.router import CallRouter
+
+    def broken(call, callflow):
+        raise RuntimeError("a bug in the executor")
+
+    monkeypatch.setattr(router_module, "run_callflow", broken)
+
+    class Flow:
+        id = "flow"
+
+    class Routes:
+        def lookup(self, number):
+            return Flow()
+
+    link = Commands()
+    link.settings = type("Settings", (), {"command_timeout": 1})()
+    router = CallRouter(Routes(), webhooks=None)
+    router.route(event("CHANNEL_PARK", Call_Direction="inbound", Caller_Destination_Number="100"), link)
+    assert link.hung_up.wait(2)
+    assert link.sent == [(UUID, "hangup", "NORMAL_TEMPORARY_FAILURE", None)]

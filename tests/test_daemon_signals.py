@@ -81,7 +81,7 @@ def test_sighup_with_a_good_config_gives_new_calls_the_new_flow_and_lets_live_on
     daemon.signal(signal.SIGHUP)
     reloading = notify_socket.wait_for("RELOADING", "1")
     assert int(reloading["MONOTONIC_USEC"]) > 0
-    assert notify_socket.wait_for("READY", "1")["STATUS"] == "running; config reloaded: 1 callflows"
+    assert notify_socket.wait_for("READY", "1")["STATUS"] == "running; freeswitch up; config reloaded: 1 callflows"
     assert not first.ended, "the first call must still be in progress during the reload"
     assert daemon.wait_for("reload done: 1 callflows (was 1); 1 calls in progress keep their callflow")
 
@@ -107,7 +107,7 @@ def test_sighup_with_a_bad_config_keeps_the_old_flow_and_says_why(
     daemon.signal(signal.SIGHUP)
     notify_socket.wait_for("RELOADING", "1")
     status = notify_socket.wait_for("READY", "1")["STATUS"]
-    assert status.startswith("running; reload refused, previous config kept: ")
+    assert status.startswith("running; freeswitch up; reload refused, previous config kept: ")
     assert "front-desk.json" in status and "nope" in status
     line = daemon.wait_for("reload refused, still running the previous config: ")
     assert "ERROR" in line and "front-desk.json" in line
@@ -128,7 +128,7 @@ def test_sigterm_lets_the_call_in_progress_finish_and_refuses_new_ones(
     first = ringing(daemon, switch)
 
     daemon.signal(signal.SIGTERM)
-    assert notify_socket.wait_for("STOPPING", "1")["STATUS"] == "stopping"
+    assert notify_socket.wait_for("STOPPING", "1")["STATUS"] .startswith("stopping; freeswitch ")
     daemon.wait_for("waiting up to 60s for 1 calls in progress to finish")
     late = switch.place_call(FRONT_DESK, scenario=Scenario(device="busy"))
     daemon.wait_for("call %s: not taking new calls (stopping); leaving it parked" % late.uuid)

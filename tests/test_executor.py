@@ -26,7 +26,6 @@ class FakeCall:
         self.log = logging.LoggerAdapter(logging.getLogger("test.call"), {})
 
     ended = False
-    lost = False
 
     def mark_step(self, node):
         self.marked = getattr(self, "marked", []) + [node.path]

@@ -126,8 +126,8 @@ class _Recorder:
         self._file = fileobj
         self._sink = sink
 
-    def readline(self):
-        line = self._file.readline()
+    def readline(self, size=-1):
+        line = self._file.readline(size)
         self._sink.extend(line)
         return line
 

@@ -109,21 +109,24 @@ def test_the_service_reports_each_state_to_systemd(tmp_path, switch, receiver, n
     daemon = Daemon(config)
     daemon.start()
     try:
-        assert notify_socket.next() == {"STATUS": "starting"}
-        assert notify_socket.next() == {"READY": "1", "STATUS": "running"}
+        message = notify_socket.next()
+        while "READY" not in message:  # starting; freeswitch down (not started), then connecting
+            assert message["STATUS"].startswith("starting; freeswitch ")
+            message = notify_socket.next()
+        assert message == {"READY": "1", "STATUS": "running; freeswitch up"}
 
         assert daemon.service.reload() is True
         reloading = notify_socket.next()
         assert reloading["RELOADING"] == "1" and int(reloading["MONOTONIC_USEC"]) > 0
-        assert reloading["STATUS"] == "reloading"
-        assert notify_socket.next() == {"READY": "1", "STATUS": "running; config reloaded: 1 callflows"}
+        assert reloading["STATUS"] == "reloading; freeswitch up"
+        assert notify_socket.next() == {"READY": "1", "STATUS": "running; freeswitch up; config reloaded: 1 callflows"}
 
         (tmp_path / "callflows.d" / "front-desk.json").write_text("{not json")
         assert daemon.service.reload() is False
         assert notify_socket.next()["RELOADING"] == "1"
         refused = notify_socket.next()
         assert refused["READY"] == "1"
-        assert refused["STATUS"].startswith("running; reload refused, previous config kept: ")
+        assert refused["STATUS"].startswith("running; freeswitch up; reload refused, previous config kept: ")
         assert "front-desk.json: invalid JSON at line 1" in refused["STATUS"]
 
         call = switch.place_call(FRONT_DESK, scenario=Scenario(device="busy"))
@@ -132,8 +135,12 @@ def test_the_service_reports_each_state_to_systemd(tmp_path, switch, receiver, n
             "device", "webhook", "voicemail"]
     finally:
         daemon.stop()
-    assert notify_socket.next() == {"STOPPING": "1", "STATUS": "stopping"}
-    assert notify_socket.next() == {"STATUS": "stopped"}
+    assert notify_socket.next() == {"STOPPING": "1", "STATUS": "stopping; freeswitch up"}
+    message = notify_socket.next()
+    while not message["STATUS"].startswith("stopped"):  # the link's own stop comes first
+        assert message == {"STATUS": "stopping; freeswitch stopped (callflowd is stopping)"}
+        message = notify_socket.next()
+    assert message == {"STATUS": "stopped; freeswitch stopped (callflowd is stopping)"}
     assert json.dumps(notify_socket.received)  # every message was text
 
 

@@ -1,4 +1,4 @@
-"""The ``callflowd`` command: ``run``, ``check`` and ``demo``.
+"""The ``callflowd`` command: ``run``, ``check``, ``simulate`` and ``demo``.
 
 gevent's monkey-patching comes first, before anything imports socket or
 threading, so requests and the stdlib cooperate with the event loop.
@@ -48,6 +48,20 @@ def _parser():
     check.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
     check.set_defaults(command=_check)
 
+    simulate = commands.add_parser(
+        "simulate", help="one call through your callflows against the built-in simulator: "
+        "the path, FreeSWITCH's commands, the webhooks")
+    simulate.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
+    simulate.add_argument("--number", required=True, help="the dialled number")
+    simulate.add_argument("--device", choices=("busy", "no_answer", "answer", "not_registered"),
+                          default="answer", help="what every phone the flow rings does (default %(default)s)")
+    simulate.add_argument("--caller", default="+15551230000", help="the caller's number (default %(default)s)")
+    simulate.add_argument("--webhook-to", metavar="URL",
+                          help="send the webhooks to this server instead of only printing them "
+                          "(http://host:port keeps each webhook's path; a URL with a path replaces it)")
+    simulate.add_argument("-v", "--verbose", action="store_true", help="show the daemon's log lines")
+    simulate.set_defaults(command=_simulate)
+
     demo = commands.add_parser("demo", help="run the example callflow against the built-in simulator")
     demo.add_argument("--scenario", choices=("busy", "no_answer", "answer"), default="busy",
                       help="what the front-desk phone does (default %(default)s)")
@@ -74,6 +88,16 @@ def _run(args):
     config = load_config(args.config)
     logsetup.configure(args.log_level or config.log_level, log_format=args.log_format)
     return Service(config, pin_log_level=args.log_level is not None).run()
+
+
+def _simulate(args):
+    from callflowd.config.loader import load_config
+    from callflowd.demo.simulate import simulate
+
+    config = load_config(args.config)
+    logsetup.configure("INFO" if args.verbose else "WARNING")
+    return simulate(config, args.number, args.device, webhook_to=args.webhook_to, caller=args.caller,
+                    out=sys.stdout)
 
 
 def _demo(args):

@@ -47,11 +47,23 @@ class EslError(CallflowdError):
 
 
 class NotConnected(EslError):
-    """The event socket is down (never connected, or lost)."""
+    """The event socket is down (never connected, or lost): the command was never (fully) sent."""
 
 
 class CommandTimeout(EslError):
-    """FreeSWITCH did not answer a command in time."""
+    """A command was sent but FreeSWITCH did not answer in time: it may still run.
+
+    ``late_reply`` (a gevent AsyncResult, or None) gets the reply if it comes
+    after all, or NotConnected if the connection ends first.
+    """
+
+    def __init__(self, message, late_reply=None):
+        super().__init__(message)
+        self.late_reply = late_reply
+
+
+class ReplyLost(CommandTimeout):
+    """The connection ended after a command was sent and before its reply: it may have run."""
 
 
 class AuthenticationFailed(EslError):

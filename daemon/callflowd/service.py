@@ -1,6 +1,6 @@
 """The daemon's lifecycle as a few named verbs: start, run, reload, stop, halt.
 
-``start()`` starts the webhook workers, the event-socket link and the systemd
+``start()`` starts the webhook outbox, the event-socket link and the systemd
 watchdog; the link connects, subscribes and re-connects with back-off
 (``Retry``) when the switch goes away. ``run()`` serves requests that signal
 handlers only queue (after gunicorn's arbiter):
@@ -18,9 +18,16 @@ handlers only queue (after gunicorn's arbiter):
 Webhooks not delivered within the drain time stay in the durable outbox for
 the next start (``webhooks.dispatcher``); nothing accepted is thrown away.
 
-States are logged and mirrored to systemd: ``READY=1`` only once the socket is
+Each switch has its own link (esl/link.py): it connects, subscribes and
+re-connects with back-off (``Retry``) without disturbing the others. States are
+logged and mirrored to systemd: ``READY=1`` once the first switch is
 authenticated and subscribed, ``RELOADING=1`` then ``READY=1`` around a
-reload, ``STOPPING=1``, and ``STATUS=`` on every change.
+reload, ``STOPPING=1``, and ``STATUS=`` on every change, with each switch's
+link state (``running; fs1 up, fs2 down (...)``).
+
+On every (re)connect of a switch the hooks in ``service.on_connected`` run
+(``hook(link)``), after the subscription and before the calls waiting for the
+link resume; the first is call recovery (calls/recovery.py).
 """
 
 import enum
@@ -29,20 +36,20 @@ import signal
 
 import gevent
 from gevent.event import Event
+from gevent.pool import Group
 from gevent.queue import Queue
 
-from callflowd import systemd
+from callflowd import metrics, systemd
+from callflowd import logfmt
 from callflowd.calls.marker import default_owner
-from callflowd.calls.recovery import recover_calls
+from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
 from callflowd.config.loader import load_config
-from callflowd.errors import AuthenticationFailed, ConfigError, EslError, NotConnected
-from callflowd.esl import names
+from callflowd.errors import ConfigError
+from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
-from callflowd import logfmt
 from callflowd.hooks.lifecycle import LifecycleHooks
-from callflowd.retry import RetriesExhausted
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 from callflowd.webhooks.process import OutboxFeeder
 from callflowd.webhooks.store import OutboxError
@@ -52,6 +59,8 @@ log = logging.getLogger(__name__)
 # How long queued webhooks may still be delivered once the calls are done (TimeoutStopSec counts it).
 WEBHOOK_DRAIN_SECONDS = 10.0
 _RELOAD, _STOP = "reload", "stop"
+# How long a switch removed by a reload is kept for the calls still running on it.
+RETIRE_LIMIT_SECONDS = 3600
 
 
 class State(enum.Enum):
@@ -74,31 +83,43 @@ _ALLOWED = {
 
 
 class Service:
-    """One daemon: one FreeSWITCH link, its calls, and the webhook dispatcher."""
+    """One daemon: a link per FreeSWITCH node, their calls, and the webhook dispatcher."""
 
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
-                 on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False):
+                 on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False,
+                 outage_limit=None, owner=None):
         _hide_secrets(config)
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
         self.webhooks = dispatcher or _webhook_dispatcher(config)
-        self.router = CallRouter(RouteTable(config.callflows), self, self.webhooks,
-                                 command_timeout=config.freeswitch.command_timeout,
-                                 on_call_finished=on_call_finished, owner=default_owner())
+        router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
+        self.router = CallRouter(RouteTable(config.callflows), self.webhooks,
+                                 on_call_finished=on_call_finished, owner=owner or default_owner(),
+                                 **router_options)
+        self.recovery = Recovery(self.router)
+        self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
+        self.on_connection_state = []   # callback(name, state, reason), on every link state change
+        self.links = {}                 # switch name -> esl.link.SwitchLink, in config order
         # Lifecycle hooks see every event before the call does, and each flow's end (for its path).
         self.hooks = LifecycleHooks(config.hooks, self.router, self.webhooks)
         self.router.add_hooks(self.hooks)
+        if self.hooks.subscriptions:  # CHANNEL_CREATE/DESTROY: only when a hook wants them
+            self.on_connected.insert(0, self._subscribe_hook_events)
         self._connection_factory = connection_factory
-        self._connection = None
+        self._retiring = Group()        # links removed by a reload, waiting for their calls
+        for settings in config.switches:
+            self._new_link(settings)
         self._loader = loader
         self._pin_log_level = pin_log_level  # --log-level given: a reload doesn't change it
         self._ready = Event()
         self._stop_requested = Event()
         self._halt = Event()
         self._requests = Queue()
-        self._link = None
         self._watchdog = None
+        self.metrics_listener = None
+        for name in self.links:
+            metrics.switch_connected(name, False)
 
     @property
     def stop_grace(self):
@@ -109,8 +130,9 @@ class Service:
     def start(self):
         self._transition(State.STARTING)
         self.webhooks.start()
-        self._link = gevent.spawn(self._maintain_link)
-        self._link.link_exception(lambda g: log.error("event-socket link died: %r", g.exception))
+        self.metrics_listener = metrics.serve(self.config.metrics)
+        for link in self.links.values():
+            link.start()
         period = systemd.watchdog_period()
         if period:
             self._watchdog = systemd.Watchdog(period).start()
@@ -174,8 +196,10 @@ class Service:
         self.router.routes = routes
         if new.log_level != old.log_level and not self._pin_log_level:
             logging.getLogger().setLevel(new.log_level)
-        for what in ("freeswitch", "directory.webhooks", "hooks"):
-            if _dotted(new, what) != _dotted(old, what):
+        self._reload_switches(old, new)
+        for what, changed in (("webhooks", new.directory.webhooks != old.directory.webhooks),
+                              ("hooks", new.hooks != old.hooks), ("state_dir", new.state_dir != old.state_dir)):
+            if changed:
                 log.warning("reload: %s settings changed; they take effect at the next restart", what)
         detail = "config reloaded: %d callflows" % len(new.callflows)
         log.info("reload done: %d callflows (was %d); %d calls in progress keep their callflow",
@@ -183,8 +207,39 @@ class Service:
         if announce:
             self._transition(State.RUNNING, detail)
         else:
-            systemd.notify("STATUS=%s" % _status(self.state.value, detail))
+            systemd.notify("STATUS=%s" % _status(self.status_text(), detail))
         return True
+
+    def _reload_switches(self, old, new):
+        """Switches added are connected, switches removed are let go once their calls end;
+        a switch whose settings changed keeps its link until the next restart (its calls use it)."""
+        old_settings = {settings.name: settings for settings in old.switches}
+        for settings in new.switches:
+            previous = old_settings.pop(settings.name, None)
+            if previous is None:
+                log.info("reload: switch %s added; connecting", settings.name)
+                link = self._new_link(settings)
+                metrics.switch_connected(settings.name, False)
+                link.start()
+            elif previous != settings:
+                log.warning("reload: switch %s settings changed; they take effect at the next restart",
+                            settings.name)
+        for name in old_settings:
+            link = self.links.pop(name)
+            calls = self.router.calls_on(link)
+            log.info("reload: switch %s removed; letting it go once its %d calls end", name, len(calls))
+            self._retiring.spawn(self._retire, link, calls)
+
+    def _retire(self, link, calls):
+        greenlets = [self.router.greenlet_of(call) for call in calls]
+        done = gevent.joinall([greenlet for greenlet in greenlets if greenlet], timeout=RETIRE_LIMIT_SECONDS)
+        if len(done) < len(calls):
+            log.warning("switch %s: %d calls still running after %ds; letting the switch go anyway",
+                        link.name, len(calls) - len(done), RETIRE_LIMIT_SECONDS)
+        link.stop()
+        metrics.switch_removed(link.name)
+        if self.state is not State.STOPPED:
+            systemd.notify("STATUS=%s" % _status(self.status_text()))
 
     def _reload_refused(self, announce, reason):
         log.error("reload refused, still running the previous config: %s", reason)
@@ -192,7 +247,7 @@ class Service:
         if announce:
             self._transition(State.RUNNING, detail)
         else:
-            systemd.notify("STATUS=%s" % _status(self.state.value, detail))
+            systemd.notify("STATUS=%s" % _status(self.status_text(), detail))
         return False
 
     def stop(self, grace=None):
@@ -204,15 +259,17 @@ class Service:
         self._stop_requested.set()
         self.router.accepting = False
         self._drain_calls(grace)
-        if self._link is not None:
-            self._link.kill(block=True, timeout=5)
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self.recovery.stop()
+        self._retiring.kill(block=True, timeout=5)
+        for link in self.links.values():
+            link.stop()
         # What isn't delivered in time stays in the outbox for the next start (and is logged).
         self.webhooks.stop(timeout=0 if self._halt.is_set() else min(grace, WEBHOOK_DRAIN_SECONDS))
         if self._watchdog is not None:
             self._watchdog.stop()
+        for name in self.links:
+            metrics.switch_removed(name)
+        metrics.close(self.metrics_listener)
         self._transition(State.STOPPED)
 
     def halt(self):
@@ -247,7 +304,7 @@ class Service:
             raise RuntimeError("cannot go from %s to %s" % (self.state.value, new.value))
         log.info("service %s", new.value)
         self.state = new
-        status = "STATUS=%s" % _status(new.value, detail)
+        status = "STATUS=%s" % _status(self.status_text(), detail)
         if new is State.RUNNING:
             systemd.notify("READY=1", status)
         elif new is State.RELOADING:
@@ -257,75 +314,64 @@ class Service:
         else:
             systemd.notify(status)
 
-    # -- the event-socket link -------------------------------------------------------
+    # -- the switches ---------------------------------------------------------------
 
-    def _maintain_link(self):
-        settings = self.config.freeswitch
-        retry = settings.reconnect
-        where = "%s:%d" % (settings.host, settings.port)
-        while not self._stop_requested.is_set():
-            lost = Event()
-            connection = self._connection_factory(
-                settings.host, settings.port, settings.password,
-                connect_timeout=settings.connect_timeout, command_timeout=settings.command_timeout,
-                on_event=self.router.route, on_disconnect=lambda reason, lost=lost: lost.set(),
-            )
-            if self._connect(connection, where):
-                retry = retry.reset()
-                lost.wait()
-                if self._stop_requested.is_set():
-                    return
-                log.warning("lost the event socket to %s; %d live calls will be taken back on reconnect",
-                            where, len(self.router.calls))
-                self._connection = None
-                self.router.connection_lost()
-                connection.close()
-            try:
-                retry = retry.increment()
-            except RetriesExhausted:
-                log.error("giving up on FreeSWITCH at %s", where)
-                self.request_stop()
-                return
-            delay = retry.backoff()
-            log.info("reconnecting to %s in %.1fs", where, delay)
-            self._stop_requested.wait(delay)
+    @property
+    def connection_states(self):
+        """``{switch name: (state, reason)}``; states are esl.link's connecting/up/down/stopped."""
+        return {name: (link.state, link.reason) for name, link in self.links.items()}
 
-    def _connect(self, connection, where):
-        try:
-            connection.connect()
-            connection.subscribe(names.SUBSCRIBED_EVENTS + self.hooks.subscriptions)
-        except AuthenticationFailed:
-            log.error("FreeSWITCH at %s refused the event-socket password", where)
-        except EslError as exc:
-            log.warning("could not connect to FreeSWITCH at %s: %s", where, exc)
-        else:
-            self._connection = connection
-            log.info("connected to FreeSWITCH at %s; subscribed to %d events",
-                     where, len(names.SUBSCRIBED_EVENTS + self.hooks.subscriptions))
-            if self.state is State.STARTING:
-                self._transition(State.RUNNING)
+    def status_text(self):
+        """One line for systemd's STATUS=: ``running; fs1 up, fs2 down (no frame for 30.0s ...)``."""
+        parts = []
+        for name, link in self.links.items():
+            parts.append("%s %s" % (name, link.state) if link.state == switch_link.UP
+                         else "%s %s (%s)" % (name, link.state, link.reason))
+        return "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
+
+    def _new_link(self, settings):
+        link = self.links[settings.name] = switch_link.SwitchLink(
+            settings, on_event=metrics.counting_events(settings.name, self.router.route),
+            connection_factory=self._connection_factory,
+            on_state=[self._link_state], on_connected=[self._link_connected],
+            on_lost=[self.router.connection_lost], on_gave_up=self._link_gave_up)
+        return link
+
+    def _all_up(self):
+        """READY=1 waits for every configured switch: a start with one down is not a success
+        (systemd times it out and restarts it), though the switches that are up already take calls."""
+        return all(link.state == switch_link.UP for link in self.links.values())
+
+    def _link_state(self, link, state, reason):
+        metrics.switch_connected(link.name, state == switch_link.UP)
+        if state == switch_link.UP and self.state is State.STARTING and self._all_up():
+            self._transition(State.RUNNING)
             self._ready.set()
-            recovery = gevent.spawn(recover_calls, self.api, self.router, self.router.owner)
-            recovery.link_exception(lambda g: log.error("call recovery failed", exc_info=g.exc_info))
-            return True
-        connection.close()
-        return False
+        elif self.state is not State.STOPPED:
+            systemd.notify("STATUS=%s" % _status(self.status_text()))
+        for callback in self.on_connection_state:
+            try:
+                callback(link.name, state, reason)
+            except Exception:  # a listener's bug must not stop the link: log, go on
+                log.exception("switch %s: on_connection_state listener failed", link.name)
 
-    # -- commands for calls (stable across reconnects) --------------------------------
+    def _link_connected(self, link):
+        for hook in list(self.on_connected):
+            try:
+                hook(link)
+            except Exception:  # a recovery bug must not keep the switch down: log, go on
+                log.exception("switch %s: on_connected hook %r failed; going on", link.name, hook)
 
-    def execute(self, uuid, app, arg=None, event_uuid=None):
-        self._current_connection().execute(uuid, app, arg, event_uuid=event_uuid)
+    def _subscribe_hook_events(self, link):
+        """Lifecycle hooks want CHANNEL_CREATE/DESTROY too: added to the link's subscription
+        (FreeSWITCH adds each ``event`` command's names to what the connection already gets)."""
+        link.connection.subscribe(self.hooks.subscriptions)
+        log.info("switch %s: subscribed to %s for lifecycle hooks", link.name, " ".join(self.hooks.subscriptions))
 
-    def api(self, command):
-        return self._current_connection().api(command)
-
-    def hangup(self, uuid, cause="NORMAL_CLEARING"):
-        self._current_connection().hangup(uuid, cause)
-
-    def _current_connection(self):
-        if self._connection is None:
-            raise NotConnected("not connected to FreeSWITCH")
-        return self._connection
+    def _link_gave_up(self, link):
+        if all(other.state in (switch_link.DOWN, switch_link.STOPPED) for other in self.links.values()):
+            log.error("no switch left to serve; stopping")
+            self.request_stop()
 
 
 def _webhook_dispatcher(config):
@@ -337,12 +383,6 @@ def _webhook_dispatcher(config):
     return WebhookDispatcher(settings, config.state_dir)
 
 
-def _dotted(value, path):
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def _status(state, detail=None):
     """One ``STATUS=`` value: the state, then the detail, escaped and without secrets."""
     if detail is None:
@@ -352,4 +392,6 @@ def _status(state, detail=None):
 
 def _hide_secrets(config):
     """Whatever the config holds that must never be logged (logfmt.redact masks it)."""
-    logfmt.hide(config.freeswitch.password, *config.directory.webhooks.secrets.values())
+    for settings in config.switches:
+        logfmt.hide(settings.password)
+    logfmt.hide(*config.directory.webhooks.secrets.values())

@@ -9,7 +9,6 @@ import os
 
 import pytest
 
-from callflowd.demo.receiver import WebhookReceiver
 from tests.realswitch.daemon import DaemonProcess
 from tests.realswitch.observer import SwitchObserver, SwitchUnreachable
 from tests.realswitch.sipp import Sipp
@@ -77,14 +76,6 @@ def sipp(tmp_path):
     runner = Sipp(tmp_path)
     yield runner
     runner.stop_all()
-
-
-@pytest.fixture
-def receiver():
-    server = WebhookReceiver()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -42,9 +42,11 @@ def front_desk_flow(webhook_uri, http_verb="post"):
 class DaemonProcess:
     """One callflowd process against the real switch; ``stop()`` checks it exits cleanly."""
 
-    def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None, hooks=None):
+    def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None,
+                 default_reconnect=False, hooks=None, **switch_settings):
         self.workdir = pathlib.Path(workdir)
-        self.config_path = self._write_config(esl, documents, dial_string, ring_timeout, webhooks or {})
+        self.config_path = self._write_config(esl, documents, dial_string, ring_timeout, webhooks or {},
+                                              default_reconnect, switch_settings)
         if hooks:  # lifecycle hooks (issue 7)
             config = yaml.safe_load(self.config_path.read_text())
             config["hooks"] = hooks
@@ -55,7 +57,8 @@ class DaemonProcess:
         self._reader = None
         self.killed = False
 
-    def _write_config(self, esl, documents, dial_string, ring_timeout, webhooks):
+    def _write_config(self, esl, documents, dial_string, ring_timeout, webhooks, default_reconnect,
+                      switch_settings):
         flows = self.workdir / "callflows.d"
         flows.mkdir(exist_ok=True)
         for name, document in documents.items():
@@ -72,6 +75,9 @@ class DaemonProcess:
             "callflows_dir": "callflows.d",
             "state_dir": str(self.workdir / "state"),  # the webhook outbox, one per test
         }
+        if default_reconnect:
+            del config["freeswitch"]["reconnect"]
+        config["freeswitch"].update(switch_settings)
         path = self.workdir / "callflowd.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
@@ -114,6 +120,18 @@ class DaemonProcess:
             if remaining <= 0 or not self._changed.wait(remaining):
                 raise TimeoutError("callflowd logged no line matching %r within %ss:\n%s"
                                    % (pattern, timeout, self.log()))
+
+    def wait_for_count(self, pattern, count, timeout=15.0):
+        """Wait until ``count`` log lines match ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while len(self.matching(pattern)) < count:
+            remaining = deadline - time.monotonic()
+            self._changed.clear()
+            if len(self.matching(pattern)) >= count:
+                break
+            if remaining <= 0 or not self._changed.wait(remaining):
+                raise TimeoutError("callflowd logged %d lines matching %r, not %d, within %ss:\n%s"
+                                   % (len(self.matching(pattern)), pattern, count, timeout, self.log()))
 
     def wait_flow_finished(self, uuid, timeout=30.0):
         return self.wait_for_line(r"call %s: callflow \S+ finished" % re.escape(uuid), timeout=timeout)

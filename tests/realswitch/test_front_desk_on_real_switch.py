@@ -149,7 +149,8 @@ def test_a_parked_call_to_a_number_no_callflow_has_is_left_alone_and_logged(
     sipp.call(UNROUTED)
 
     uuid = switch.parked_call(UNROUTED, since=switch.test_start).uuid
-    daemon.wait_for_line(r"call %s: no callflow for number \%s; leaving the call alone" % (uuid, UNROUTED))
+    daemon.wait_for_line(r"call %s: no callflow for number \%s on switch freeswitch; leaving the call alone"
+                         % (uuid, UNROUTED))
     # The daemon sent nothing: still parked, no application ran on it.
     assert switch.applications(uuid) == []
     assert "park" in switch.api("uuid_getvar %s current_application" % uuid)

@@ -5,6 +5,14 @@
 as ``Application-UUID`` arrives (capture g: correlate by it, not by app name).
 A hangup seen meanwhile raises ``CallEnded``; every wait has a timeout.
 Events reach the call through ``deliver()``, from the router, never the other way.
+
+A call lives on one switch; ``commands`` is that switch's link
+(esl/link.py). When the link drops, the call does not end: the channel is
+still parked on the switch, so the flow waits (bounded) for the link to come
+back and goes on; what is safe to do about a command whose fate is unknown
+is written at ``_send_execute`` and ``hangup``. No path ends here with the
+caller parked and nobody to drive it: the flow takes a next step, or a hangup
+is sent, now or once the switch is back.
 """
 
 import dataclasses
@@ -16,17 +24,31 @@ from gevent.queue import Empty, Queue
 
 from callflowd.calls import marker, resume
 from callflowd.calls.log import call_log
-from callflowd.errors import ActionTimeout, CallEnded, EslError
+from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl import names, protocol
+from callflowd.esl.event import Event
 
 log = logging.getLogger(__name__)
 
 _HANGUP_EVENTS = frozenset((names.CHANNEL_HANGUP, names.CHANNEL_HANGUP_COMPLETE, names.CHANNEL_DESTROY))
-_CONNECTION_LOST = object()  # put in the queue when the event socket goes away
+# put in the queue when the event socket goes away; an Event without a name
+_CONNECTION_LOST = Event({}, content_type="callflowd/connection-lost")
+# How long a call waits for its switch to come back before it gives up on the
+# flow (and leaves a hangup queued on the link for when the switch is back).
+OUTAGE_LIMIT_SECONDS = 300.0
 # FreeSWITCH sends the running app's EXECUTE_COMPLETE right after CHANNEL_HANGUP (capture b: 1 ms).
 _COMPLETION_AFTER_HANGUP_SECONDS = 5.0
 # sendmsg to a uuid FreeSWITCH no longer has (capture misc_protocol).
 _CHANNEL_GONE = "-ERR invalid session id"
+
+
+class _LateReply:
+    """Queued when a timed-out command's reply (or its connection's end) finally comes."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result):
+        self.result = result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +64,7 @@ class Call:
     """A parked inbound channel driven by one callflow."""
 
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
-                 owner=None, resuming=None):
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None):
         self.uuid = uuid
         self.facts = facts
         self.callflow_id = callflow_id
@@ -52,13 +74,14 @@ class Call:
         self.log = call_log(log, uuid)
         self._commands = commands  # the event socket: execute(...) and hangup(...)
         self._command_timeout = command_timeout
+        self._outage_limit = outage_limit
         self._events = Queue()
         self._ended = False
-        self._lost = False
         self.owner = owner or marker.default_owner()
         # The switch's record of where this call was (a Marker) when the daemon takes it
-        # back after a cut socket or a restart; cleared once the flow has caught up.
+        # back after a restart; cleared once the flow has caught up.
         self.resuming = resuming
+        self.waiting = None  # (app, Event-UUID) while an application runs
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -72,13 +95,13 @@ class Call:
     # -- what actions use ------------------------------------------------------------
 
     @property
-    def ended(self):
-        return self._ended
+    def switch(self):
+        """The switch link the channel lives on (its commands go there)."""
+        return self._commands
 
     @property
-    def lost(self):
-        """The event socket went away under this call (it may be taken back later)."""
-        return self._lost
+    def ended(self):
+        return self._ended
 
     @property
     def previous_step(self):
@@ -87,8 +110,8 @@ class Call:
     def execute(self, app, arg=None, timeout=60.0):
         """Run a dialplan application on the channel; return its EXECUTE_COMPLETE event."""
         self._drain_pending()
-        if self._ended or self._lost:
-            raise CallEnded(self.hangup_reason() if self._ended else "lost the event socket")
+        if self._ended:
+            raise CallEnded(self.hangup_reason())
         if self.resuming is not None:
             caught_up = self._resume(app, timeout)
             if caught_up is not None:
@@ -96,32 +119,19 @@ class Call:
         event_uuid = str(uuidlib.uuid4())
         if app in resume.LONG_APPLICATIONS:
             # Written before the app is sent: a recovery finds either the marker and no
-            # app (it re-runs it) or both (it waits for the app or reads its outcome).
+            # app (it runs it) or both (it waits for the app or reads its outcome).
             self._mark(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
         self.log.debug("executing %s %s", app, arg or "")
+        self.waiting = (app, event_uuid)
         try:
-            self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
-        except EslError as exc:
-            self._drain_pending()  # a hangup may explain the refusal
-            if _CHANNEL_GONE in str(exc):
-                self._ended = True
-                raise CallEnded("the channel is gone (%s)" % exc) from None
-            raise
-        return self._wait_for_completion(app, event_uuid, timeout)
-
-    def set_variable(self, name, value):
-        return self.execute("set", "%s=%s" % (name, value), timeout=self._command_timeout)
-
-    def answer(self):
-        return self.execute("answer", timeout=self._command_timeout)
-
-    def hangup(self, cause="NORMAL_CLEARING"):
-        """Hang the caller up, unless the channel is already gone."""
-        self._drain_pending()
-        if self._ended or self._lost:
-            return
-        self._commands.hangup(self.uuid, cause)
-        self.log.info("hung up: %s", cause)
+            unanswered = self._send_execute(app, arg, event_uuid)
+            if unanswered is not None:
+                completion = self._wait_for_start(app, event_uuid, unanswered)
+                if completion is not None:
+                    return completion
+            return self._wait_for_completion(app, event_uuid, timeout)
+        finally:
+            self.waiting = None
 
     def mark_step(self, node):
         """Tell the switch which node this call is at, before running it (see marker.py)."""
@@ -135,10 +145,148 @@ class Call:
             raise CallEnded("the channel is gone (%s)" % text.strip())
         return protocol.parse_plain_event(text)
 
+    def catch_up(self, channel):
+        """After a reconnect: the switch's view of this channel (a uuid_dump Event).
+
+        Events are not replayed, so an app that ended while the link was down would
+        be waited for in vain; its outcome is read from the channel instead and handed
+        to the waiting flow as its completion.
+        """
+        if self.waiting is None:
+            return
+        app, event_uuid = self.waiting
+        if resume.application_state(app, channel) is resume.FINISHED:
+            self.log.info("%s ended while the switch was unreachable; reading its outcome", app)
+            headers = dict(channel.headers)
+            headers.update({"Event-Name": names.CHANNEL_EXECUTE_COMPLETE, names.APPLICATION: app,
+                            names.APPLICATION_UUID: event_uuid})
+            self.deliver(Event(headers))
+
+    def _send_execute(self, app, arg, event_uuid):
+        """Send ``sendmsg execute`` once; return None, or the CommandTimeout if unanswered.
+
+        What is safe depends on what we know (errors.py):
+        - NotConnected: never (fully) sent, so FreeSWITCH cannot run it: wait
+          for the switch (bounded by the outage limit) and send it again.
+        - CommandTimeout / ReplyLost: sent, no answer: the app may be queued on
+          the channel, and a second send could ring a phone twice. Don't send
+          it again: see _wait_for_start.
+        - ``-ERR invalid session id``: the channel is gone: the call ended.
+        - any other ``-ERR``: refused: an EslError (the executor hangs up).
+        """
+        while True:
+            self._await_switch()
+            try:
+                self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
+                return None
+            except NotConnected as exc:
+                self.log.warning("%s not sent (%s); sending it once the switch is back", app, exc)
+                self._drain_pending()
+                continue
+            except CommandTimeout as exc:
+                self.log.warning("%s sent, no answer (%s); waiting for a sign FreeSWITCH took it",
+                                 app, exc)
+                return exc
+            except EslError as exc:
+                self._drain_pending()  # a hangup may explain the refusal
+                self._raise_if_gone(exc)
+                raise
+
+    def _wait_for_start(self, app, event_uuid, unanswered):
+        """After a sendmsg without reply: did FreeSWITCH take the app?
+
+        Yes if its CHANNEL_EXECUTE or EXECUTE_COMPLETE (Application-UUID = our
+        Event-UUID) or a late ``+OK`` comes within command_timeout of the
+        switch being up (a lost link restarts the count once it is back): then
+        the usual completion wait follows (the completion itself is returned if
+        it came first). A late ``-ERR`` means no. No sign at all: ActionTimeout,
+        so the executor takes the next step rather than risk running it twice.
+        """
+        if unanswered.late_reply is not None:
+            unanswered.late_reply.rawlink(lambda result: self._events.put_nowait(_LateReply(result)))
+        loop = gevent.get_hub().loop
+        while True:
+            self._await_switch()
+            deadline = loop.now() + self._command_timeout
+            while True:
+                event = self._next_event(deadline)
+                if event is None:
+                    self.log.warning("%s was sent without a reply and FreeSWITCH showed no sign of "
+                                     "running it within %ss; not sending it twice",
+                                     app, self._command_timeout)
+                    raise ActionTimeout("%s: no sign FreeSWITCH ran it" % app)
+                if event is _CONNECTION_LOST:
+                    self._note(event)
+                    break  # wait for the switch, then count again
+                if event.__class__ is _LateReply:
+                    if self._late_reply(app, event.result):
+                        return None
+                    continue
+                self._note(event)
+                if event.get(names.APPLICATION_UUID) == event_uuid:
+                    if event.name == names.CHANNEL_EXECUTE_COMPLETE:
+                        return event
+                    if event.name == names.CHANNEL_EXECUTE:
+                        self.log.info("%s is running after all", app)
+                        return None
+
+    def _raise_if_gone(self, exc):
+        if _CHANNEL_GONE in str(exc):
+            self._ended = True
+            raise CallEnded("the channel is gone (%s)" % exc) from None
+
+    def _await_switch(self):
+        """Return once the call's switch is connected; CallEnded after the outage limit."""
+        if self._commands.connected:
+            return
+        self.log.warning("switch %s is down; the flow waits up to %ss for it",
+                         self._commands.name, self._outage_limit)
+        if not self._commands.wait_up(self._outage_limit):
+            self._commands.hangup_later(self.uuid, "NORMAL_TEMPORARY_FAILURE")
+            raise CallEnded("switch %s down for %ss; the caller is hung up once it is back"
+                            % (self._commands.name, self._outage_limit))
+        self.log.info("switch %s is back; the flow goes on", self._commands.name)
+
+    def set_variable(self, name, value):
+        return self.execute("set", "%s=%s" % (name, value), timeout=self._command_timeout)
+
+    def answer(self):
+        return self.execute("answer", timeout=self._command_timeout)
+
+    def hangup(self, cause="NORMAL_CLEARING"):
+        """Hang the caller up, unless the channel is already gone. Never raises EslError.
+
+        ``sendmsg hangup`` is idempotent (a second one gets ``-ERR invalid
+        session id``), so whatever goes wrong -- not sent, no reply, connection
+        lost -- the link is told to send it again, now or after reconnecting.
+        """
+        try:
+            self._drain_pending()
+        except CallEnded:
+            return
+        if self._ended:
+            return
+        try:
+            self._commands.hangup(self.uuid, cause)
+        except EslError as exc:
+            if _CHANNEL_GONE in str(exc):
+                self._ended = True
+                return
+            self.log.warning("hangup (%s) not confirmed: %s; switch %s sends it again",
+                             cause, exc, self._commands.name)
+            self._commands.hangup_later(self.uuid, cause)
+            return
+        self.log.info("hung up: %s", cause)
+
     # -- internals -----------------------------------------------------------------
 
     def _mark(self, variables):
-        reply = self._commands.api("uuid_setvar_multi %s %s" % (self.uuid, variables))
+        try:
+            self._await_switch()
+            reply = self._commands.api("uuid_setvar_multi %s %s" % (self.uuid, variables))
+        except EslError as exc:  # the record lags one step; the flow itself goes on
+            self.log.warning("could not mark the channel for recovery: %s", exc)
+            return
         if not reply.startswith("+OK"):
             self.log.debug("could not mark the channel: %s", reply.strip())
 
@@ -149,9 +297,9 @@ class Call:
         if record.waiting_app is None:  # parked between steps: the node runs afresh
             self.resuming = None
             return None
-        if app != record.waiting_app:  # ran before the cut (set continue_on_fail, answer...)
+        if app != record.waiting_app:  # ran before the restart (set continue_on_fail, answer...)
             self.log.debug("resuming: %s already ran", app)
-            return protocol.parse_plain_event("")
+            return Event({})
         self.resuming = None
         channel = self.channel_state()
         state = resume.application_state(app, channel)
@@ -162,30 +310,58 @@ class Call:
             self.log.info("resuming: %s ended while we were away", app)
             return channel
         self.log.info("resuming: waiting for %s, still running", app)
-        return self._wait_for_completion(app, record.waiting_event_uuid, timeout)
+        self.waiting = (app, record.waiting_event_uuid)
+        try:
+            return self._wait_for_completion(app, record.waiting_event_uuid, timeout)
+        finally:
+            self.waiting = None
 
     def _wait_for_completion(self, app, event_uuid, timeout):
         """The app's EXECUTE_COMPLETE. After CHANNEL_HANGUP it still comes, with the app's
         result (captures a and b: a bridge's SUCCESS arrives after the hangup), so we wait
-        a little longer for it; HANGUP_COMPLETE without it means the app never ran."""
+        a little longer for it; HANGUP_COMPLETE without it means the app never ran.
+        A lost switch does not end the wait: after a reconnect the completion still
+        comes if the app is still running (events go to whoever is subscribed)."""
         loop = gevent.get_hub().loop
         deadline = loop.now() + timeout
         while True:
-            remaining = deadline - loop.now()
-            try:
-                if remaining <= 0:
-                    raise Empty
-                event = self._events.get(timeout=remaining)
-            except Empty:
+            event = self._next_event(deadline)
+            if event is None:
                 if self._ended:
-                    raise CallEnded(self.hangup_reason()) from None
-                raise ActionTimeout("%s did not complete within %ss" % (app, timeout)) from None
+                    raise CallEnded(self.hangup_reason())
+                raise ActionTimeout("%s did not complete within %ss" % (app, timeout))
+            if event.__class__ is _LateReply:
+                self._late_reply(app, event.result)
+                continue
             was_up = not self._ended
             self._note(event)
             if event.name == names.CHANNEL_EXECUTE_COMPLETE and event.get(names.APPLICATION_UUID) == event_uuid:
                 return event
             if was_up and self._ended:
                 deadline = min(deadline, loop.now() + _COMPLETION_AFTER_HANGUP_SECONDS)
+
+    def _next_event(self, deadline):
+        """The next queued event, or None once ``deadline`` (the hub loop's clock) has passed."""
+        remaining = deadline - gevent.get_hub().loop.now()
+        if remaining <= 0:
+            return None
+        try:
+            return self._events.get(timeout=remaining)
+        except Empty:
+            return None
+
+    def _late_reply(self, app, result):
+        """A reply that came after its command timed out: True for ``+OK`` (taken);
+        raises for ``-ERR`` (never ran); False if the connection ended first (still unknown)."""
+        if not result.successful():
+            return False
+        text = result.value.get(names.REPLY_TEXT, "")
+        self.log.info("late reply to %s: %s", app, text)
+        if text.startswith("-ERR"):
+            exc = EslError("execute %s on %s: %s" % (app, self.uuid, text))
+            self._raise_if_gone(exc)
+            raise exc
+        return True
 
     def _drain_pending(self):
         """Look at what already arrived (a hangup between two commands must not go unseen)."""
@@ -198,8 +374,11 @@ class Call:
 
     def _note(self, event):
         if event is _CONNECTION_LOST:
-            self._lost = True
-            raise CallEnded("lost the event socket")
+            self.log.warning("lost the event socket to switch %s; the channel stays parked there",
+                             self._commands.name)
+            return
+        if event.__class__ is _LateReply:
+            return  # its command's wait has ended already
         if event.name in _HANGUP_EVENTS:
             self._ended = True
             self.hangup_cause = event.get(names.HANGUP_CAUSE) or self.hangup_cause

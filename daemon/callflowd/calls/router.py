@@ -1,7 +1,9 @@
 """Hand each event to the call it belongs to; start a call's flow on CHANNEL_PARK.
 
-``route()`` runs on the event socket's reader greenlet, so it only looks up
-and queues: no flow logic, no I/O. Routing reads ``Unique-ID`` and the
+``route()`` runs on the event socket's dispatcher greenlet, so it only looks
+up and queues: no flow logic, no I/O. Each call belongs to the switch link
+whose connection parked it and sends its commands there; losing one switch
+touches only its own calls. Routing reads ``Unique-ID`` and the
 destination number from headers the parser decoded one by one, so nothing a
 caller puts in caller ID or SIP headers can steer it.
 """
@@ -11,7 +13,8 @@ import logging
 import gevent
 from gevent.pool import Group
 
-from callflowd.calls.call import Call
+from callflowd import metrics
+from callflowd.calls.call import OUTAGE_LIMIT_SECONDS, Call
 from callflowd.calls.facts import call_facts
 from callflowd.esl import names
 from callflowd.flow.executor import run_callflow
@@ -23,19 +26,21 @@ log = logging.getLogger(__name__)
 class CallRouter:
     """Owns the live calls: one greenlet per call in ``self.calls_group``."""
 
-    def __init__(self, routes, commands, webhooks, command_timeout=10.0, on_call_finished=(), owner=None):
+    def __init__(self, routes, webhooks, on_call_finished=(),
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
         self.owner = owner  # written on every channel we drive (calls/marker.py)
         self.calls = {}  # uuid -> Call
+        self._greenlets = {}  # uuid -> the Greenlet running its flow
         self.calls_group = Group()
-        self._commands = commands
+        self._outage_limit = outage_limit
         self._webhooks = webhooks
-        self._command_timeout = command_timeout
         self._on_call_finished = list(on_call_finished)
         self._hooks = None  # callflowd.hooks.lifecycle.LifecycleHooks (add_hooks)
         self.accepting = True
 
-    def route(self, event):
+    def route(self, event, link):
+        """Queue ``event``, which came from switch ``link``, to its call (or start one)."""
         uuid = event.uuid
         if not uuid:
             return
@@ -45,20 +50,20 @@ class CallRouter:
         if call is not None:
             call.deliver(event)
         elif event.name == names.CHANNEL_PARK:
-            self._park(event)
+            self._park(event, link)
 
     def add_hooks(self, hooks):
         """Show every event to the lifecycle ``hooks`` first, and tell them when a flow ends."""
         self._hooks = hooks
         self._on_call_finished.insert(0, hooks.call_finished)
 
-    def park_found(self, channel):
+    def park_found(self, channel, link):
         """A parked call seen by listing the switch (its CHANNEL_PARK came while we were away)."""
         if channel.uuid not in self.calls:
-            self._park(channel)
+            self._park(channel, link)
 
-    def adopt(self, channel, record):
-        """Take back a call this daemon drove before a cut socket or a restart.
+    def adopt(self, channel, record, link):
+        """Take back a call this daemon drove before it was restarted.
 
         ``channel`` is its ``uuid_dump``; ``record`` the Marker found on it. The Call is
         registered before its greenlet starts, so no event of it is dropped from here on.
@@ -71,15 +76,16 @@ class CallRouter:
         if node is None:
             log.warning("call %s: was at %s of callflow %s, which the config no longer has; hanging up",
                         uuid, safe(record.node_path), safe(record.callflow_id))
-            self._commands.hangup(uuid)
+            link.hangup_later(uuid, "NORMAL_CLEARING")
             return
-        call = Call(uuid, call_facts(channel), callflow.id, self._commands, self._webhooks,
-                    command_timeout=self._command_timeout, owner=self.owner, resuming=record)
-        call.log.info("taking the call back at %s of callflow %s%s", node.path, callflow.id,
-                      " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
+        call = Call(uuid, call_facts(channel), callflow.id, link, self._webhooks,
+                    command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
+                    owner=self.owner, resuming=record)
+        call.log.info("taking the call back on switch %s at %s of callflow %s%s", link.name, node.path,
+                      callflow.id, " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
         self._start(call, callflow, node)
 
-    def _park(self, event):
+    def _park(self, event, link):
         uuid = event.uuid
         direction = event.get(names.CALL_DIRECTION)
         if direction != names.DIRECTION_INBOUND:
@@ -87,35 +93,51 @@ class CallRouter:
         number = event.get(names.CALLER_DESTINATION_NUMBER, "")
         callflow = self.routes.lookup(number)
         if callflow is None:
-            log.info("call %s: no callflow for number %s; leaving the call alone", uuid, safe(number))
+            log.info("call %s: no callflow for number %s on switch %s; leaving the call alone",
+                     uuid, safe(number), link.name)
             return
         if not self.accepting:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
-        call = Call(uuid, call_facts(event), callflow.id, self._commands, self._webhooks,
-                    command_timeout=self._command_timeout, owner=self.owner)
-        call.log.info("parked call to %s from %s <%s> matches callflow %s",
+        call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
+                    command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
+                    owner=self.owner)
+        call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s",
                       safe(number), safe(call.facts["caller_id_name"]),
-                      safe(call.facts["caller_id_number"]), callflow.id)
+                      safe(call.facts["caller_id_number"]), link.name, callflow.id)
         self._start(call, callflow)
+
+    def greenlet_of(self, call):
+        return self._greenlets.get(call.uuid)
 
     def _start(self, call, callflow, node=None):
         self.calls[call.uuid] = call
         greenlet = gevent.Greenlet(run_callflow, call, callflow, node)
+        self._greenlets[call.uuid] = greenlet
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
+        metrics.call_started(callflow.id)
 
     def _finished(self, call, greenlet):
         self.calls.pop(call.uuid, None)
+        self._greenlets.pop(call.uuid, None)
+        metrics.call_finished(call.callflow_id, metrics.call_outcome(call.history, not greenlet.successful()))
         if not greenlet.successful():
-            call.log.error("call greenlet died: %r", greenlet.exception)
+            # a bug, not the caller's doing: nobody drives the channel now, so hang it up
+            # (from a greenlet of its own: this runs in the hub, where nothing may block)
+            call.log.error("call greenlet died: %r; hanging up", greenlet.exception)
+            gevent.spawn(call.hangup, "NORMAL_TEMPORARY_FAILURE")
         for listener in self._on_call_finished:
             try:
                 listener(call)
             except Exception:  # a listener's bug must not leak calls: log and go on
                 log.exception("call-finished listener failed")
 
-    def connection_lost(self):
-        """The event socket is gone: every live flow ends (FreeSWITCH keeps the channels)."""
-        for call in list(self.calls.values()):
+    def calls_on(self, link):
+        """The live calls driven on switch ``link``."""
+        return [call for call in self.calls.values() if call.switch is link]
+
+    def connection_lost(self, link):
+        """Switch ``link``'s socket is gone: its calls wait for it (FreeSWITCH keeps the channels)."""
+        for call in self.calls_on(link):
             call.connection_lost()

@@ -17,12 +17,31 @@ Hazards handled here rather than left to surprise an operator:
   (Kazoo documents carry ``id``, ``name``, ``metadata``... that we don't use).
 - A value left empty (``port:`` with nothing after it, JSON ``null``) counts as
   not given, as in the actions' ``Data.parse``.
+
+What a config may cost is bounded, so ``check`` and a reload answer in well
+under a second whatever the file holds (and ``systemctl start`` cannot hang):
+
+- YAML aliases (``*name``) are refused: nine aliases of the previous node per
+  level made 9^levels nodes, and a "billion laughs" ``custom_data`` a billion
+  values, from a 2 KB file. Without aliases a config is as big as its text.
+- Only regular files are read; a FIFO or a device (as the config,
+  ``password_file`` or ``callflows.d/*.json``) is refused from ``stat()``
+  without being opened, and opened non-blocking in case it is swapped in
+  between. Sizes are capped: the YAML at ``MAX_YAML_BYTES`` (PyYAML parses in
+  pure Python: 1 MiB took 12 s and 380 MB), each JSON document at
+  ``MAX_FILE_BYTES`` and all of them at ``MAX_TOTAL_BYTES``.
+- A callflow has at most ``MAX_FLOW_NODES`` nodes and ``MAX_FLOW_DEPTH`` levels;
+  numbers have at most ``MAX_DIGITS`` digits (Python refuses to parse 4,300
+  with a traceback); durations are at most ``MAX_SECONDS``.
+- ``patterns`` are compiled with RE2 (``callflowd.flow.patterns``), which
+  cannot backtrack: dialled numbers are chosen by callers.
 """
 
 import json
 import math
 import os
 import re
+import stat
 from types import MappingProxyType
 
 import yaml
@@ -34,11 +53,14 @@ from callflowd.config.model import (
     Directory,
     FreeswitchSettings,
     Hook,
+    MetricsSettings,
     VoicemailBox,
     WebhookSettings,
 )
 from callflowd.errors import ConfigError, InvalidData
+from callflowd.esl.limits import FrameLimits
 from callflowd.flow.model import Callflow, Node
+from callflowd.flow.patterns import PatternError, compile_pattern
 from callflowd.retry import Retry
 from callflowd.webhooks.breaker import BreakerSettings
 from callflowd.webhooks.request import FORMATS
@@ -47,15 +69,23 @@ from callflowd.webhooks.store import SYNCHRONOUS
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PASSWORD_KEYS = ("password", "password_file", "password_env")
 RECONNECT_JITTER = 0.2
-# A flow deeper than this is a mistake (or a YAML alias loop), not a call plan.
+# A flow deeper than this is a mistake, not a call plan.
 MAX_FLOW_DEPTH = 100
 _MAX_NESTING = 4 * MAX_FLOW_DEPTH
 MAX_SHUTDOWN_GRACE = 3600
+MAX_FLOW_NODES = 1000  # per callflow; Kazoo's own flows have tens
+MAX_YAML_BYTES = 64 << 10  # the config file: a few KB is usual; big flows go in JSON documents
+MAX_FILE_BYTES = 1 << 20  # a callflow document, a password file
+MAX_TOTAL_BYTES = 16 << 20  # all the callflow documents together
+MAX_DIGITS = 30  # in any number; the largest setting (outbox.max) has 9
+MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
-_TOP_KEYS = ("freeswitch", "log_level", "devices", "voicemail_boxes", "webhooks",
-             "callflows_dir", "callflows", "shutdown_grace", "state_dir", "hooks")
-_FREESWITCH_KEYS = ("host", "port", "connect_timeout", "command_timeout", "reconnect") + PASSWORD_KEYS
+_TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
+             "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks")
+_FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
+                    "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
+_LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
 _DEVICE_KEYS = ("dial_string", "timeout")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "retry_after_max", "format",
@@ -68,6 +98,7 @@ _HOOK_KEYS = ("events", "uri", "http_verb", "format", "secret", "retries", "call
 HOOK_EVENTS = ("channel_create", "channel_answer", "channel_bridge", "channel_destroy")
 DEFAULT_STATE_DIR = "/var/lib/callflowd"
 _NODE_KEYS = ("module", "data", "children")
+_METRICS_KEYS = ("host", "port")
 
 _REQUIRED = object()
 _WHITESPACE = re.compile(r"\s")
@@ -81,11 +112,11 @@ def load_config(path):
     """
     source = os.fspath(path)
     base = os.path.dirname(os.path.abspath(source))
-    raw = _parse_yaml(_read_text(source, source), source)
+    raw = _parse_yaml(_read_text(source, source, MAX_YAML_BYTES), source)
     if raw is None:
         raise ConfigError("the file is empty", source)
     top = _Section(raw, source, "", _TOP_KEYS, "a mapping of settings")
-    freeswitch = _freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base)
+    switches = _switches(top, base)
     log_level = top.choice("log_level", LOG_LEVELS, "info").upper()
     # Bounded: systemd's TimeoutStopSec (50 s in our unit) must outlast it and the webhook drain.
     shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
@@ -96,25 +127,62 @@ def load_config(path):
         voicemail_boxes=_voicemail_boxes(top),
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS), base),
     )
+    metrics = _metrics(top)
     callflows = _callflows(top, base, directory)
-    return Config(freeswitch=freeswitch, directory=directory, callflows=callflows,
-                  log_level=log_level, shutdown_grace=shutdown_grace, source=source,
+    return Config(switches=switches, directory=directory, callflows=callflows,
+                  log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,
                   state_dir=_state_dir(top, base), hooks=_hooks(top, directory))
 
 
 # --- reading files ----------------------------------------------------------
 
 
-def _read_text(filename, source):
+def _read_text(filename, source, limit=MAX_FILE_BYTES):
     try:
-        with open(filename, "rb") as stream:
-            data = stream.read()
-    except OSError as exc:
-        raise ConfigError("cannot read: %s" % (exc.strerror or exc), source) from None
+        data = _read_regular_file(filename, limit)
+    except _Unreadable as exc:
+        raise ConfigError("cannot read: %s" % exc, source) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError("not UTF-8 text (byte %d)" % exc.start, source) from None
+
+
+class _Unreadable(Exception):
+    """Why a file was not read (``No such file or directory``, ``not a regular file (a FIFO)``)."""
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(mode):
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+        raise _Unreadable("not a regular file (%s)" % kind)
+
+
+def _read_regular_file(filename, limit=MAX_FILE_BYTES):
+    """The bytes of ``filename``, a regular file of at most ``limit`` bytes.
+
+    A FIFO would block ``open()`` until a writer came, and ``/dev/zero`` would
+    never end: ``stat()`` first so such files are never opened; then open
+    non-blocking and check again, in case one was put there in between.
+    """
+    try:
+        _check_regular(os.stat(filename).st_mode)
+        fd = os.open(filename, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or exc) from None
+    with os.fdopen(fd, "rb") as stream:
+        try:
+            _check_regular(os.fstat(fd).st_mode)
+            data = stream.read(limit + 1)
+        except OSError as exc:
+            raise _Unreadable(exc.strerror or exc) from None
+    if len(data) > limit:
+        raise _Unreadable("larger than %d bytes" % limit)
+    return data
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -129,8 +197,21 @@ _YamlLoader.yaml_implicit_resolvers = {
 _PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 
 
+def _compose_node(loader, parent, index):
+    """Refuse aliases before they are resolved: see the module docstring."""
+    if loader.check_event(yaml.AliasEvent):
+        event = loader.peek_event()
+        raise yaml.composer.ComposerError(
+            None, None, "YAML aliases (*%s) are not allowed; write the value out" % _one_line(event.anchor)[:40],
+            event.start_mark)
+    return yaml.composer.Composer.compose_node(loader, parent, index)
+
+
 def _construct_int(loader, node):
     text = loader.construct_scalar(node)
+    if len(text) > MAX_DIGITS + 1:  # before int(): 4,300 digits raise, hex and octal have no limit
+        raise yaml.constructor.ConstructorError(
+            None, None, "a number with more than %d digits" % MAX_DIGITS, node.start_mark)
     if not _PLAIN_INT.fullmatch(text):
         raise yaml.constructor.ConstructorError(
             None, None, "%s is not a plain decimal number (YAML would read it as %s); "
@@ -158,6 +239,7 @@ def _construct_mapping(loader, node, deep=False):
 
 _YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _YamlLoader.construct_mapping = _construct_mapping
+_YamlLoader.compose_node = _compose_node
 
 
 def _parse_yaml(text, source):
@@ -198,9 +280,16 @@ def _json_constant(name):
     raise ValueError("%s is not valid JSON" % name)
 
 
+def _json_int(text):
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError("a number with more than %d digits" % MAX_DIGITS)
+    return int(text)
+
+
 def _parse_json(text, source):
     try:
-        return json.loads(text, object_pairs_hook=_json_object, parse_constant=_json_constant)
+        return json.loads(text, object_pairs_hook=_json_object, parse_constant=_json_constant,
+                          parse_int=_json_int)
     except json.JSONDecodeError as exc:
         raise ConfigError("invalid JSON at line %d column %d: %s" % (
             exc.lineno, exc.colno, exc.msg), source) from None
@@ -215,8 +304,16 @@ def _parse_json(text, source):
 # --- typed access to one mapping ---------------------------------------------
 
 
+_MAX_KEY_SHOWN = 60
+
+
 def _join(path, key):
-    key = str(key).replace("\n", "\\n")
+    """``path.key`` for an error message: escaped to one printable line, a long key cut short."""
+    key = str(key)
+    if not key.isprintable():
+        key = key.encode("unicode_escape").decode("ascii")
+    if len(key) > _MAX_KEY_SHOWN:
+        key = key[:_MAX_KEY_SHOWN] + "..."
     return "%s.%s" % (path, key) if path else key
 
 
@@ -290,6 +387,8 @@ class _Section:
             self.fail(key, "must be a number")
         if not (math.isfinite(value) and value > 0):
             self.fail(key, "must be a number greater than 0")
+        if value > MAX_SECONDS:
+            self.fail(key, "must be at most %d seconds" % MAX_SECONDS)
         return float(value)
 
     def choice(self, key, choices, default):
@@ -317,10 +416,47 @@ class _Section:
 # --- the settings ------------------------------------------------------------
 
 
+def _switches(top, base):
+    """``freeswitch:`` (one node) or ``switches:`` (a list of named nodes), not both."""
+    if top.given("freeswitch") and top.given("switches"):
+        top.fail("switches", "give freeswitch (one node) or switches (a list), not both")
+    if not top.given("switches"):
+        return (_freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base),)
+    raw = top.raw["switches"]
+    if not isinstance(raw, list) or not raw:
+        top.fail("switches", "must be a non-empty list of switches%s"
+                 % ("" if isinstance(raw, list) else ", not %s" % _kind(raw)))
+    switches, names, places = [], set(), set()
+    for index, entry in enumerate(raw):
+        section = _Section(entry, top.source, "switches[%d]" % index, _FREESWITCH_KEYS)
+        section.string("name", spaces=False)  # required in a list
+        settings = _freeswitch(section, base)
+        if settings.name in names:
+            section.fail("name", "%r names two switches" % settings.name)
+        if (settings.host, settings.port) in places:
+            section.fail("port", "%s:%d is given twice" % (settings.host, settings.port))
+        names.add(settings.name)
+        places.add((settings.host, settings.port))
+        switches.append(settings)
+    return tuple(switches)
+
+
+def _limits(section):
+    defaults = FrameLimits()
+    return FrameLimits(
+        max_line=section.integer("max_line_bytes", defaults.max_line, 1024, 1 << 30),
+        max_headers=section.integer("max_headers", defaults.max_headers, 16, 100000),
+        max_body=section.integer("max_body_bytes", defaults.max_body, 64 * 1024, 1 << 30),
+    )
+
+
 def _freeswitch(section, base):
     defaults = FreeswitchSettings()
     reconnect = section.section("reconnect", _RECONNECT_KEYS)
     return FreeswitchSettings(
+        name=section.string("name", defaults.name, spaces=False),
+        idle_timeout=section.seconds("idle_timeout", defaults.idle_timeout),
+        limits=_limits(section.section("limits", _LIMIT_KEYS)),
         host=section.string("host", defaults.host, spaces=False),
         port=section.integer("port", defaults.port, 1, 65535),
         password=_password(section, base),
@@ -347,10 +483,9 @@ def _password(section, base):
     if key == "password_file":
         filename = os.path.join(base, section.string("password_file"))
         try:
-            with open(filename, encoding="utf-8") as stream:
-                password = stream.read().strip()
-        except OSError as exc:
-            section.fail(key, "cannot read %s: %s" % (filename, exc.strerror or exc))
+            password = _read_regular_file(filename).decode("utf-8").strip()
+        except _Unreadable as exc:
+            section.fail(key, "cannot read %s: %s" % (filename, exc))
         except UnicodeDecodeError:
             section.fail(key, "%s is not UTF-8 text" % filename)
         what = filename
@@ -425,6 +560,15 @@ def _webhooks(section, base):
         secrets=_secrets(section, base),
         process=_flag(section, "process", defaults.process),
     )
+
+
+def _metrics(top):
+    """Off unless the section is there; then ``port`` is required (0: any free port, for tests)."""
+    if not top.given("metrics"):
+        return MetricsSettings()
+    section = top.section("metrics", _METRICS_KEYS)
+    return MetricsSettings(host=section.string("host", MetricsSettings.host, spaces=False),
+                           port=section.integer("port", _REQUIRED, 0, 65535))
 
 
 def _flag(section, key, default):
@@ -527,7 +671,7 @@ def _callflows(top, base, directory):
         top.fail("callflows", "must be a list of callflow documents, not %s" % _kind(inline))
     for index, raw in enumerate(inline):
         prefix = "callflows[%d]" % index
-        _check_json_shaped(raw, top.source, prefix, set(), 0)
+        _check_json_shaped(raw, top.source, prefix, 0)
         documents.append((raw, top.source, prefix, prefix))
     if top.given("callflows_dir"):
         documents.extend(_directory_documents(top, base))
@@ -562,29 +706,29 @@ def _directory_documents(top, base):
                        if name.endswith(".json") and not name.startswith("."))
     except OSError as exc:
         top.fail("callflows_dir", "cannot read directory %s: %s" % (folder, exc.strerror or exc))
+    total = 0
     for name in names:
         source = os.path.normpath(os.path.join(written, name))
-        raw = _parse_json(_read_text(os.path.join(folder, name), source), source)
+        text = _read_text(os.path.join(folder, name), source)
+        total += len(text)
+        if total > MAX_TOTAL_BYTES:
+            top.fail("callflows_dir", "more than %d bytes of callflow documents in %s" % (MAX_TOTAL_BYTES, folder))
+        raw = _parse_json(text, source)
         yield raw, source, "", name[: -len(".json")]
 
 
-def _check_json_shaped(value, source, path, active, depth):
+def _check_json_shaped(value, source, path, depth):
     """Inline YAML documents must be what the JSON would be: string keys, JSON values."""
     if depth > _MAX_NESTING:
         raise ConfigError("nested too deeply", source, path)
-    if isinstance(value, (dict, list)):
-        if id(value) in active:
-            raise ConfigError("refers to itself (a YAML alias loop)", source, path)
-        active.add(id(value))
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise ConfigError("key %r must be a string (quote it)" % (key,), source, path)
-                _check_json_shaped(item, source, _join(path, key), active, depth + 1)
-        else:
-            for index, item in enumerate(value):
-                _check_json_shaped(item, source, "%s[%d]" % (path, index), active, depth + 1)
-        active.discard(id(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError("key %r must be a string (quote it)" % (key,), source, path)
+            _check_json_shaped(item, source, _join(path, key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_shaped(item, source, "%s[%d]" % (path, index), depth + 1)
     elif not (value is None or isinstance(value, (str, int, float, bool))):
         raise ConfigError("%s is not a JSON value" % type(value).__name__, source, path)
 
@@ -609,14 +753,14 @@ def _callflow(raw, source, prefix, fallback_id, directory):
     patterns = _string_list(raw, "patterns", fail)
     for index, pattern in enumerate(patterns):
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            fail("patterns[%d]" % index, "invalid regular expression: %s" % exc)
+            compile_pattern(pattern)
+        except PatternError as exc:
+            fail("patterns[%d]" % index, "invalid or unsafe regular expression: %s" % exc)
     if not numbers and not patterns:
         fail(None, "needs at least one number or pattern")
     if raw.get("flow") is None:
         fail("flow", "is required")
-    flow = _node(raw["flow"], "flow", source, prefix, directory, 1)
+    flow = _node(raw["flow"], "flow", source, prefix, directory, 1, [0])
     return Callflow(id=doc_id, numbers=tuple(numbers), patterns=tuple(patterns),
                     flow=flow, source=source)
 
@@ -635,8 +779,11 @@ def _string_list(raw, key, fail):
     return list(values)
 
 
-def _node(raw, node_path, source, prefix, directory, depth):
-    """One node and, recursively, its children; ``node_path`` is relative to the document."""
+def _node(raw, node_path, source, prefix, directory, depth, count):
+    """One node and, recursively, its children; ``node_path`` is relative to the document.
+
+    ``count`` is a one-item list: the nodes of this flow built so far.
+    """
     where = _join(prefix, node_path)
 
     def fail(key, message):
@@ -644,6 +791,9 @@ def _node(raw, node_path, source, prefix, directory, depth):
 
     if depth > MAX_FLOW_DEPTH:
         fail(None, "the flow is more than %d nodes deep" % MAX_FLOW_DEPTH)
+    count[0] += 1
+    if count[0] > MAX_FLOW_NODES:
+        fail(None, "the flow has more than %d nodes" % MAX_FLOW_NODES)
     if not isinstance(raw, dict):
         fail(None, "must be an object, not %s" % _kind(raw))
     unknown = [key for key in raw if key not in _NODE_KEYS]
@@ -689,7 +839,7 @@ def _node(raw, node_path, source, prefix, directory, depth):
         if not isinstance(key, str) or not key:
             fail("children", "key %r must be a non-empty string" % (key,))
         children[key] = _node(child, "%s.children.%s" % (node_path, key), source, prefix,
-                              directory, depth + 1)
+                              directory, depth + 1, count)
     return Node(module=module, data=parsed, children=MappingProxyType(children), skip=skip,
                 path=node_path)
 

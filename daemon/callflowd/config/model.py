@@ -4,20 +4,29 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from callflowd.esl.limits import FrameLimits
 from callflowd.retry import Retry
 from callflowd.webhooks.breaker import BreakerSettings
 
 
 @dataclasses.dataclass(frozen=True)
 class FreeswitchSettings:
-    """Where and how to reach FreeSWITCH's inbound event socket."""
+    """Where and how to reach one FreeSWITCH node's inbound event socket.
 
+    ``name`` is how logs, STATUS= and calls refer to the node.
+    ``idle_timeout``: no frame (FreeSWITCH sends HEARTBEAT every 20 s), or no
+    reply to a command, for this long and the connection is declared dead.
+    """
+
+    name: str = "freeswitch"
     host: str = "127.0.0.1"
     port: int = 8021
     password: str = dataclasses.field(default="ClueCon", repr=False)
     connect_timeout: float = 5.0
     command_timeout: float = 10.0
-    reconnect: Retry = Retry(total=None, backoff_factor=0.5, backoff_max=30.0, jitter=0.2)
+    reconnect: Retry = Retry(total=None, backoff_factor=0.5, backoff_max=4.0, jitter=0.2)
+    idle_timeout: float = 30.0
+    limits: FrameLimits = FrameLimits()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +87,14 @@ class Hook:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    """The optional metrics and health listener; ``port`` None means off."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
     """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
 
@@ -91,7 +108,7 @@ class Directory:
 class Config:
     """Everything the daemon runs with, validated."""
 
-    freeswitch: FreeswitchSettings
+    switches: tuple  # of FreeswitchSettings, names unique; one connection each
     directory: Directory
     callflows: tuple  # of callflowd.flow.model.Callflow
     log_level: str = "INFO"
@@ -99,3 +116,9 @@ class Config:
     source: str = ""
     state_dir: str = "/var/lib/callflowd"  # the webhook outbox lives here
     hooks: tuple = ()  # of Hook
+    metrics: MetricsSettings = MetricsSettings()
+
+    @property
+    def freeswitch(self):
+        """The first (often the only) switch: what a single ``freeswitch:`` section gave."""
+        return self.switches[0]

@@ -13,7 +13,15 @@ has a gap:
   caller-controlled value can forge headers; a connection lost inside a body
   makes ``_read_socket`` spin; nobody learns that the connection is gone;
 - process_events: handler exceptions go to the root logger;
-- stop: ``exit`` without a timeout.
+- stop: ``exit`` without a timeout;
+- liveness: a silent switch (half-open TCP) or one that stops answering
+  stays "connected" for ever; a frame of any size is read (issue 6).
+
+Liveness here: TCP keepalive on the socket; FreeSWITCH's HEARTBEAT (every
+20 s, subscribed by the link) keeps frames coming, so no frame at all for
+``idle_timeout``, or no reply to the oldest command for ``idle_timeout``,
+declares the connection dead; so does a write that cannot complete in its
+command's time. Every frame is read within ``limits`` (esl/limits.py).
 
 Framing and decoding are protocol.py's; errors are callflowd.errors'.
 An EslConnection is one TCP session: to reconnect, make a new one.
@@ -32,29 +40,81 @@ import gevent.queue
 import gevent.socket
 from greenswitch import esl as greenswitch_esl
 
-from callflowd.errors import AuthenticationFailed, CommandTimeout, EslError, NotConnected
+from callflowd.errors import AuthenticationFailed, CommandTimeout, EslError, NotConnected, ReplyLost
 from callflowd.esl import names, protocol
+from callflowd.esl.limits import DEFAULT_LIMITS
 
 log = logging.getLogger(__name__)
 
-# Frames read (or events delivered) between two gevent.sleep(0): a burst of
-# ~2,000 events/s (load_200_calls) must not starve the call greenlets.
+# Frames read (or events delivered) between two yields: a burst of 20,000
+# events (issue 6) must not starve the call greenlets or the timers.
 YIELD_EVERY = 64
+# gevent.sleep(0) only queues a callback: the hub runs ~50 of them before it
+# looks at timers and sockets again, so two greenlets yielding that way keep
+# each other going and starve the rest. A tiny timer goes through the loop
+# (tests/benchmarks/bench_burst.py: longest wait 2-21 ms vs 36-116 ms).
+# gevent.idle() measured as well, but resumes only when nothing else is
+# pending: under saturation the reader could fall behind and be dropped.
+_YIELD_SECONDS = 0.0001
+
+
+def _pause():
+    """Let every other greenlet, timer and socket have a turn (see _YIELD_SECONDS)."""
+    gevent.sleep(_YIELD_SECONDS)
+
+# TCP keepalive: probe after this idle time, then every interval, give up after count.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 # How long close() waits for ``+OK bye``.
 EXIT_TIMEOUT = 1.0
 
 _NEW, _CONNECTING, _UP, _LOST, _CLOSED = "new", "connecting", "up", "lost", "closed"
 
 
-class _Pending:
-    """One command waiting for its reply; replies come in command order (protocol fact 2)."""
+_ERR_SESSION = "-ERR invalid session id ["  # mod_event_socket's sendmsg to a uuid it lacks
 
-    __slots__ = ("command", "result", "abandoned")
+
+class _Pending:
+    """One command waiting for its reply; replies come in command order (protocol fact 2).
+
+    ``expects`` is the reply's Content-Type (api/response only for ``api``);
+    ``channel`` the uuid a sendmsg names; ``sent_at`` is None until every
+    byte of the command was handed to the kernel.
+    """
+
+    __slots__ = ("command", "result", "abandoned", "expects", "channel", "sent_at", "overdue_at")
 
     def __init__(self, command):
         self.command = command
         self.result = gevent.event.AsyncResult()
         self.abandoned = False
+        verb, _, rest = command.partition(" ")
+        self.expects = names.API_RESPONSE if verb == "api" else names.COMMAND_REPLY
+        self.channel = rest.strip() if verb == "sendmsg" else None
+        self.sent_at = None
+        self.overdue_at = None  # past this, no reply means FreeSWITCH is not answering
+
+    def refuses(self, reply):
+        """Why ``reply`` cannot be this command's answer, or None if it can.
+
+        A reply read before our last byte left cannot answer us (gevent's
+        sendall returns without yielding once the last send succeeds, so the
+        reader only sees such a reply while ``sent_at`` is None); nor can a
+        reply of the wrong Content-Type, or an ``invalid session id`` naming
+        another channel. An unsolicited ``+OK`` that comes after our command
+        went out is indistinguishable from ours: nothing on the wire says.
+        """
+        if self.sent_at is None:
+            return "it came before %r was sent" % self.command
+        if reply.content_type != self.expects:
+            return "%s cannot answer %r" % (reply.content_type, self.command)
+        text = reply.get(names.REPLY_TEXT, "")
+        if self.channel and text.startswith(_ERR_SESSION):
+            named = text[len(_ERR_SESSION):].rstrip("]").strip()
+            if named and named != self.channel:
+                return "it names channel %s, not %s" % (named, self.channel)
+        if self.command.startswith("bgapi ") and text.startswith("+OK") and not reply.get(names.JOB_UUID):
+            return "a bgapi reply carries a Job-UUID"
+        return None
 
 
 class _Lost:
@@ -75,11 +135,20 @@ class EslConnection(greenswitch_esl.InboundESL):
     """
 
     def __init__(self, host, port, password, *, connect_timeout=5.0, command_timeout=10.0,
+                 idle_timeout=30.0, limits=DEFAULT_LIMITS, name=None,
                  on_event=None, on_disconnect=None):
         super().__init__(host, port, password, timeout=connect_timeout)
         self._state = _NEW
+        self.name = name or "%s:%s" % (host, port)
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        self.idle_timeout = idle_timeout
+        # A reply twice as late as a command may be is a switch that stopped answering
+        # (or reading); a late one within that is only slow (calls/call.py copes).
+        self.reply_stall = min(idle_timeout, 2 * command_timeout)
+        self.limits = limits
+        self._last_frame = time.monotonic()
+        self._watchdog = None
         self.on_event = on_event
         self.on_disconnect = on_disconnect
         self.sock = None
@@ -105,7 +174,7 @@ class EslConnection(greenswitch_esl.InboundESL):
             raise AttributeError("connected is read-only")
 
     def __repr__(self):
-        return "<EslConnection %s:%s %s>" % (self.host, self.port, self._state)
+        return "<EslConnection %s %s:%s %s>" % (self.name, self.host, self.port, self._state)
 
     # ------------------------------------------------------------ connect
 
@@ -131,8 +200,9 @@ class EslConnection(greenswitch_esl.InboundESL):
             self._close_socket()
             raise
         self._state = _UP
+        self._last_frame = time.monotonic()
         self.start_event_handlers()
-        log.info("event socket connected to %s:%s", self.host, self.port)
+        log.info("switch %s: event socket connected to %s:%s", self.name, self.host, self.port)
 
     def _open_socket(self):
         try:
@@ -141,6 +211,13 @@ class EslConnection(greenswitch_esl.InboundESL):
             raise NotConnected("cannot connect to %s:%s: %s" % (self.host, self.port, err)) from err
         # small commands, each waiting for a reply: don't let Nagle hold them back
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # a peer that vanished (power, cable, NAT state) gets a reset after ~25 s
+        # of silence even when HEARTBEATs are off; TCP_KEEP* are Linux names
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                              ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
+            if hasattr(socket, option):
+                self.sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
         self.sock_file = self.sock.makefile("rb")
 
     def authenticate(self):
@@ -169,7 +246,7 @@ class EslConnection(greenswitch_esl.InboundESL):
 
     def _read_handshake_frame(self):
         try:
-            frame = protocol.read_frame(self.sock_file)
+            frame = protocol.read_frame(self.sock_file, self.limits)
         except (OSError, protocol.ProtocolError) as err:
             raise NotConnected("event-socket handshake failed: %s" % err) from err
         if frame is None:
@@ -263,19 +340,23 @@ class EslConnection(greenswitch_esl.InboundESL):
         deadline = time.monotonic() + timeout
         slot = _Pending(what)
         if not self._write_lock.acquire(timeout=timeout):
-            raise CommandTimeout("%s: not sent within %ss, writes are stuck" % (what, timeout))
+            # the greenlet holding the lock loses the connection at its own deadline
+            raise NotConnected("%s: not sent within %ss, writes are stuck" % (what, timeout))
         try:
             if self._state != _UP:
                 raise NotConnected("%s: not connected (%s)" % (what, self._reason or self._state))
             self._pending.append(slot)
             self._write(raw, what, deadline)
+            slot.sent_at = time.monotonic()  # no yield since sendall returned: see _Pending.refuses
+            slot.overdue_at = slot.sent_at + max(timeout, self.reply_stall)
         finally:
             self._write_lock.release()
         try:
             return slot.result.get(timeout=max(0.0, deadline - time.monotonic()))
         except gevent.Timeout:
             slot.abandoned = True
-            raise CommandTimeout("%s: no reply within %ss" % (what, timeout)) from None
+            raise CommandTimeout("%s: no reply within %ss" % (what, timeout),
+                                 late_reply=slot.result) from None
 
     def _write(self, raw, what, deadline):
         """sendall before the deadline; a failed or cut-short write leaves the stream unusable."""
@@ -288,10 +369,12 @@ class EslConnection(greenswitch_esl.InboundESL):
             raise NotConnected("%s: write failed: %s" % (what, err)) from err
         except BaseException as err:
             # timed out or killed mid-write: part of the command may be on the
-            # wire, and the next command would be read as its continuation
-            self._lose("write of %r interrupted" % what)
+            # wire, and the next command would be read as its continuation.
+            # Without its blank line FreeSWITCH never runs it: "never sent".
             if err is timer:
-                raise CommandTimeout("%s: could not be written in time" % what) from None
+                self._lose("write of %r did not complete in time: FreeSWITCH is not reading" % what)
+                raise NotConnected("%s: could not be written in time" % what) from None
+            self._lose("write of %r interrupted" % what)
             raise
         finally:
             timer.close()
@@ -303,27 +386,34 @@ class EslConnection(greenswitch_esl.InboundESL):
         for run in (self.receive_events, self.process_events):
             greenlet = self._greenlets.spawn(run)
             greenlet.link_exception(self._crashed)
+        self._watchdog = self._greenlets.spawn(self._watch)
+        self._watchdog.link_exception(self._crashed)
 
     def _crashed(self, greenlet):
-        log.error("event-socket greenlet %s crashed; dropping the connection", greenlet,
-                  exc_info=greenlet.exc_info)
+        log.error("switch %s: event-socket greenlet %s crashed; dropping the connection",
+                  self.name, greenlet, exc_info=greenlet.exc_info)
         self._lose("internal error: %r" % (greenlet.exception,))
 
     def receive_events(self):
         """Read frames until the connection ends: replies to their commands, events to the queue."""
         reason = "connection closed by FreeSWITCH"
         read_frame = protocol.read_frame
+        limits = self.limits
         stream = self.sock_file
+        monotonic = time.monotonic
         count = 0
         try:
-            while (frame := read_frame(stream)) is not None:
+            while (frame := read_frame(stream, limits)) is not None:
+                self._last_frame = monotonic()
                 ending = self._handle_frame(*frame)
                 if ending:
                     reason = ending
                     break
                 count += 1
                 if count % YIELD_EVERY == 0:
-                    gevent.sleep(0)
+                    _pause()
+        except protocol.FrameTooLarge as err:
+            reason = "refused a frame: %s" % err
         except (OSError, protocol.ProtocolError) as err:
             reason = "connection broken: %s" % err
         finally:
@@ -335,9 +425,13 @@ class EslConnection(greenswitch_esl.InboundESL):
         content_type = headers.get(names.CONTENT_TYPE)
         if content_type in (names.EVENT_PLAIN, names.EVENT_JSON):
             try:
-                self._events.put(protocol.parse_frame(headers, body))
-            except ValueError:
-                log.exception("dropping an undecodable %s frame", content_type)
+                event = protocol.parse_frame(headers, body)
+            except (ValueError, RecursionError) as err:
+                # one event lost, not the connection: the framing around it was sound
+                log.warning("switch %s: dropping an undecodable %s event (%s): %s", self.name,
+                            content_type, str(err)[:80], protocol.excerpt(body or b""))
+            else:
+                self._events.put(event)
         elif content_type in (names.COMMAND_REPLY, names.API_RESPONSE):
             self._resolve(protocol.parse_frame(headers, body))
         elif content_type == names.DISCONNECT_NOTICE:
@@ -345,26 +439,58 @@ class EslConnection(greenswitch_esl.InboundESL):
         elif content_type == names.RUDE_REJECTION:
             return "rejected by FreeSWITCH: %s" % (body or b"").decode("utf-8", "replace").strip()
         else:
-            log.debug("ignoring a %s frame", content_type)
+            log.debug("switch %s: ignoring a %s frame", self.name, protocol.excerpt(content_type or ""))
         return None
 
     def _disconnect_notice(self, notice):
         # Content-Disposition: linger means FreeSWITCH keeps the socket open a while.
         if notice.get(names.CONTENT_DISPOSITION) == "linger":
-            log.info("event socket lingering: %s", (notice.body or "").strip())
+            log.info("switch %s: event socket lingering: %s", self.name, (notice.body or "").strip())
             return None
         return "disconnect notice: %s" % " ".join((notice.body or "").split())
 
     def _resolve(self, reply):
-        try:
-            slot = self._pending.popleft()
-        except IndexError:
-            log.warning("dropping a reply nobody waits for: %s",
-                        reply.get(names.REPLY_TEXT) or reply.content_type)
+        """Hand a reply to the oldest command, unless it provably isn't that command's."""
+        slot = self._pending[0] if self._pending else None
+        why = "no command is waiting" if slot is None else slot.refuses(reply)
+        if why:
+            text = reply.get(names.REPLY_TEXT) or reply.body or reply.content_type or ""
+            log.warning("switch %s: dropping a reply nobody asked for (%s): %s", self.name, why,
+                        protocol.excerpt(text))
             return
+        self._pending.popleft()
         if slot.abandoned:
-            log.info("late reply to %r, which had timed out", slot.command)
+            log.info("switch %s: late reply to %r, which had timed out: %s", self.name, slot.command,
+                     protocol.excerpt(reply.get(names.REPLY_TEXT) or reply.content_type or ""))
         slot.result.set(reply)
+
+    def _watch(self):
+        """Declare the connection dead when FreeSWITCH goes quiet for idle_timeout.
+
+        Quiet means no frame at all for idle_timeout (FreeSWITCH sends a
+        HEARTBEAT every 20 s, so a half-open TCP session shows as silence), or
+        no reply to the oldest command sent within ``reply_stall`` (or its own
+        longer timeout): a switch that stopped reading, or answering.
+        """
+        idle = self.idle_timeout
+        while self._state == _UP:
+            now = time.monotonic()
+            due = self._last_frame + idle
+            reason = None
+            if now >= due:
+                reason = ("no frame from FreeSWITCH for %.1fs (no HEARTBEAT either): "
+                          "the connection is dead" % (now - self._last_frame))
+            oldest = self._pending[0] if self._pending else None
+            if oldest is not None and oldest.sent_at is not None:
+                due = min(due, oldest.overdue_at)
+                if reason is None and now >= oldest.overdue_at:
+                    reason = ("no reply to %r for %.1fs: FreeSWITCH is not answering"
+                              % (oldest.command, now - oldest.sent_at))
+            if reason:
+                self._lose(reason)
+                return
+            # a command sent from now on is overdue no earlier than now + reply_stall
+            gevent.sleep(max(0.01, min(due, now + self.reply_stall) - now))
 
     def process_events(self):
         """Hand events to on_event in arrival order; after the last one, report the loss."""
@@ -378,7 +504,7 @@ class EslConnection(greenswitch_esl.InboundESL):
             self._deliver(item)
             count += 1
             if count % YIELD_EVERY == 0:
-                gevent.sleep(0)
+                _pause()
 
     def _deliver(self, event):
         if self.on_event is None:
@@ -386,7 +512,7 @@ class EslConnection(greenswitch_esl.InboundESL):
         try:
             self.on_event(event)
         except Exception:
-            log.exception("on_event failed for %r; going on with the next event", event)
+            log.exception("switch %s: on_event failed for %r; going on with the next event", self.name, event)
 
     def _notify_disconnect(self, reason):
         if self.on_disconnect is None or self._closing:
@@ -394,7 +520,7 @@ class EslConnection(greenswitch_esl.InboundESL):
         try:
             self.on_disconnect(reason)
         except Exception:
-            log.exception("on_disconnect failed for %r", reason)
+            log.exception("switch %s: on_disconnect failed for %r", self.name, reason)
 
     # ------------------------------------------------------------ ending
 
@@ -405,12 +531,16 @@ class EslConnection(greenswitch_esl.InboundESL):
         self._state = _LOST
         self._reason = reason
         while self._pending:
-            self._pending.popleft().result.set_exception(NotConnected(reason))
+            slot = self._pending.popleft()
+            # sent, never answered: it may have run (errors.ReplyLost)
+            slot.result.set_exception(ReplyLost("%s: %s" % (slot.command, reason), late_reply=slot.result))
         self._shutdown_socket()  # wakes the reader if it is not us
+        if self._watchdog is not None and self._watchdog is not gevent.getcurrent():
+            self._watchdog.kill(block=False)
         if self._closing:
-            log.info("event socket closed: %s", reason)
+            log.info("switch %s: event socket closed: %s", self.name, reason)
         else:
-            log.warning("event socket lost: %s", reason)
+            log.warning("switch %s: event socket lost: %s", self.name, reason)
             self._events.put(_Lost(reason))
 
     def close(self):
@@ -425,7 +555,7 @@ class EslConnection(greenswitch_esl.InboundESL):
             try:
                 self._request(b"exit\n\n", "exit", min(EXIT_TIMEOUT, self.command_timeout))
             except EslError as err:
-                log.debug("no clean exit: %s", err)
+                log.debug("switch %s: no clean exit: %s", self.name, err)
         self._lose("closed by callflowd")
         current = gevent.getcurrent()
         for greenlet in list(self._greenlets):

@@ -32,6 +32,7 @@ SHUTDOWN = "SHUTDOWN"
 # What the daemon subscribes to: only what drives a flow.
 SUBSCRIBED_EVENTS = (
     CHANNEL_PARK,
+    CHANNEL_EXECUTE,  # tells whether a sendmsg whose reply never came was taken (calls/call.py)
     CHANNEL_EXECUTE_COMPLETE,
     CHANNEL_ANSWER,
     CHANNEL_BRIDGE,

@@ -16,9 +16,12 @@ from urllib.parse import unquote
 from callflowd.errors import EslError
 from callflowd.esl import names
 from callflowd.esl.event import Event
+from callflowd.esl.limits import DEFAULT_LIMITS
 
 __all__ = [
     "ProtocolError",
+    "FrameTooLarge",
+    "excerpt",
     "read_frame",
     "iter_frames",
     "parse_frame",
@@ -53,45 +56,72 @@ class ProtocolError(EslError):
     """The byte stream is not event-socket framing: the connection cannot resynchronise."""
 
 
+class FrameTooLarge(ProtocolError):
+    """A frame is past the FrameLimits: refused unread, so the stream is lost too."""
+
+
 # ---------------------------------------------------------------- framing
 
 
-def read_frame(fileobj):
+def read_frame(fileobj, limits=DEFAULT_LIMITS):
     """Read one frame from a binary file-like; return ``(headers, body)``, or None at EOF.
 
     A frame is a header block closed by a blank line; with Content-Length,
     exactly that many body bytes follow (protocol fact 1 in the fixtures'
     README). Outer headers are not percent-encoded. ``body`` is bytes or None.
-    Raises ProtocolError if the stream ends inside a frame or is not framing.
+    Raises ProtocolError if the stream ends inside a frame or is not framing,
+    FrameTooLarge past ``limits`` (a FrameLimits): a line is read at most
+    ``max_line`` + 1 bytes at a time and a body is never reserved before its
+    length was checked, so a bad peer costs at most the limits in memory.
     """
     readline = fileobj.readline
-    line = readline()
+    max_line = limits.max_line + 1  # the line's own newline included
+    line = readline(max_line)
     while line == _BLANK:
         # FreeSWITCH never sends blank lines between frames, but the annotated
         # api_replies_during_call.txt has them and skipping one costs nothing.
-        line = readline()
+        line = readline(max_line)
     if not line:
         return None
     headers = {}
     while line != _BLANK:
         if not line.endswith(_BLANK):
+            if len(line) >= max_line:
+                raise FrameTooLarge("header line longer than %d bytes: %s"
+                                    % (limits.max_line, excerpt(line)))
             raise ProtocolError("connection closed inside a frame's headers")
         name, sep, value = line[:-1].decode("utf-8", "replace").partition(": ")
         if not sep:
-            raise ProtocolError("not a frame header line: %r" % line[:80])
+            raise ProtocolError("not a frame header line: %s" % excerpt(line))
         headers[name] = value
-        line = readline()
+        if len(headers) > limits.max_headers:
+            raise FrameTooLarge("more than %d header lines, the last: %s"
+                                % (limits.max_headers, excerpt(line)))
+        line = readline(max_line)
     length = headers.get(names.CONTENT_LENGTH)
     if length is None:
         return headers, None
     try:
         size = int(length)
     except ValueError:
-        raise ProtocolError("bad Content-Length %r" % length) from None
+        raise ProtocolError("bad Content-Length %s" % excerpt(length)) from None
+    if size < 0:
+        raise ProtocolError("bad Content-Length %s" % excerpt(length))
+    if size > limits.max_body:
+        raise FrameTooLarge("Content-Length %d is over the %d-byte limit (%s)"
+                            % (size, limits.max_body, excerpt(headers.get(names.CONTENT_TYPE, ""))))
     body = fileobj.read(size) if size > 0 else b""
     if len(body) < size:
         raise ProtocolError("connection closed inside a frame's body")
     return headers, body
+
+
+def excerpt(data, size=60):
+    """A short, escaped, printable piece of what a peer sent, for a log line."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    text = repr(bytes(data[:size]))[2:-1]
+    return "'%s'%s" % (text, "..." if len(data) > size else "")
 
 
 def iter_frames(data):

@@ -12,7 +12,7 @@ import logging
 from callflowd.actions import REGISTRY
 from callflowd.actions.outcome import DEFAULT, STOP, keys_of
 from callflowd.calls.call import Step
-from callflowd.errors import CallEnded, EslError
+from callflowd.errors import ActionTimeout, CallEnded, EslError
 from callflowd.flow.model import DEFAULT_BRANCH
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,8 @@ MAX_STEPS = 50
 def run_callflow(call, callflow, start=None):
     """Run ``callflow`` on ``call`` to its end; never raises for the call's own reasons.
 
-    ``start`` is the node to begin at when a call is taken back after a cut socket or a
-    restart (``call.resuming`` then says what the switch was doing).
+    ``start`` is the node to begin at when a call is taken back after the daemon was
+    restarted (``call.resuming`` then says what the switch was doing).
     """
     if start is None:
         call.log.info("running callflow %s", callflow.id)
@@ -35,13 +35,11 @@ def run_callflow(call, callflow, start=None):
         _walk(call, start or callflow.flow)
         call.hangup()
     except CallEnded as ended:
-        if call.lost:
-            call.log.warning("flow suspended at %s: %s; it resumes from the switch's record "
-                             "once the daemon is connected again", _where(call), ended)
-            return
         call.log.info("flow ends: %s", ended)
     except EslError as exc:
-        call.log.error("flow ends: event socket error: %s", exc)
+        # the switch refused a step: the caller must not stay parked with nobody driving it
+        call.log.error("flow ends: event socket error: %s; hanging up", exc)
+        call.hangup("NORMAL_TEMPORARY_FAILURE")
     call.log.info("callflow %s finished after %d steps", callflow.id, len(call.history))
 
 
@@ -84,14 +82,12 @@ def _run_action(call, node):
     except EslError:  # the switch can't be told anything more about this call
         call.history.append(Step(node.module, "event socket error", node.path))
         raise
+    except ActionTimeout as exc:  # an app that never completed (or never started): the caller moves on
+        call.log.warning("action %s timed out: %s; continuing at %s", node.module, exc, DEFAULT)
+        return "error", DEFAULT
     except Exception:  # an action's bug must not strand the caller: log it and go on at "_"
         call.log.exception("action %s failed; continuing at %s", node.module, DEFAULT)
         return "error", DEFAULT
-
-
-def _where(call):
-    step = call.previous_step
-    return step.path if step is not None else "the start"
 
 
 def choose_child(node, outcome):

@@ -37,6 +37,7 @@ import gevent
 import gevent.pool
 from gevent.event import Event
 
+from callflowd import metrics
 from callflowd.logfmt import safe
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks import delivery
@@ -126,6 +127,7 @@ class WebhookDispatcher:
         self._seq = itertools.count()
         self._in_flight = 0
         self._last_seq = 0  # the newest outbox row seen
+        self._waiting = {}  # delivery id -> when accepted, oldest first (for the metrics gauge)
         self._scheduler = None
         self._wake = Event()
         self._progress = Event()  # set whenever an attempt ends
@@ -153,6 +155,7 @@ class WebhookDispatcher:
             log.warning("webhook outbox %s: resuming %d undelivered webhooks",
                         self.outbox.store.path, len(resumed))
             self._accepted(resumed)
+        metrics.watch_outbox(lambda: self.outbox.size, self._oldest_age)
         log.info("webhook dispatcher started: outbox %s (synchronous=%s, at most %d), "
                  "%d in flight at most, %d per endpoint", self.outbox.store.path,
                  self.settings.synchronous, self.settings.outbox_max, self.settings.concurrency,
@@ -233,6 +236,7 @@ class WebhookDispatcher:
 
     def _drop(self, request, why):
         self._counts["dropped"] += 1
+        metrics.webhook_dropped()
         log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
                   safe(request.call_id), why, request.describe(), self._counts["dropped"])
         return False
@@ -245,10 +249,17 @@ class WebhookDispatcher:
 
     # -- scheduling ------------------------------------------------------------------
 
+    def _oldest_age(self):
+        """Seconds the oldest webhook in the outbox has waited (0 when empty): a metrics gauge."""
+        for accepted_at in self._waiting.values():
+            return max(0.0, self._clock() - accepted_at)
+        return 0.0
+
     def _accepted(self, items):
         self._counts["accepted"] += len(items)
         now = self._clock()
         for item in items:
+            self._waiting[item.request.delivery_id] = min(item.due, now) if item.attempts else now
             self._schedule(item, now)
         self._wake.set()
 
@@ -316,8 +327,17 @@ class WebhookDispatcher:
                 result = AttemptResult(Outcome.REJECTED, "its signing secret %r is not configured"
                                        % safe(request.secret))
             else:
-                result, response = delivery.send(self._session, request, self.settings.timeout,
-                                                  attempt=item.attempts, secret=secret, clock=self._clock)
+                sent = []
+
+                def send_once():
+                    answer, sent_response = delivery.send(
+                        self._session, request, self.settings.timeout,
+                        attempt=item.attempts, secret=secret, clock=self._clock)
+                    sent.append(sent_response)
+                    return answer
+
+                result = metrics.timed_delivery(send_once)  # counted by outcome, per attempt
+                response = sent[0]
             recorded = True
             self._record(lane, item, result)
             delivery.release(response, self.settings.timeout, request)
@@ -357,6 +377,7 @@ class WebhookDispatcher:
         if result.outcome is Outcome.DELIVERED:
             lane.breaker.succeeded()
             self.outbox.delete(request.delivery_id)
+            self._waiting.pop(request.delivery_id, None)
             self._counts["delivered"] += 1
             log.info("call %s: webhook delivered: %s answered %s after %s (delivery %s)",
                      safe(request.call_id), request.describe(), result.reason,
@@ -386,6 +407,7 @@ class WebhookDispatcher:
     def _failed(self, item, result):
         request = item.request
         self.outbox.delete(request.delivery_id)
+        self._waiting.pop(request.delivery_id, None)
         self._counts["failed"] += 1
         log.warning("call %s: webhook failed after %s: %s (%s): %s (delivery %s)",
                     safe(request.call_id), _attempts(item.attempts), result.reason,

@@ -25,6 +25,7 @@ import time
 import gevent
 import gevent.pool
 
+from callflowd import metrics
 from callflowd.logfmt import safe
 from callflowd.webhooks.dispatcher import DispatcherStats, Item, State
 from callflowd.webhooks.outbox import Outbox, OutboxFull
@@ -56,6 +57,7 @@ class OutboxFeeder:
         rows = self.outbox.open()
         self.state = State.RUNNING
         self.outbox.start(self._group)
+        metrics.watch_outbox(lambda: self.outbox.size)
         self._group.spawn(self._supervise).link_exception(
             lambda g: log.error("webhook delivery supervisor died", exc_info=g.exc_info))
         log.info("webhook outbox %s: %d waiting; delivery runs in its own process",
@@ -119,6 +121,7 @@ class OutboxFeeder:
 
     def _drop(self, request, why):
         self._counts["dropped"] += 1
+        metrics.webhook_dropped()
         log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
                   safe(request.call_id), why, request.describe(), self._counts["dropped"])
         return False

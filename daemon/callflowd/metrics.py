@@ -1,0 +1,261 @@
+"""Prometheus metrics and ``/healthz``: what the daemon counts, and the optional listener serving it.
+
+The rest of the code reports with one-line calls (``metrics.call_started(id)``,
+``with metrics.command(switch, app): ...``); only this module knows about
+prometheus_client. Everything goes into one registry of our own, so tests and
+a reload see the same numbers and nothing of other libraries'.
+
+The listener (``serve(settings)``, off unless ``metrics:`` is configured,
+loopback by default) is a gevent WSGI server on the daemon's own loop:
+``/metrics`` in Prometheus' text format, ``/healthz`` 200 only when every
+configured switch is connected and the loop is turning. "Turning" is measured,
+not assumed: a greenlet wakes every ``TICK`` seconds and notes how late it
+woke; a loop held up by a blocking call shows as lag, and a lag over
+``LAG_LIMIT`` (or a tick older than that) makes ``/healthz`` answer 503.
+
+Labels hold only values we choose or the config names (callflow ids, switch
+names, application names, outcomes), never caller data, so they stay few.
+"""
+
+import contextlib
+import json
+import logging
+import time
+
+import gevent
+import gevent.pywsgi
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               ProcessCollector, generate_latest)
+
+log = logging.getLogger(__name__)
+
+TICK = 0.5  # seconds between the loop watch's wake-ups
+LAG_LIMIT = 2.0  # seconds late (or since the last tick) beyond which the loop is not turning
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+
+_COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+CALLS_ACTIVE = Gauge("callflowd_calls_active", "Calls whose callflow is running", ["callflow"],
+                     registry=REGISTRY)
+CALLS_FINISHED = Counter("callflowd_calls_finished", "Calls whose callflow ended, by how it ended",
+                         ["callflow", "outcome"], registry=REGISTRY)
+EVENTS = Counter("callflowd_events_received", "Events received from FreeSWITCH", ["switch"],
+                 registry=REGISTRY)
+SWITCH_CONNECTED = Gauge("callflowd_switch_connected",
+                         "1 while the event socket to the switch is authenticated and subscribed",
+                         ["switch"], registry=REGISTRY)
+COMMANDS = Counter("callflowd_commands_sent", "Commands sent to FreeSWITCH, by result",
+                   ["switch", "command", "result"], registry=REGISTRY)
+COMMAND_SECONDS = Histogram("callflowd_command_seconds", "Time for FreeSWITCH to answer a command",
+                            ["switch"], buckets=_COMMAND_BUCKETS, registry=REGISTRY)
+WEBHOOKS = Counter("callflowd_webhook_deliveries", "Webhook deliveries, by final result", ["result"],
+                   registry=REGISTRY)
+WEBHOOK_SECONDS = Histogram("callflowd_webhook_delivery_seconds",
+                            "From a webhook's first attempt to its final result, retries included",
+                            buckets=_DELIVERY_BUCKETS, registry=REGISTRY)
+WEBHOOKS_DROPPED = Counter("callflowd_webhooks_dropped", "Webhooks refused at submit (queue full, stopping)",
+                           registry=REGISTRY)
+OUTBOX_DEPTH = Gauge("callflowd_outbox_depth", "Webhooks waiting to be delivered", registry=REGISTRY)
+OUTBOX_OLDEST = Gauge("callflowd_outbox_oldest_age_seconds", "Age of the oldest webhook waiting",
+                      registry=REGISTRY)
+LOOP_LAG = Gauge("callflowd_loop_lag_seconds", "How late the loop watch last woke up", registry=REGISTRY)
+
+_switches = {}  # switch name -> connected (bool): what /healthz checks
+
+
+# -- what the daemon reports ------------------------------------------------------------------
+
+
+def call_started(callflow):
+    CALLS_ACTIVE.labels(callflow).inc()
+
+
+def call_finished(callflow, outcome):
+    """``outcome``: see ``call_outcome``."""
+    CALLS_ACTIVE.labels(callflow).dec()
+    CALLS_FINISHED.labels(callflow, outcome).inc()
+
+
+def call_outcome(history, crashed=False):
+    """How a call's flow ended, from its steps: a handful of words, for a label."""
+    if crashed:
+        return "error"
+    if not history:
+        return "no_action"
+    return {"stop": "stopped", "call ended": "caller_hung_up",
+            "event socket error": "switch_lost"}.get(history[-1].outcome, "completed")
+
+
+def counting_events(switch, handler):
+    """``handler`` for the event socket, counting each event for ``switch`` first."""
+    counter = EVENTS.labels(switch)
+
+    def on_event(event, **context):  # the switch link passes link=... to the router
+        counter.inc()
+        return handler(event, **context)
+
+    return on_event
+
+
+def switch_connected(switch, connected):
+    """Record the switch's link state; a switch reported here counts for ``/healthz``."""
+    _switches[switch] = bool(connected)
+    SWITCH_CONNECTED.labels(switch).set(1 if connected else 0)
+
+
+def switch_removed(switch):
+    """The switch is no longer configured (stop, or a reload without it): forget it."""
+    _switches.pop(switch, None)
+    with contextlib.suppress(KeyError):
+        SWITCH_CONNECTED.remove(switch)
+
+
+@contextlib.contextmanager
+def command(switch, name):
+    """Time one command (``execute`` of an application, ``hangup``...) and count its result."""
+    started = time.monotonic()
+    result = "ok"
+    try:
+        yield
+    except Exception as exc:
+        result = type(exc).__name__
+        raise
+    finally:
+        COMMAND_SECONDS.labels(switch).observe(time.monotonic() - started)
+        COMMANDS.labels(switch, name, result).inc()
+
+
+def timed_delivery(deliver, *args):
+    """``deliver(*args)`` (returning an ``AttemptResult``), timed and counted by outcome."""
+    started = time.monotonic()
+    try:
+        result = deliver(*args)
+    except Exception:
+        WEBHOOKS.labels("crashed").inc()
+        raise
+    WEBHOOK_SECONDS.observe(time.monotonic() - started)
+    WEBHOOKS.labels(result.outcome.name.lower()).inc()
+    return result
+
+
+def webhook_dropped():
+    WEBHOOKS_DROPPED.inc()
+
+
+def watch_outbox(depth, oldest_age=None):
+    """Read the outbox at each scrape: ``depth()`` webhooks waiting, the oldest ``oldest_age()`` s old.
+
+    The in-memory queue can only say its depth; the durable outbox gives both.
+    """
+    OUTBOX_DEPTH.set_function(depth)
+    if oldest_age is not None:
+        OUTBOX_OLDEST.set_function(oldest_age)
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+class LoopWatch:
+    """A greenlet that wakes every TICK seconds and notes how late it woke."""
+
+    def __init__(self):
+        self.last_tick = time.monotonic()
+        self.lag = 0.0
+        self._greenlet = None
+
+    def start(self):
+        self._greenlet = gevent.spawn(self._run)
+        return self
+
+    def stop(self):
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def turning(self):
+        return self.lag < LAG_LIMIT and time.monotonic() - self.last_tick < TICK + LAG_LIMIT
+
+    def _run(self):
+        while True:
+            planned = time.monotonic() + TICK
+            gevent.sleep(TICK)
+            now = time.monotonic()
+            self.lag = max(0.0, now - planned)
+            self.last_tick = now
+            LOOP_LAG.set(self.lag)
+
+
+def health(loop):
+    """(healthy, details): every switch connected (at least one known) and the loop turning."""
+    switches = dict(_switches)
+    healthy = bool(switches) and all(switches.values()) and loop.turning()
+    details = {"status": "ok" if healthy else "unhealthy",
+               "switches": {name: "connected" if up else "disconnected" for name, up in sorted(switches.items())},
+               "loop_lag_seconds": round(loop.lag, 3), "loop_turning": loop.turning()}
+    return healthy, details
+
+
+# -- the listener -----------------------------------------------------------------------------
+
+
+class Listener:
+    """``/metrics`` and ``/healthz`` on ``host:port`` (port 0: a free one, set in ``.port``)."""
+
+    def __init__(self, host, port):
+        self.host = host
+        self.port = port
+        self.loop = LoopWatch()
+        self._server = gevent.pywsgi.WSGIServer((host, port), self._app, log=None, error_log=log)
+
+    def start(self):
+        self._server.start()
+        self.port = self._server.server_port
+        self.loop.start()
+        log.info("metrics on http://%s:%d/metrics, health on /healthz", self.host, self.port)
+        return self
+
+    def stop(self):
+        self.loop.stop()
+        self._server.stop(timeout=1)
+
+    def _app(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _answer(start_response, "405 Method Not Allowed", b"GET only\n")
+        if path == "/metrics":
+            return _answer(start_response, "200 OK", generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+        if path == "/healthz":
+            healthy, details = health(self.loop)
+            body = (json.dumps(details, sort_keys=True) + "\n").encode()
+            return _answer(start_response, "200 OK" if healthy else "503 Service Unavailable", body,
+                           "application/json")
+        return _answer(start_response, "404 Not Found", b"try /metrics or /healthz\n")
+
+
+def _answer(start_response, status, body, content_type="text/plain; charset=utf-8"):
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def close(listener):
+    """Stop ``listener`` (what ``serve`` returned, maybe None)."""
+    if listener is not None:
+        listener.stop()
+
+
+def serve(settings):
+    """Start the listener ``settings`` (a ``MetricsSettings``) asks for; None when it is off or fails.
+
+    A port already taken is logged, and the daemon runs on without metrics:
+    calls matter more than their counts.
+    """
+    if settings is None or settings.port is None:
+        return None
+    try:
+        return Listener(settings.host, settings.port).start()
+    except OSError as exc:
+        log.error("metrics listener on %s:%d failed: %s; running without metrics",
+                  settings.host, settings.port, exc.strerror or exc)
+        return None

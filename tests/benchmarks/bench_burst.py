@@ -1,0 +1,106 @@
+"""A 20,000-event burst on one event socket: the longest any greenlet waits, memory, events lost.
+
+Run: ``.venv/bin/python -m tests.benchmarks.bench_burst`` (from the repo root).
+The 200-call capture's 5,000 events, four times over, are written to a real
+EslConnection over loopback in one go, as FreeSWITCH flushes a backlog. A
+probe greenlet asks to wake every 5 ms and records how late it wakes (the
+longest any greenlet waits for its turn); a command is sent mid-burst and
+its round trip timed; RSS growth is read from /proc. Each yield strategy of
+the reader and dispatcher is run in turn (issue 6's targets: < 50 ms, < 50 MB,
+none lost). Figures go in docs/benchmarks.md.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.event import Event  # noqa: E402
+
+from callflowd.esl import connection as esl_connection  # noqa: E402
+from callflowd.esl.connection import EslConnection  # noqa: E402
+from tests.benchmarks.bench_event_socket import event_frames  # noqa: E402
+from tests.doubles.replay_switch import ReplaySwitch  # noqa: E402
+
+STRATEGIES = {
+    "sleep(0.0001)": lambda: gevent.sleep(0.0001),  # what the daemon uses
+    "idle()": gevent.idle,
+    "sleep(0)": lambda: gevent.sleep(0),
+}
+
+
+def rss_mib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def run_burst(frames, rounds):
+    total = len(frames) * rounds
+    seen = [0]
+    done = Event()
+    worst = [0.0]
+    peak_rss = [0.0]
+
+    def on_event(event):
+        seen[0] += 1
+        if seen[0] == total:
+            done.set()
+
+    def probe():
+        while not done.is_set():
+            asked = time.perf_counter()
+            gevent.sleep(0.005)
+            worst[0] = max(worst[0], time.perf_counter() - asked - 0.005)
+            peak_rss[0] = max(peak_rss[0], rss_mib())
+
+    with ReplaySwitch() as switch:
+        switch.api_replies["status"] = "UP"
+        host, port = switch.address
+        connection = EslConnection(host, port, "ClueCon", on_event=on_event, idle_timeout=60)
+        connection.connect()
+        blob = b"".join(frames) * rounds
+        before = rss_mib()
+        start = time.perf_counter()
+        prober = gevent.spawn(probe)
+        pusher = gevent.spawn(switch.push, blob)
+        gevent.sleep(0.05)
+        sent = time.perf_counter()
+        connection.api("status")
+        round_trip = time.perf_counter() - sent
+        if not done.wait(120):
+            raise SystemExit("only %d of %d events arrived" % (seen[0], total))
+        elapsed = time.perf_counter() - start
+        pusher.join()
+        prober.join()
+        connection.close()
+    return {"events": seen[0], "of": total, "seconds": elapsed, "worst_wait_ms": worst[0] * 1000,
+            "round_trip_ms": round_trip * 1000, "rss_growth_mib": peak_rss[0] - before}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4, help="times the 5,000-event capture is sent (default 4)")
+    args = parser.parse_args()
+    frames = event_frames()
+    print("machine: %s, %s, Python %s" % (platform.machine(), platform.processor() or "?",
+                                          platform.python_version()))
+    print("burst: %d events (%d KiB)" % (len(frames) * args.rounds,
+                                         len(b"".join(frames)) * args.rounds // 1024))
+    for name, pause in STRATEGIES.items():
+        esl_connection._pause = pause
+        figures = run_burst(frames, args.rounds)
+        print("%-14s %6d/%d events in %.2fs; longest wait %5.1f ms; command mid-burst %6.1f ms; "
+              "RSS +%.1f MiB" % (name, figures["events"], figures["of"], figures["seconds"],
+                                 figures["worst_wait_ms"], figures["round_trip_ms"],
+                                 figures["rss_growth_mib"]))
+
+
+if __name__ == "__main__":
+    main()
