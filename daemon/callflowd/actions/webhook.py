@@ -28,7 +28,7 @@ from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
 from callflowd.errors import InvalidData
 from callflowd.retry import Retry
-from callflowd.webhooks.request import FORMATS, WebhookRequest
+from callflowd.webhooks.request import FORMATS, WebhookRequest, step_delivery_id
 
 VERBS = ("get", "post")
 MAX_RETRIES = 4
@@ -109,6 +109,7 @@ def handle(call, data):
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
         format=data.format, secret=data.secret,
+        delivery_id=step_delivery_id(call.uuid, call.node_path, call.visits(call.node_path)),
     )
     if call.webhooks.submit(request):
         call.log.info("webhook queued: %s (delivery %s)", request.describe(), request.delivery_id)

@@ -82,6 +82,7 @@ class Call:
         # back after a restart; cleared once the flow has caught up.
         self.resuming = resuming
         self.waiting = None  # (app, Event-UUID) while an application runs
+        self.node_path = None  # the node running now
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -135,7 +136,12 @@ class Call:
 
     def mark_step(self, node):
         """Tell the switch which node this call is at, before running it (see marker.py)."""
+        self.node_path = node.path
         self._mark(marker.step_variables(self.owner, self.callflow_id, node.path))
+
+    def visits(self, node_path):
+        """How many times the flow has reached ``node_path``, this time included."""
+        return 1 + sum(1 for step in self.history if step.path == node_path)
 
     def channel_state(self):
         """The channel as the switch has it now (``uuid_dump``: headers and variables)."""

@@ -259,6 +259,10 @@ class WebhookDispatcher:
         self._counts["accepted"] += len(items)
         now = self._clock()
         for item in items:
+            if item.request.delivery_id in self._waiting:  # the same step again (outbox kept one)
+                log.info("call %s: webhook %s already accepted; not sending it twice",
+                         safe(item.request.call_id), item.request.delivery_id)
+                continue
             self._waiting[item.request.delivery_id] = min(item.due, now) if item.attempts else now
             self._schedule(item, now)
         self._wake.set()

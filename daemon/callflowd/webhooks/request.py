@@ -7,6 +7,7 @@ its numbers.
 """
 
 import dataclasses
+import hashlib
 import json
 import urllib.parse
 import uuid
@@ -21,6 +22,14 @@ DEFAULT_SECRET = ""  # the name of the global ``webhooks.secret``
 def new_delivery_id():
     """A fresh, unique delivery id (the ``X-Callflowd-Delivery`` header)."""
     return uuid.uuid4().hex
+
+
+def step_delivery_id(call_uuid, node_path, occurrence):
+    """The same id each time a call's flow reaches the same node the same time round: a flow
+    taken back after a restart that runs a webhook step again sends nothing new (the outbox
+    keeps one row per id), and a receiver that saw the id already can drop the request."""
+    text = "%s|%s|%d" % (call_uuid, node_path, occurrence)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclasses.dataclass(frozen=True)

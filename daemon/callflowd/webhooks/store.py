@@ -100,7 +100,8 @@ class OutboxStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             if inserts:
-                db.executemany("INSERT INTO outbox (id, endpoint, attempts, due, request) "
+                # OR IGNORE: a step run again after a restart brings the same delivery id back
+                db.executemany("INSERT OR IGNORE INTO outbox (id, endpoint, attempts, due, request) "
                                "VALUES (?, ?, ?, ?, ?)", inserts)
             if updates:
                 db.executemany("UPDATE outbox SET attempts = ?, due = ? WHERE id = ?", updates)
