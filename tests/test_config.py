@@ -311,7 +311,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
 
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
-        "webhooks, callflows_dir, callflows, shutdown_grace, metrics)" % path)
+        "webhooks, callflows_dir, callflows, shutdown_grace, metrics, temporal_rules)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):
@@ -463,12 +463,12 @@ def test_an_unknown_voicemail_box_id_is_refused(tmp_path):
 
 def test_an_unknown_module_is_refused_listing_the_known_ones(tmp_path):
     document = copy.deepcopy(FRONT_DESK)
-    document["flow"]["children"]["_"]["module"] = "pivot"
+    document["flow"]["children"]["_"]["module"] = "carrier_pigeon"
     path = write_config(tmp_path, documents={"front-desk.json": document})
 
     assert error_for(path) == (
         "callflows.d/front-desk.json: flow.children._.module: "
-        "unknown module 'pivot' (known: device, voicemail, webhook)")
+        "unknown module 'carrier_pigeon' (known: device, pivot, temporal_route, voicemail, webhook)")
 
 
 def test_unparsable_json_is_refused_with_its_line_and_column(tmp_path):

@@ -13,10 +13,11 @@ Every action module has the same small interface:
 The JSON ``"module"`` word, the file name and the README section share one name.
 """
 
-from callflowd.actions import device, voicemail, webhook
+from callflowd.actions import device, temporal_route, voicemail, webhook
 
 REGISTRY = {
     "device": device,
+    "temporal_route": temporal_route,
     "voicemail": voicemail,
     "webhook": webhook,
 }

@@ -59,6 +59,7 @@ from callflowd.config.model import (
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.esl.limits import FrameLimits
 from callflowd.flow.model import Callflow, Node
+from callflowd.flow import temporal
 from callflowd.flow.patterns import PatternError, compile_pattern
 from callflowd.retry import Retry
 
@@ -77,7 +78,7 @@ MAX_DIGITS = 30  # in any number; the largest setting (queue_size) has 7
 MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
 _TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
-             "callflows_dir", "callflows", "shutdown_grace", "metrics")
+             "callflows_dir", "callflows", "shutdown_grace", "metrics", "temporal_rules")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
@@ -114,6 +115,7 @@ def load_config(path):
         devices=_devices(top),
         voicemail_boxes=_voicemail_boxes(top),
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS)),
+        temporal_rules=_temporal_rules(top),
     )
     metrics = _metrics(top)
     callflows = _callflows(top, base, directory)
@@ -528,6 +530,19 @@ def _webhooks(section):
     )
 
 
+def _temporal_rules(top):
+    """``temporal_rules:``, a table of Kazoo temporal rules by id (flow/temporal.py)."""
+    rules = {}
+    for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
+        try:
+            rules[rule_id] = temporal.parse_rule(rule_id, section.raw)
+        except InvalidData as exc:
+            if exc.key:
+                section.fail(exc.key, exc.message)
+            section.fail_here(exc.message)
+    return MappingProxyType(rules)
+
+
 def _metrics(top):
     """Off unless the section is there; then ``port`` is required (0: any free port, for tests)."""
     if not top.given("metrics"):
@@ -717,8 +732,28 @@ def _node(raw, node_path, source, prefix, directory, depth, count):
             fail("children", "key %r must be a non-empty string" % (key,))
         children[key] = _node(child, "%s.children.%s" % (node_path, key), source, prefix,
                               directory, depth + 1, count)
+    with_branch_keys = getattr(action, "with_branch_keys", None)  # actions that branch on names they know
+    if with_branch_keys is not None:
+        try:
+            parsed = with_branch_keys(parsed, tuple(children), directory)
+        except InvalidData as exc:
+            fail(exc.key, exc.message)
     return Node(module=module, data=parsed, children=MappingProxyType(children), skip=skip,
                 path=node_path)
+
+
+def parse_flow(raw, directory, source):
+    """One flow node and its children, checked exactly as a callflow document's ``flow``.
+
+    For flows that arrive while running (a ``pivot`` response): ``directory`` is
+    the running config's, ``source`` names where the flow came from in errors
+    (``pivot http://...: flow.children._.data.id: unknown device 'x'``). Paths
+    start at ``flow``. Raises ConfigError.
+    """
+    if raw is None:
+        raise ConfigError("is required", source, "flow")
+    _check_json_shaped(raw, source, "flow", 0)
+    return _node(raw, "flow", source, "", directory, 1, [0])
 
 
 def _one_line(text):

@@ -75,6 +75,9 @@ class Directory:
     voicemail_boxes: Mapping[str, VoicemailBox] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
     webhooks: WebhookSettings = WebhookSettings()
+    # id -> callflowd.flow.temporal.Rule, from ``temporal_rules:``
+    temporal_rules: Mapping[str, object] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 @dataclasses.dataclass(frozen=True)
