@@ -22,7 +22,8 @@ def front_desk_flow(webhook_data, voicemail=True):
                      "children": {"_": webhook}}}
 
 
-def write_config(tmp_path, switch, documents, webhooks=None):
+def write_config(tmp_path, switch, documents, webhooks=None, **settings):
+    """The config for a daemon on ``switch``; ``settings`` are more top-level keys (``temporal_rules``)."""
     flows = tmp_path / "callflows.d"
     flows.mkdir(exist_ok=True)
     for name, document in documents.items():
@@ -38,6 +39,7 @@ def write_config(tmp_path, switch, documents, webhooks=None):
                          **(webhooks or {})),
         "callflows_dir": "callflows.d",
     }
+    config.update(settings)
     path = tmp_path / "callflowd.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
