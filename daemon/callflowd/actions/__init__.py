@@ -9,14 +9,18 @@ Every action module has the same small interface:
   ``callflowd.config.model.Directory``;
 - ``handle(call, data)``: runs the action on a live ``callflowd.calls.call.Call``
   and returns where to go next (see ``callflowd.actions.outcome``).
+- optionally ``with_branch_keys(data, keys, directory)``: for an action that
+  branches on names it knows (``temporal_route``'s rule ids), the loader hands
+  it the node's children keys once they are parsed.
 
 The JSON ``"module"`` word, the file name and the README section share one name.
 """
 
-from callflowd.actions import device, temporal_route, voicemail, webhook
+from callflowd.actions import device, pivot, temporal_route, voicemail, webhook
 
 REGISTRY = {
     "device": device,
+    "pivot": pivot,
     "temporal_route": temporal_route,
     "voicemail": voicemail,
     "webhook": webhook,

@@ -4,15 +4,28 @@ An action returns one key (``"_"``, ``"USER_BUSY"``, a digit...) or a tuple of
 keys in order of preference (``("USER_BUSY", "sip:486")``): the executor takes
 the first key the node has a child for, else ``"_"``. ``STOP`` ends the flow
 (Kazoo's ``cf_exe:stop``). Actions never walk the tree themselves.
+
+``Branch(flow)`` (Kazoo's ``cf_exe:branch``) is how an action that fetched a
+flow (``pivot``) hands it over: the executor continues with ``flow`` instead of
+a child of this node.
 """
+
+import dataclasses
 
 STOP = None
 DEFAULT = "_"
 
 
+@dataclasses.dataclass(frozen=True)
+class Branch:
+    """Continue with ``flow`` (a validated ``callflowd.flow.model.Node``), not a child."""
+
+    flow: object
+
+
 def keys_of(outcome):
     """The outcome as a tuple of keys in order of preference."""
-    if outcome is STOP:
+    if outcome is STOP or isinstance(outcome, Branch):
         return ()
     if isinstance(outcome, str):
         return (outcome,)

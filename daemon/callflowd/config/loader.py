@@ -756,5 +756,14 @@ def parse_flow(raw, directory, source):
     return _node(raw, "flow", source, "", directory, 1, [0])
 
 
+def parse_flow_json(text, directory, source):
+    """``parse_flow`` of a JSON text, read as strictly as a callflow document (no duplicate
+    keys, no NaN, bounded numbers). A ``{"flow": {...}}`` wrapper is accepted."""
+    raw = _parse_json(text, source)
+    if isinstance(raw, dict) and "module" not in raw and "flow" in raw:
+        raw = raw["flow"]
+    return parse_flow(raw, directory, source)
+
+
 def _one_line(text):
     return " ".join(text.split())

@@ -2,7 +2,8 @@
 
 The executor owns the tree: an action returns a key (or keys, in order of
 preference) and the executor picks the child; a missing key falls back to
-``_``; no child ends the flow and the call is hung up; ``skip_module`` goes
+``_``; an action may hand over a flow it fetched (``Branch``, a pivot) and the
+walk goes on there; no child ends the flow and the call is hung up; ``skip_module`` goes
 straight to ``_``; an action that raises is logged with its traceback and the
 flow continues at ``_``; a caller who hangs up ends the flow quietly.
 """
@@ -10,10 +11,10 @@ flow continues at ``_``; a caller who hangs up ends the flow quietly.
 import logging
 
 from callflowd.actions import REGISTRY
-from callflowd.actions.outcome import DEFAULT, STOP, keys_of
+from callflowd.actions.outcome import DEFAULT, STOP, Branch, keys_of
 from callflowd.calls.call import Step
 from callflowd.errors import ActionTimeout, CallEnded, EslError
-from callflowd.flow.model import DEFAULT_BRANCH
+from callflowd.flow.model import DEFAULT_BRANCH, graft
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ def _walk(call, node):
             continue
         call.mark_step(node)
         outcome = _run_action(call, node)
+        if isinstance(outcome, Branch):  # a fetched flow (pivot): Kazoo's cf_exe:branch
+            call.history.append(Step(node.module, "branch", node.path))
+            call.log.info("%s fetched a flow; continuing at its %s", node.module, outcome.flow.module)
+            node = graft(outcome.flow, node)
+            continue
         if outcome is STOP:
             call.history.append(Step(node.module, "stop", node.path))
             call.log.info("action %s stopped the flow", node.module)
