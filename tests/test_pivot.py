@@ -77,6 +77,8 @@ def test_a_good_answer_is_the_flow_the_call_continues_with(switch, server, daemo
         "flow", "flow" + FETCHED + "flow", "flow" + FETCHED + "flow.children._"]
     assert sim_call.applications[1] == ("bridge", "{originate_timeout=20}user/1000@example.com")
     assert sim_call.applications[-1] == VOICEMAIL
+    # the recovery marker names the fetched node under the pivot
+    assert sim_call.variables["callflowd_node"] == "flow/pivot:flow.children._"
     [request] = server.requests
     assert request.method == "GET"  # Kazoo's default
     assert request.query["line"] == ["main"]
@@ -113,6 +115,15 @@ def test_a_fetched_flow_may_pivot_again(switch, server, daemon_for):
     assert path_of(call) == [("pivot", "branch"), ("pivot", "branch"), ("voicemail", "_")]
     assert call.history[-1].path == "flow" + FETCHED + "flow" + FETCHED + "flow"
     assert server.requests[1].query["previous_action"] == ["pivot"]
+
+
+def test_a_server_that_answers_itself_for_ever_is_stopped_by_the_step_limit(switch, server, daemon_for, logs):
+    server.answer("/loop", {"module": "pivot", "data": {"voice_url": server.url("/loop")}})
+    daemon = daemon_for(pivot_flow(server.url("/loop")))
+    sim_call, call = place(switch, daemon)
+    assert len(call.history) == 50 and set(path_of(call)) == {("pivot", "branch")}
+    assert logs.wait_for("flow exceeded 50 steps")
+    assert sim_call.applications == []
 
 
 # --- no usable answer: the pivot node's own "_" ------------------------------------------------
