@@ -53,7 +53,7 @@ def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
 BAD_CONFIGS = {
     "unknown module": (
         {"numbers": ["1"], "flow": {"module": "conference"}},
-        "flow.module: unknown module 'conference' (known: device, voicemail, webhook)"),
+        "flow.module: unknown module 'conference' (known: device, pivot, temporal_route, voicemail, webhook)"),
     "bad http_verb": (front_desk(http_verb="put"), "flow.children._.data.http_verb: must be one of get, post"),
     "non-object custom_data": (
         front_desk(custom_data=[1, 2]), "flow.children._.data.custom_data: must be an object"),

@@ -111,6 +111,7 @@ def test_the_shipped_example_config_loads_as_is():
     assert config.freeswitch.reconnect.jitter == 0.2
     assert config.directory.webhooks.retries == 2
     assert [flow.id for flow in config.callflows] == ["front-desk"]
+    assert sorted(config.directory.temporal_rules) == ["christmas", "office_hours"]
 
 
 def test_the_shipped_front_desk_json_is_the_spec_example_exactly():
