@@ -13,10 +13,33 @@ Every action module has the same small interface:
 The JSON ``"module"`` word, the file name and the README section share one name.
 """
 
-from callflowd.actions import device, voicemail, webhook
+from callflowd.actions import (
+    answer,
+    callflow,
+    device,
+    hangup,
+    menu,
+    play,
+    response,
+    set_variables,
+    sleep,
+    voicemail,
+    webhook,
+)
 
 REGISTRY = {
+    "answer": answer,
+    "callflow": callflow,
     "device": device,
+    "hangup": hangup,
+    "menu": menu,
+    "play": play,
+    "response": response,
+    "set_variables": set_variables,
+    "sleep": sleep,
     "voicemail": voicemail,
     "webhook": webhook,
 }
+
+# Helper modules of the actions, not actions themselves.
+HELPERS = ("fields", "media", "outcome")
