@@ -22,8 +22,7 @@ def front_desk_flow(webhook_data, voicemail=True):
                      "children": {"_": webhook}}}
 
 
-def write_config(tmp_path, switch, documents, webhooks=None, **settings):
-    """The config for a daemon on ``switch``; ``settings`` are more top-level keys (``temporal_rules``)."""
+def write_config(tmp_path, switch, documents, webhooks=None, extra=None):
     flows = tmp_path / "callflows.d"
     flows.mkdir(exist_ok=True)
     for name, document in documents.items():
@@ -39,7 +38,11 @@ def write_config(tmp_path, switch, documents, webhooks=None, **settings):
                          **(webhooks or {})),
         "callflows_dir": "callflows.d",
     }
-    config.update(settings)
+    for key, value in (extra or {}).items():  # more top-level settings; tables are merged
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = dict(config[key], **value)
+        else:
+            config[key] = value
     path = tmp_path / "callflowd.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

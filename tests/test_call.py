@@ -5,6 +5,7 @@ import gevent.event
 import pytest
 
 from callflowd.calls.call import Call
+from callflowd.calls.routes import Route, RouteTable
 from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl.event import Event
 
@@ -195,7 +196,7 @@ def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
     from callflowd.calls import router as router_module
     from callflowd.calls.router import CallRouter
 
-    def broken(call, callflow):
+    def broken(call, callflow, *rest):
         raise RuntimeError("a bug in the executor")
 
     monkeypatch.setattr(router_module, "run_callflow", broken)
@@ -204,8 +205,11 @@ def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
         id = "flow"
 
     class Routes:
-        def lookup(self, number):
-            return Flow()
+        by_id = {}
+        max_callflow_jumps = 50
+
+        def route(self, number):
+            return RouteTable([]).route(number) or Route(Flow(), number)
 
     link = Commands()
     link.settings = type("Settings", (), {"command_timeout": 1})()

@@ -53,11 +53,13 @@ def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
 BAD_CONFIGS = {
     "unknown module": (
         {"numbers": ["1"], "flow": {"module": "conference"}},
-        "flow.module: unknown module 'conference' (known: device, pivot, temporal_route, voicemail, webhook)"),
+        "flow.module: unknown module 'conference' (known: answer, callflow, device, hangup, menu, pivot, "
+        "play, response, set_variables, sleep, temporal_route, voicemail, webhook)"),
     "bad http_verb": (front_desk(http_verb="put"), "flow.children._.data.http_verb: must be one of get, post"),
     "non-object custom_data": (
         front_desk(custom_data=[1, 2]), "flow.children._.data.custom_data: must be an object"),
-    "non-integer retries": (front_desk(retries="2"), "flow.children._.data.retries: must be an integer"),
+    "non-integer retries": (front_desk(retries="two"),
+                            "flow.children._.data.retries: must be an integer (or a string holding one), not 'two'"),
     "unknown device": (
         {"numbers": ["1"], "flow": {"module": "device", "data": {"id": "x"}}},
         "flow.data.id: unknown device 'x'"),

@@ -16,6 +16,7 @@ from types import MappingProxyType
 import pytest
 import yaml
 
+from callflowd.actions import REGISTRY
 from callflowd.config.loader import load_config
 from callflowd.errors import ConfigError
 
@@ -312,7 +313,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
 
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
-        "webhooks, callflows_dir, callflows, shutdown_grace, metrics, temporal_rules)" % path)
+        "webhooks, callflows_dir, callflows, shutdown_grace, metrics, routing, temporal_rules)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):
@@ -428,9 +429,10 @@ def test_a_bad_http_verb_names_the_json_file_and_node(tmp_path):
 
 
 def test_non_integer_webhook_retries_in_a_node_are_refused(tmp_path):
-    path = write_config(tmp_path, documents={"front-desk.json": front_desk(retries="2")})
+    path = write_config(tmp_path, documents={"front-desk.json": front_desk(retries="two")})
 
-    assert error_for(path) == "callflows.d/front-desk.json: flow.children._.data.retries: must be an integer"
+    assert error_for(path) == ("callflows.d/front-desk.json: flow.children._.data.retries: "
+                               "must be an integer (or a string holding one), not 'two'")
 
 
 def test_boolean_webhook_retries_in_a_node_are_refused(tmp_path):
@@ -464,12 +466,13 @@ def test_an_unknown_voicemail_box_id_is_refused(tmp_path):
 
 def test_an_unknown_module_is_refused_listing_the_known_ones(tmp_path):
     document = copy.deepcopy(FRONT_DESK)
-    document["flow"]["children"]["_"]["module"] = "carrier_pigeon"
+    document["flow"]["children"]["_"]["module"] = "teleport"
     path = write_config(tmp_path, documents={"front-desk.json": document})
 
     assert error_for(path) == (
         "callflows.d/front-desk.json: flow.children._.module: "
-        "unknown module 'carrier_pigeon' (known: device, pivot, temporal_route, voicemail, webhook)")
+        "unknown module 'teleport' (known: %s)" % ", ".join(sorted(REGISTRY)))
+    assert "device, hangup, menu" in error_for(path)
 
 
 def test_unparsable_json_is_refused_with_its_line_and_column(tmp_path):

@@ -132,7 +132,7 @@ def office_daemon(tmp_path, switch):
     started = []
 
     def start(document):
-        daemon = Daemon(write_config(tmp_path, switch, {"office": document}, temporal_rules=RULES)).start()
+        daemon = Daemon(write_config(tmp_path, switch, {"office": document}, extra={"temporal_rules": RULES})).start()
         started.append(daemon)
         return daemon
 

@@ -16,12 +16,37 @@ Every action module has the same small interface:
 The JSON ``"module"`` word, the file name and the README section share one name.
 """
 
-from callflowd.actions import device, pivot, temporal_route, voicemail, webhook
+from callflowd.actions import (
+    answer,
+    callflow,
+    device,
+    hangup,
+    menu,
+    pivot,
+    play,
+    response,
+    set_variables,
+    sleep,
+    temporal_route,
+    voicemail,
+    webhook,
+)
 
 REGISTRY = {
+    "answer": answer,
+    "callflow": callflow,
     "device": device,
+    "hangup": hangup,
+    "menu": menu,
     "pivot": pivot,
+    "play": play,
+    "response": response,
+    "set_variables": set_variables,
+    "sleep": sleep,
     "temporal_route": temporal_route,
     "voicemail": voicemail,
     "webhook": webhook,
 }
+
+# Helper modules of the actions, not actions themselves.
+HELPERS = ("fields", "media", "outcome")

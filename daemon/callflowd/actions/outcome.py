@@ -3,7 +3,9 @@
 An action returns one key (``"_"``, ``"USER_BUSY"``, a digit...) or a tuple of
 keys in order of preference (``("USER_BUSY", "sip:486")``): the executor takes
 the first key the node has a child for, else ``"_"``. ``STOP`` ends the flow
-(Kazoo's ``cf_exe:stop``). Actions never walk the tree themselves.
+(Kazoo's ``cf_exe:stop``). ``Jump(id)`` asks the executor to run another
+callflow and come back to this node's ``_`` child when it ends (the
+``callflow`` action). Actions never walk the tree themselves.
 
 ``Branch(flow)`` (Kazoo's ``cf_exe:branch``) is how an action that fetched a
 flow (``pivot``) hands it over: the executor continues with ``flow`` instead of
@@ -14,6 +16,13 @@ import dataclasses
 
 STOP = None
 DEFAULT = "_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Jump:
+    """Run callflow ``callflow_id`` next; resume at the calling node's ``_`` child after it."""
+
+    callflow_id: str
 
 
 @dataclasses.dataclass(frozen=True)

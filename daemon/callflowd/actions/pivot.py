@@ -74,7 +74,7 @@ class Data:
         method = fields.one_of(raw, "method", METHODS, "get")
         body_format = fields.one_of(raw, "req_body_format", BODY_FORMATS, "form")
         fields.one_of(raw, "req_format", REQUEST_FORMATS, "kazoo")
-        fields.optional(raw, "debug", bool, False)
+        fields.boolean(raw, "debug", False)
         fields.optional(raw, "cdr_url", str, "", "a string")
         timeout = fields.integer_in(raw, "req_timeout", DEFAULT_TIMEOUT, 1, MAX_TIMEOUT)
         return cls(voice_url=voice_url, method=method, body_format=body_format, timeout=timeout,

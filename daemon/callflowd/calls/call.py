@@ -58,6 +58,7 @@ class Step:
     module: str
     outcome: str
     path: str
+    callflow: str = ""  # the callflow the node belongs to (a jump leaves the routed one)
 
 
 class Call:
@@ -82,6 +83,14 @@ class Call:
         # back after a restart; cleared once the flow has caught up.
         self.resuming = resuming
         self.waiting = None  # (app, Event-UUID) while an application runs
+        # The capture groups of the pattern that routed the call (calls/routes.py).
+        self.captures = ()
+        # The callflow being run now: the routed one, or the one a ``callflow`` node jumped to.
+        self.current_callflow_id = callflow_id
+        # The child keys of the node being run, set by the executor: an action like ``menu``
+        # asks whether a branch exists (Kazoo's cf_exe:attempt) but never walks to it.
+        self.branches = frozenset()
+        self._hangup_sent = False
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -98,6 +107,11 @@ class Call:
     def switch(self):
         """The switch link the channel lives on (its commands go there)."""
         return self._commands
+
+    @property
+    def command_timeout(self):
+        """How long a quick application (set, answer, respond) may take to complete."""
+        return self._command_timeout
 
     @property
     def ended(self):
@@ -135,7 +149,16 @@ class Call:
 
     def mark_step(self, node):
         """Tell the switch which node this call is at, before running it (see marker.py)."""
-        self._mark(marker.step_variables(self.owner, self.callflow_id, node.path))
+        self._mark(marker.step_variables(self.owner, self.current_callflow_id, node.path))
+
+    def clear_variables(self, *variable_names):
+        """Unset channel variables at once (``uuid_setvar_multi``: no application, no event)."""
+        self._await_switch()
+        reply = self._commands.api("uuid_setvar_multi %s %s" % (
+            self.uuid, ";".join("%s=" % name for name in variable_names)))
+        if reply.startswith("-ERR"):
+            self._raise_if_gone(EslError(reply.strip()))
+            self.log.warning("could not clear %s: %s", ", ".join(variable_names), reply.strip())
 
     def channel_state(self):
         """The channel as the switch has it now (``uuid_dump``: headers and variables)."""
@@ -268,7 +291,7 @@ class Call:
             self._drain_pending()
         except CallEnded:
             return
-        if self._ended:
+        if self._ended or self._hangup_sent:
             return
         try:
             self._commands.hangup(self.uuid, cause)
@@ -280,6 +303,7 @@ class Call:
                              cause, exc, self._commands.name)
             self._commands.hangup_later(self.uuid, cause)
             return
+        self._hangup_sent = True
         self.log.info("hung up: %s", cause)
 
     # -- internals -----------------------------------------------------------------

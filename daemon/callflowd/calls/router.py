@@ -82,25 +82,29 @@ class CallRouter:
         if direction != names.DIRECTION_INBOUND:
             return
         number = event.get(names.CALLER_DESTINATION_NUMBER, "")
-        callflow = self.routes.lookup(number)
-        if callflow is None:
+        route = self.routes.route(number)
+        if route is None:
             log.info("call %s: no callflow for number %s on switch %s; leaving the call alone",
                      uuid, safe(number), link.name)
             return
         if not self.accepting:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
+        callflow = route.callflow
         call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
                     command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
                     owner=self.owner)
-        call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s",
+        call.captures = route.captures
+        call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
                       safe(number), safe(call.facts["caller_id_name"]),
-                      safe(call.facts["caller_id_number"]), link.name, callflow.id)
+                      safe(call.facts["caller_id_number"]), link.name, callflow.id, route.how)
         self._start(call, callflow)
 
     def _start(self, call, callflow, node=None):
         self.calls[call.uuid] = call
-        greenlet = gevent.Greenlet(run_callflow, call, callflow, node)
+        routes = self.routes  # the call keeps the table it started with across a reload
+        greenlet = gevent.Greenlet(run_callflow, call, callflow, node, routes.by_id,
+                                   routes.max_callflow_jumps)
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
         metrics.call_started(callflow.id)

@@ -49,10 +49,12 @@ import yaml
 from callflowd.actions import REGISTRY, webhook
 from callflowd.config.model import (
     Config,
+    Converter,
     Device,
     Directory,
     FreeswitchSettings,
     MetricsSettings,
+    RoutingSettings,
     VoicemailBox,
     WebhookSettings,
 )
@@ -78,7 +80,7 @@ MAX_DIGITS = 30  # in any number; the largest setting (queue_size) has 7
 MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
 _TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
-             "callflows_dir", "callflows", "shutdown_grace", "metrics", "temporal_rules")
+             "callflows_dir", "callflows", "shutdown_grace", "metrics", "routing", "temporal_rules")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
@@ -88,6 +90,9 @@ _BOX_KEYS = ("profile", "domain", "mailbox")
 _WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "workers", "queue_size")
 _NODE_KEYS = ("module", "data", "children")
 _METRICS_KEYS = ("host", "port")
+_ROUTING_KEYS = ("e164_converters", "max_callflow_jumps")
+_CONVERTER_KEYS = ("regex", "prefix", "suffix")
+MAX_CALLFLOW_JUMPS = 1000
 
 _REQUIRED = object()
 _WHITESPACE = re.compile(r"\s")
@@ -118,9 +123,11 @@ def load_config(path):
         temporal_rules=_temporal_rules(top),
     )
     metrics = _metrics(top)
+    routing = _routing(top)
     callflows = _callflows(top, base, directory)
     return Config(switches=switches, directory=directory, callflows=callflows,
-                  log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics)
+                  log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,
+                  routing=routing)
 
 
 # --- reading files ----------------------------------------------------------
@@ -552,6 +559,36 @@ def _metrics(top):
                            port=section.integer("port", _REQUIRED, 0, 65535))
 
 
+def _routing(top):
+    """``routing:``: the E.164 rules (replacing Kazoo's defaults when given) and the jump cap."""
+    section = top.section("routing", _ROUTING_KEYS)
+    defaults = RoutingSettings()
+    jumps = section.integer("max_callflow_jumps", defaults.max_callflow_jumps, 0, MAX_CALLFLOW_JUMPS)
+    if not section.given("e164_converters"):
+        return RoutingSettings(max_callflow_jumps=jumps)
+    raw = section.raw["e164_converters"]
+    if not isinstance(raw, list):
+        section.fail("e164_converters", "must be a list of {regex, prefix, suffix}, not %s" % _kind(raw))
+    converters = []
+    for index, entry in enumerate(raw):
+        rule = _Section(entry, top.source, "%s[%d]" % (_join(section.path, "e164_converters"), index),
+                        _CONVERTER_KEYS)
+        regex = rule.string("regex")
+        try:
+            compile_pattern(regex)
+        except PatternError as exc:
+            rule.fail("regex", "invalid or unsafe regular expression: %s" % exc)
+        converters.append(Converter(regex=regex, prefix=_affix(rule, "prefix"), suffix=_affix(rule, "suffix")))
+    return RoutingSettings(converters=tuple(converters), max_callflow_jumps=jumps)
+
+
+def _affix(rule, key):
+    value = rule.value(key, "")
+    if not isinstance(value, str) or _WHITESPACE.search(value):
+        rule.fail(key, "must be a string without whitespace")
+    return value
+
+
 # --- callflow documents --------------------------------------------------------
 
 
@@ -572,6 +609,7 @@ def _callflows(top, base, directory):
     by_id = {}
     by_number = {}
     for raw, source, prefix, fallback_id in documents:
+        raw, prefix = _unwrap(raw, prefix)
         callflow = _callflow(raw, source, prefix, fallback_id, directory)
         if callflow.id in by_id:
             where = _join(prefix, "id") if raw.get("id") is not None else prefix or None
@@ -587,7 +625,33 @@ def _callflows(top, base, directory):
         callflows.append(callflow)
     if not callflows:
         top.fail_here("no callflows: give callflows, or callflows_dir holding *.json documents")
+    _check_jumps(callflows, by_id)
     return tuple(callflows)
+
+
+def _unwrap(raw, prefix):
+    """Kazoo's API envelope ``{"data": {...callflow...}}``: the callflow inside, and its path.
+
+    Only when the outer object is no callflow itself (no ``flow``, ``numbers`` or
+    ``patterns``), so a callflow's own keys are never mistaken for an envelope.
+    """
+    if (isinstance(raw, dict) and isinstance(raw.get("data"), dict)
+            and not any(key in raw for key in ("flow", "numbers", "patterns"))):
+        return raw["data"], _join(prefix, "data")
+    return raw, prefix
+
+
+def _check_jumps(callflows, by_id):
+    """Every ``callflow`` node must name a callflow that exists (checked once all are read)."""
+    for callflow in callflows:
+        pending = [callflow.flow]
+        while pending:
+            node = pending.pop()
+            target = getattr(node.data, "callflow_id", None) if node.module == "callflow" else None
+            if target is not None and target not in by_id:
+                raise ConfigError("unknown callflow %r (known: %s)" % (target, ", ".join(sorted(by_id))),
+                                  callflow.source, _join(callflow.prefix, node.path + ".data.id"))
+            pending.extend(node.children.values())
 
 
 def _directory_documents(top, base):
@@ -654,7 +718,7 @@ def _callflow(raw, source, prefix, fallback_id, directory):
         fail("flow", "is required")
     flow = _node(raw["flow"], "flow", source, prefix, directory, 1, [0])
     return Callflow(id=doc_id, numbers=tuple(numbers), patterns=tuple(patterns),
-                    flow=flow, source=source)
+                    flow=flow, source=source, prefix=prefix)
 
 
 def _string_list(raw, key, fail):

@@ -43,6 +43,7 @@ class Callflow:
     patterns: tuple[str, ...]
     flow: Node
     source: str = ""
+    prefix: str = ""  # where the document sits in its source (``callflows[2]``, ``data``), for errors
 
     def node_at(self, path):
         """The node whose ``path`` is ``path`` (a recovery record), or None.
