@@ -17,6 +17,12 @@ is one JSON object; only ``callflows``, ``call`` and ``expect`` are needed:
         "digits": ["1", "", "42#"],                    # keys per play_and_get_digits try
         "caller_hangup_after": 3                       # ... any other Scenario field
       },
+      "clock": "2026-03-29T07:00:00",                  # optional: "now" for temporal_route, in UTC
+      "answers": {"/next": {"status": 200, "body": {flow node}}},
+                                                       # optional: what the receiver answers on a path
+                                                       # (a pivot's flow); other paths answer 200
+      "hold": true,                                    # optional: the receiver answers nothing until
+                                                       # the case ends (a server that hangs)
       "expect": {
         "callflow": "main",            # the callflow that answered; null: none (the call stays parked)
         "captures": ["123"],           # call.captures (a pattern's capture groups)
@@ -30,7 +36,7 @@ is one JSON object; only ``callflows``, ``call`` and ``expect`` are needed:
         "hangup_cause": "NORMAL_CLEARING",             # the caller leg's hangup cause
         "responded": [486, null],      # the final SIP response sent with ``respond`` (code, reason)
         "webhooks": [{"method": "POST", "path": "/missed", "form": {"previous_outcome": "USER_BUSY"}}],
-                                       # requests the receiver got (form: a subset of the fields)
+                                       # requests the receiver got (form, query: subsets of the fields)
         "logs": ["jump limit reached"] # substrings of log lines the daemon wrote
       }
     }
@@ -42,24 +48,36 @@ In a case, the text ``{receiver}`` anywhere is replaced by the webhook receiver'
 milliseconds in actions' data are divided by 100 in wall time.
 """
 
+import datetime
 import json
 import pathlib
 
 import pytest
 
+from callflowd.flow import temporal
 from callflowd.simulator import Scenario
+from tests.doubles.pivot_server import PivotServer
 from tests.harness import WAIT, Daemon, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
 CASES = pathlib.Path(__file__).parent / "callflows"
-CASE_KEYS = {"about", "callflows", "config", "call", "scenario", "expect"}
+CASE_KEYS = {"about", "callflows", "config", "call", "scenario", "clock", "answers", "hold", "expect"}
 EXPECT_KEYS = {"callflow", "captures", "trace", "trace_end", "steps", "commands", "commands_include",
                "hangup_cause", "responded", "webhooks", "logs"}
 DEVICES = {
     "phone_1000": {"dial_string": "user/1000@example.com", "timeout": 20},
     "phone_1001": {"dial_string": "user/1001@example.com", "timeout": 20},
 }
+
+
+@pytest.fixture
+def receiver():
+    """The webhook receiver, able to answer scripted bodies on some paths (a pivot server)."""
+    server = PivotServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 def load_case(path, receiver_url):
@@ -96,9 +114,16 @@ def contains_in_order(commands, wanted):
 
 
 @pytest.mark.parametrize("path", sorted(CASES.glob("*.json")), ids=lambda p: p.stem)
-def test_the_callflow_case_runs_as_its_file_expects(path, tmp_path, switch, receiver, logs):
+def test_the_callflow_case_runs_as_its_file_expects(path, tmp_path, switch, receiver, logs, monkeypatch):
     case = load_case(path, receiver.url("").rstrip("/"))
     expect = case["expect"]
+    if "clock" in case:
+        moment = datetime.datetime.fromisoformat(case["clock"]).replace(tzinfo=datetime.timezone.utc)
+        monkeypatch.setattr(temporal, "clock", lambda: moment)
+    for answer_path, answer in case.get("answers", {}).items():
+        receiver.answer(answer_path, answer.get("body", ""), status=answer.get("status", 200))
+    if case.get("hold"):
+        receiver.hold()
     extra = dict(case.get("config", {}))
     extra["devices"] = dict(DEVICES, **extra.get("devices", {}))
     daemon = Daemon(write_config(tmp_path, switch, documents_of(case), extra=extra)).start()
@@ -141,6 +166,8 @@ def test_the_callflow_case_runs_as_its_file_expects(path, tmp_path, switch, rece
             assert request.path == want["path"]
             form = {name: values[0] for name, values in request.form.items()}
             assert {k: form.get(k) for k in want.get("form", {})} == want.get("form", {})
+            query = {name: values[0] for name, values in request.query.items()}
+            assert {k: query.get(k) for k in want.get("query", {})} == want.get("query", {})
         for text in expect.get("logs", []):
             logs.wait_for(text)
     finally:
