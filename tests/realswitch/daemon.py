@@ -43,10 +43,10 @@ class DaemonProcess:
     """One callflowd process against the real switch; ``stop()`` checks it exits cleanly."""
 
     def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None,
-                 default_reconnect=False, **switch_settings):
+                 default_reconnect=False, devices=None, **switch_settings):
         self.workdir = pathlib.Path(workdir)
         self.config_path = self._write_config(esl, documents, dial_string, ring_timeout, webhooks or {},
-                                              default_reconnect, switch_settings)
+                                              default_reconnect, switch_settings, devices or {})
         self.lines = []
         self._changed = Event()
         self.process = None
@@ -54,7 +54,7 @@ class DaemonProcess:
         self.killed = False
 
     def _write_config(self, esl, documents, dial_string, ring_timeout, webhooks, default_reconnect,
-                      switch_settings):
+                      switch_settings, devices):
         flows = self.workdir / "callflows.d"
         flows.mkdir(exist_ok=True)
         for name, document in documents.items():
@@ -70,6 +70,7 @@ class DaemonProcess:
             "webhooks": dict({"timeout": 2, "retries": 1, "backoff_factor": 0.2, "backoff_max": 1}, **webhooks),
             "callflows_dir": "callflows.d",
         }
+        config["devices"].update(devices)  # more phones (ring groups): id -> {dial_string, timeout}
         if default_reconnect:
             del config["freeswitch"]["reconnect"]
         config["freeswitch"].update(switch_settings)

@@ -157,6 +157,50 @@ class DialString:
         user, _, domain = target.partition("@")
         return cls(variables, endpoint, user or "1000", domain)
 
+    @classmethod
+    def parse_all(cls, data):
+        """Every endpoint: a list of groups (``|``: tried in turn) of endpoints (``,``: rung
+        together), each with the ``{global}`` variables overlaid by its own ``[per-leg]`` ones."""
+        rest = data.strip()
+        shared = {}
+        if rest.startswith("{") and "}" in rest:
+            end = rest.index("}")
+            shared = cls.parse(rest[:end + 1] + "x").variables
+            rest = rest[end + 1:]
+        groups = []
+        for group_text in rest.split("|"):
+            group = []
+            for leg_text in _split_legs(group_text):
+                leg = cls.parse(leg_text)
+                group.append(cls(dict(shared, **leg.variables), leg.endpoint, leg.user, leg.domain))
+            if group:
+                groups.append(group)
+        return groups or [cls.parse(data)]
+
+
+def _split_legs(text):
+    """Split ``[a=1,b=2]user/1000,[c=3]user/1001`` on the commas outside brackets."""
+    legs, depth, current = [], 0, ""
+    for char in text:
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            legs.append(current)
+            current = ""
+        else:
+            current += char
+    legs.append(current)
+    return [leg.strip() for leg in legs if leg.strip()]
+
+
+def _number(text, default):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return default
+
 
 class SimulatedCall:
     """A call placed on the simulator; the tests' and the demo's handle on it."""
@@ -651,7 +695,7 @@ class SimulatedCall:
         return cause in causes or Q850.get(cause) in causes
 
     def _ring_limit(self, dial):
-        for name in ("originate_timeout", "leg_timeout"):
+        for name in ("leg_timeout", "originate_timeout"):
             if name in dial.variables:
                 try:
                     return float(dial.variables[name])
@@ -662,16 +706,50 @@ class SimulatedCall:
         except ValueError:
             return DEFAULT_RING_LIMIT
 
-    def _app_bridge(self, data):
-        dial = DialString.parse(data or "")
+    def _plan_bridge(self, data):
+        """(behaviour, DialString, ring seconds, ring limit) of the endpoint that decides a bridge.
+
+        One B-leg is simulated: with several endpoints (``a,b`` rung together, ``a|b`` one
+        after the other, ``[leg_delay_start=N,leg_timeout=N]`` per leg) it is the first to
+        answer, else the last group's failure (any endpoint ringing out -> NO_ANSWER, else
+        any busy -> USER_BUSY, else USER_NOT_REGISTERED); earlier groups' time is added.
+        """
         scenario = self.scenario
-        limit = self._ring_limit(dial)
+        groups = DialString.parse_all(data or "")
+        elapsed = 0.0
+        decision = None
+        for group in groups:
+            answered, ringing, busy, last = None, None, None, None
+            for dial in group:
+                behaviour = scenario.phone(dial.user)
+                limit = self._ring_limit(dial)
+                delay = _number(dial.variables.get("leg_delay_start"), 0.0)
+                if behaviour == "answer" and delay + scenario.ring_seconds < limit:
+                    at = delay + scenario.ring_seconds
+                    if answered is None or at < answered[2]:
+                        answered = ("answer", dial, at, limit)
+                elif behaviour in ("answer", "no_answer"):  # rings out (an answer too late too)
+                    if ringing is None or limit > ringing[3]:
+                        ringing = (behaviour, dial, delay + scenario.ring_seconds, limit)
+                elif behaviour == "busy":
+                    busy = busy or ("busy", dial, delay + scenario.ring_seconds, limit)
+                last = ("unregistered", dial, 0.0, limit)
+            decision = answered or ringing or busy or last
+            if answered:
+                break
+            if group is not groups[-1]:
+                elapsed += decision[3] if decision is ringing else decision[2]
+        behaviour, dial, ring, limit = decision
+        return behaviour, dial, ring + elapsed, limit + elapsed
+
+    def _app_bridge(self, data):
+        device, dial, ring_seconds, limit = self._plan_bridge(data)
         with self._lock:
-            if scenario.device == "unregistered":
+            if device == "unregistered":
                 self._bridge_failed("USER_NOT_REGISTERED", dial=dial)
                 return None
             b_uuid = self._start_bleg(dial)
-            first = {"busy": B, "answer": A, "no_answer": C2}[scenario.device]
+            first = {"busy": B, "answer": A, "no_answer": C2}[device]
             # the dial-string lookup's API event, then the B-leg up to CS_CONSUME_MEDIA
             source = templates.load(first)
             if first == B:
@@ -680,15 +758,15 @@ class SimulatedCall:
             source, frames = self._bleg_frames(first, "CHANNEL_OUTGOING", "CHANNEL_STATE:CS_CONSUME_MEDIA")
             for frame in frames:
                 self._replay(source, frame)
-            rings = scenario.device != "busy" or scenario.ring_seconds > 0
+            rings = device != "busy" or ring_seconds > 0
             if rings:
-                self._ring(C2 if scenario.device == "no_answer" else A)
-        if scenario.device == "no_answer":
+                self._ring(C2 if device == "no_answer" else A)
+        if device == "no_answer":
             wait, outcome = limit, "NO_ANSWER"
-        elif scenario.ring_seconds >= limit:
+        elif ring_seconds >= limit:
             wait, outcome = limit, "NO_ANSWER"
         else:
-            wait, outcome = scenario.ring_seconds, scenario.device
+            wait, outcome = ring_seconds, device
         if rings:
             self._wait(wait)
         with self._lock:
