@@ -81,7 +81,7 @@ def handle(call, data):
     local = temporal.local_now(data.timezone)
     rule = temporal.first_match(data.rules, local)
     if rule is None:
-        call.log.info("no temporal rule holds at %s %s; taking _", local.isoformat(" "), data.timezone.key)
+        call.log.info("no temporal rule holds at %s %s; taking _", local, data.timezone.key)
         return DEFAULT
-    call.log.info("temporal rule %s holds at %s %s", rule.id, local.isoformat(" "), data.timezone.key)
+    call.log.info("temporal rule %s holds at %s %s", rule.id, local, data.timezone.key)
     return rule.id

@@ -58,10 +58,11 @@ clock = utc_now
 
 
 def local_now(zone, now=None):
-    """``now`` (aware; default ``clock()``) as naive wall-clock time in ``zone``."""
+    """``now`` (aware; default ``clock()``) as naive wall-clock time in ``zone``, in whole
+    seconds as Kazoo counts them."""
     if now is None:
         now = clock()
-    return now.astimezone(zone).replace(tzinfo=None)
+    return now.astimezone(zone).replace(tzinfo=None, microsecond=0)
 
 
 def zone_named(name):
