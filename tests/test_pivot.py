@@ -220,3 +220,32 @@ def test_a_restarted_daemon_finds_the_pivot_node_for_a_call_that_was_in_its_fetc
     assert callflow.node_at(deep.path) is callflow.flow  # the pivot runs again
     assert callflow.node_at("flow/pivot:flow/pivot:flow") is callflow.flow
     assert callflow.node_at("flow.children.x/pivot:flow") is None
+
+
+def test_a_call_in_a_fetched_flow_is_taken_back_at_the_pivot_after_a_restart(
+        tmp_path, switch, server, logs):
+    """The first daemon stops at once (halt) while the fetched flow's phone rings; the second asks
+    the server again, finds the same flow, and waits for the ringing bridge instead of ringing twice."""
+    ringing = {"module": "device", "data": {"id": "front_desk_device_id", "timeout": 300},
+               "children": {"_": VOICEMAIL_NODE}}
+    server.answer("/next", ringing)
+    config = write_config(tmp_path, switch, {"pivoted": pivot_flow(server.url("/next"))})
+    first = Daemon(config).start()
+    try:
+        sim_call = switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer"))
+        logs.wait_for("executing bridge")
+        assert sim_call.variables["callflowd_node"] == "flow/pivot:flow"
+    finally:
+        first.service.halt()
+    assert not sim_call.ended
+    second = Daemon(config).start()
+    try:
+        call = second.wait_finished(sim_call.uuid, timeout=WAIT * 2)
+        sim_call.wait_ended(WAIT)
+    finally:
+        second.stop()
+    assert "at flow of callflow pivoted (was waiting for bridge)" in logs.wait_for("taking the call back")
+    assert path_of(call) == [("pivot", "branch"), ("device", "NO_ANSWER"), ("voicemail", "_")]
+    assert len(server.requests) == 2  # the pivot ran again
+    assert [app for app, _ in sim_call.applications].count("bridge") == 1  # the phone rang once
+    assert sim_call.applications[-1] == VOICEMAIL
