@@ -96,6 +96,7 @@ def test_the_timezone_defaults_to_utc(tmp_path):
      "temporal_rules.lunch: unknown key 'start' (known: name, cycle, interval, days, wdays, ordinal, month, "
      "start_date, time_window_start, time_window_stop, enabled)"),
     (dict(RULES, lunch="daily"), "temporal_rules.lunch: must be a mapping, not text"),
+    (dict(RULES, _={"cycle": "daily"}), "temporal_rules._: _ is the default branch, not a rule id: name the rule"),
 ])
 def test_a_bad_rule_is_refused_with_its_path(tmp_path, rules, message):
     assert refusal(config_with(tmp_path, rules=rules)) == message

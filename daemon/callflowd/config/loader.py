@@ -541,6 +541,8 @@ def _temporal_rules(top):
     """``temporal_rules:``, a table of Kazoo temporal rules by id (flow/temporal.py)."""
     rules = {}
     for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
+        if rule_id == "_":  # a temporal_route's child key: "no rule holds"
+            section.fail_here("_ is the default branch, not a rule id: name the rule")
         try:
             rules[rule_id] = temporal.parse_rule(rule_id, section.raw)
         except InvalidData as exc:
