@@ -111,8 +111,20 @@ def test_the_shipped_example_config_loads_as_is():
     assert config.freeswitch.reconnect.total is None
     assert config.freeswitch.reconnect.jitter == 0.2
     assert config.directory.webhooks.retries == 2
-    assert [flow.id for flow in config.callflows] == ["front-desk"]
+    assert [flow.id for flow in config.callflows] == [
+        "feature-codes", "front-desk", "main-menu", "no-match", "office-hours"]
     assert sorted(config.directory.temporal_rules) == ["christmas", "office_hours"]
+
+
+def test_the_shipped_examples_show_every_action():
+    shown = set()
+    for callflow in load_config(str(EXAMPLE_CONFIG)).callflows:
+        pending = [callflow.flow]
+        while pending:
+            node = pending.pop()
+            shown.add(node.module)
+            pending.extend(node.children.values())
+    assert shown == set(REGISTRY)
 
 
 def test_the_shipped_front_desk_json_is_the_spec_example_exactly():
@@ -121,7 +133,7 @@ def test_the_shipped_front_desk_json_is_the_spec_example_exactly():
 
 
 def test_the_example_callflow_becomes_a_device_webhook_voicemail_tree():
-    (callflow,) = load_config(str(EXAMPLE_CONFIG)).callflows
+    (callflow,) = [flow for flow in load_config(str(EXAMPLE_CONFIG)).callflows if flow.id == "front-desk"]
 
     assert callflow.numbers == (FRONT_DESK_NUMBER,)
     assert callflow.patterns == ()
@@ -138,7 +150,8 @@ def test_the_example_callflow_becomes_a_device_webhook_voicemail_tree():
 
 def test_the_example_callflow_nodes_hold_the_resolved_device_box_and_webhook():
     config = load_config(str(EXAMPLE_CONFIG))
-    device = config.callflows[0].flow
+    (front_desk_flow,) = [flow for flow in config.callflows if flow.id == "front-desk"]
+    device = front_desk_flow.flow
     webhook = device.child("_")
     voicemail = webhook.child("_")
 
@@ -709,7 +722,7 @@ def test_callflowd_check_accepts_the_shipped_example(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config ok: ")
-    assert "1 callflows, 1 numbers" in result.stdout
+    assert "5 callflows, 4 numbers" in result.stdout
     assert result.stderr == ""
 
 

@@ -150,3 +150,16 @@ def test_a_pattern_match_is_linear_even_for_a_hostile_number():
     table = RouteTable([flow])
     assert table.route("1" * 400 + "x") is None
     assert table.route("1" * 30).captures == ("1" * 30,)
+
+
+def test_two_spellings_of_one_number_in_two_callflows_are_refused(tmp_path):
+    documents = {"a.json": flow_document({"module": "answer"}, numbers=["4155552671"]),
+                 "b.json": flow_document({"module": "hangup"}, numbers=["+14155552671"])}
+    assert refused(tmp_path, documents) == (
+        "callflows.d/b.json: numbers[0]: number '+14155552671' is already claimed by callflow 'a' "
+        "(callflows.d/a.json) as '4155552671'")
+
+
+def test_a_number_listed_twice_in_one_callflow_is_refused(tmp_path):
+    documents = {"a.json": flow_document({"module": "answer"}, numbers=["2001", "2001"])}
+    assert refused(tmp_path, documents) == "callflows.d/a.json: numbers[1]: '2001' is listed twice"

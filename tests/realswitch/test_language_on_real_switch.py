@@ -173,3 +173,27 @@ def test_a_callflow_jump_runs_the_other_callflow_then_comes_back(switch, sipp, s
     lines = daemon.call_lines(uuid)
     assert any("jumping to callflow shared" in line for line in lines)
     assert any("back in callflow main at flow.children._" in line for line in lines)
+
+
+def test_a_daemon_killed_inside_a_jumped_to_menu_takes_the_call_back_in_that_callflow(
+        switch, sipp, start_daemon):
+    main = document({"module": "callflow", "data": {"id": "shared"}, "children": {"_": mark("back")}}, id="main")
+    menu = {"module": "menu", "data": {"greeting": TONE, "timeout": 30000}, "children": {"1": mark("one")}}
+    shared = document(menu, number=SHARED, id="shared")
+    daemon = start_daemon({"main": main, "shared": shared})
+    caller = sipp.call(FRONT_DESK)
+
+    uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
+    collecting = switch.wait_for("CHANNEL_EXECUTE", uuid, Application="play_and_get_digits")
+    assert collecting["variable_callflowd_callflow"] == "shared"  # the switch's record of where it is
+    daemon.kill()
+
+    again = start_daemon({"main": main, "shared": shared})
+    again.wait_for_line(r"call %s: taking the call back .* at flow of callflow shared" % uuid, timeout=15)
+    again.wait_for_line(r"call %s: resuming: waiting for play_and_get_digits, still running" % uuid)
+    switch.api("uuid_recv_dtmf %s 1#" % uuid)
+    set_value(switch, uuid, "one")
+    again.wait_flow_finished(uuid)
+    assert sipp.finish(caller) == 0, sipp.output(caller)
+    # where it jumped from is not recorded: the call ends with the callflow it was taken back in
+    assert not switch.find("CHANNEL_EXECUTE", uuid, Application="set", Application__Data="reached=back")

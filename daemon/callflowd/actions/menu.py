@@ -68,7 +68,8 @@ class Data:
 def handle(call, data):
     call.answer()
     for attempt in range(1, data.retries + 1):
-        call.clear_variables(VARIABLE, VARIABLE + "_invalid")
+        if call.resuming is None:  # taken back after a restart, the switch may hold the answer already
+            call.clear_variables(VARIABLE, VARIABLE + "_invalid")
         done = call.execute("play_and_get_digits", data.argument(), timeout=data.wait_seconds())
         keys = done.get("variable_" + VARIABLE) or done.get("variable_%s_invalid" % VARIABLE) or ""
         if keys and keys in call.branches:

@@ -14,6 +14,7 @@ and the number is chosen by the caller.
 """
 
 import dataclasses
+import functools
 
 from callflowd.config.model import RoutingSettings
 from callflowd.flow.patterns import compile_pattern
@@ -50,15 +51,14 @@ class Normalizer:
         return number
 
 
-_DEFAULT_NORMALIZER = None
+@functools.lru_cache(maxsize=None)
+def _default_normalizer():
+    return Normalizer(RoutingSettings().converters)
 
 
 def normalize(number):
-    """``number`` under Kazoo's default converters (``5551234567`` -> ``+15551234567``)."""
-    global _DEFAULT_NORMALIZER
-    if _DEFAULT_NORMALIZER is None:
-        _DEFAULT_NORMALIZER = Normalizer(RoutingSettings().converters)
-    return _DEFAULT_NORMALIZER(number)
+    """``number`` under Kazoo's default converters (``4155552671`` -> ``+14155552671``)."""
+    return _default_normalizer()(number)
 
 
 def all_digits(number):

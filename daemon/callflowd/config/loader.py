@@ -60,6 +60,7 @@ from callflowd.config.model import (
 )
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.esl.limits import FrameLimits
+from callflowd.calls.routes import Normalizer
 from callflowd.flow.model import Callflow, Node
 from callflowd.flow import temporal
 from callflowd.flow.patterns import PatternError, compile_pattern
@@ -124,7 +125,7 @@ def load_config(path):
     )
     metrics = _metrics(top)
     routing = _routing(top)
-    callflows = _callflows(top, base, directory)
+    callflows = _callflows(top, base, directory, routing)
     return Config(switches=switches, directory=directory, callflows=callflows,
                   log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,
                   routing=routing)
@@ -594,7 +595,7 @@ def _affix(rule, key):
 # --- callflow documents --------------------------------------------------------
 
 
-def _callflows(top, base, directory):
+def _callflows(top, base, directory, routing=RoutingSettings()):
     """Inline ``callflows:`` first, then ``callflows_dir``'s ``*.json`` files by name."""
     documents = []  # (raw document, source, path prefix for errors, fallback id)
     inline = top.value("callflows", [])
@@ -610,6 +611,7 @@ def _callflows(top, base, directory):
     callflows = []
     by_id = {}
     by_number = {}
+    normalize = Normalizer(routing.converters)
     for raw, source, prefix, fallback_id in documents:
         raw, prefix = _unwrap(raw, prefix)
         callflow = _callflow(raw, source, prefix, fallback_id, directory)
@@ -619,11 +621,14 @@ def _callflows(top, base, directory):
                 callflow.id, by_id[callflow.id].source), source, where)
         by_id[callflow.id] = callflow
         for index, number in enumerate(callflow.numbers):
-            other = by_number.get(number)
+            # two spellings of one number (4155552671, +14155552671) are one number once normalised
+            key = number if number == "no_match" else normalize(number)
+            other, spelled = by_number.get(key, (None, None))
             if other is not None:
-                raise ConfigError("number %r is already claimed by callflow %r (%s)" % (
-                    number, other.id, other.source), source, "%s[%d]" % (_join(prefix, "numbers"), index))
-            by_number[number] = callflow
+                raise ConfigError("number %r is already claimed by callflow %r (%s)%s" % (
+                    number, other.id, other.source, "" if spelled == number else " as %r" % spelled),
+                    source, "%s[%d]" % (_join(prefix, "numbers"), index))
+            by_number[key] = (callflow, number)
         callflows.append(callflow)
     if not callflows:
         top.fail_here("no callflows: give callflows, or callflows_dir holding *.json documents")
