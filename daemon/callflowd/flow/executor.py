@@ -55,7 +55,7 @@ def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS
 
 def _walk(call, callflow, node, callflows, max_jumps, returns):
     # returns: (callflow, node) pairs, where to go on when a jumped-to callflow ends
-    jumps = len(returns)  # a call taken back inside jumps has made them already
+    jumps = len(returns)  # a call taken back inside jumps has made at least these
     steps = 0
     _enter(call, callflow, returns)
     while True:
