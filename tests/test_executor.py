@@ -215,3 +215,34 @@ def test_an_action_can_ask_which_branches_its_node_has(monkeypatch):
     run_callflow(call, Callflow(id="t", numbers=("1",), patterns=(),
                                 flow=node("asks", {"1": node("b"), "timeout": node("b")})))
     assert seen == [frozenset({"1", "timeout"})]
+
+
+def test_a_call_taken_back_inside_a_jump_still_returns_to_the_calling_callflow(monkeypatch):
+    main = Callflow(id="main", numbers=("1",), patterns=(),
+                    flow=jump("other", {"_": node("a", path="flow.children._")}))
+    other = Callflow(id="other", numbers=("2",), patterns=(), flow=node("b", {"_": node("c", path="flow.children._")}))
+    monkeypatch.setitem(REGISTRY, "a", scripted("_"))
+    monkeypatch.setitem(REGISTRY, "c", scripted("_"))
+    call = MarkingCall()
+    run_callflow(call, other, other.node_at("flow.children._"), {"main": main, "other": other}, 50,
+                 [(main, main.node_at("flow.children._"))])
+    assert call.ran == ["c", "a"]
+    assert call.marked == [("other", "flow.children._"), ("main", "flow.children._")]
+
+
+def test_the_way_back_out_of_jumps_goes_on_the_channel_and_comes_back_from_it():
+    import urllib.parse
+
+    from callflowd.calls import marker
+    from callflowd.esl import protocol
+
+    returns = (("main menu;x", "flow.children.1"), ("loop", ""))
+    text = marker.step_variables("host", "other", "flow", returns)
+    assert ";" not in text.split("callflowd_returns=", 1)[1]
+    # as uuid_dump gives them back: each stored value percent-encoded once more on the wire
+    pairs = [item.split("=", 1) for item in text.split(";")]
+    channel = protocol.parse_plain_event("".join(
+        "variable_%s: %s\n" % (name, urllib.parse.quote(value, safe="")) for name, value in pairs))
+    record = marker.Marker.from_channel(channel)
+    assert record.returns == returns
+    assert (record.callflow_id, record.node_path) == ("other", "flow")

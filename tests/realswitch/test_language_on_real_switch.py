@@ -175,7 +175,7 @@ def test_a_callflow_jump_runs_the_other_callflow_then_comes_back(switch, sipp, s
     assert any("back in callflow main at flow.children._" in line for line in lines)
 
 
-def test_a_daemon_killed_inside_a_jumped_to_menu_takes_the_call_back_in_that_callflow(
+def test_a_daemon_killed_inside_a_jumped_to_menu_takes_the_call_back_there_and_still_comes_back(
         switch, sipp, start_daemon):
     main = document({"module": "callflow", "data": {"id": "shared"}, "children": {"_": mark("back")}}, id="main")
     menu = {"module": "menu", "data": {"greeting": TONE, "timeout": 30000}, "children": {"1": mark("one")}}
@@ -186,6 +186,7 @@ def test_a_daemon_killed_inside_a_jumped_to_menu_takes_the_call_back_in_that_cal
     uuid = switch.parked_call(FRONT_DESK, since=switch.test_start).uuid
     collecting = switch.wait_for("CHANNEL_EXECUTE", uuid, Application="play_and_get_digits")
     assert collecting["variable_callflowd_callflow"] == "shared"  # the switch's record of where it is
+    assert collecting["variable_callflowd_returns"] == "main:flow.children._"
     daemon.kill()
 
     again = start_daemon({"main": main, "shared": shared})
@@ -193,7 +194,8 @@ def test_a_daemon_killed_inside_a_jumped_to_menu_takes_the_call_back_in_that_cal
     again.wait_for_line(r"call %s: resuming: waiting for play_and_get_digits, still running" % uuid)
     switch.api("uuid_recv_dtmf %s 1#" % uuid)
     set_value(switch, uuid, "one")
+    # the way back was on the channel too (callflowd_returns): main's _ child runs after shared ends
+    back = set_value(switch, uuid, "back")
+    assert back["variable_callflowd_callflow"] == "main"
     again.wait_flow_finished(uuid)
     assert sipp.finish(caller) == 0, sipp.output(caller)
-    # where it jumped from is not recorded: the call ends with the callflow it was taken back in
-    assert not switch.find("CHANNEL_EXECUTE", uuid, Application="set", Application__Data="reached=back")

@@ -8,6 +8,8 @@ when that callflow ends (a node with no child to go to), the flow resumes at thi
 node's ``_`` child. A node that stops the flow (an answered ``device``, ``response``,
 ``hangup``) ends the call wherever it is. At most ``routing.max_callflow_jumps``
 (default 50, as Kazoo's cf_exe) jumps per call; past that the call is hung up.
+The way back is written on the channel with each step (calls/marker.py, ``RETURNS``),
+so a call taken back after a restart still returns to the calling callflow.
 """
 
 import dataclasses

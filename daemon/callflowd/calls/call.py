@@ -87,6 +87,8 @@ class Call:
         self.captures = ()
         # The callflow being run now: the routed one, or the one a ``callflow`` node jumped to.
         self.current_callflow_id = callflow_id
+        # Where the jumps that led into it go back to, for the recovery mark (marker.RETURNS).
+        self.returns = ()
         # The child keys of the node being run, set by the executor: an action like ``menu``
         # asks whether a branch exists (Kazoo's cf_exe:attempt) but never walks to it.
         self.branches = frozenset()
@@ -149,7 +151,7 @@ class Call:
 
     def mark_step(self, node):
         """Tell the switch which node this call is at, before running it (see marker.py)."""
-        self._mark(marker.step_variables(self.owner, self.current_callflow_id, node.path))
+        self._mark(marker.step_variables(self.owner, self.current_callflow_id, node.path, self.returns))
 
     def clear_variables(self, *variable_names):
         """Unset channel variables at once (``uuid_setvar_multi``: no application, no event)."""

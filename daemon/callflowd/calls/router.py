@@ -74,7 +74,7 @@ class CallRouter:
                     owner=self.owner, resuming=record)
         call.log.info("taking the call back on switch %s at %s of callflow %s%s", link.name, node.path,
                       callflow.id, " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
-        self._start(call, callflow, node)
+        self._start(call, callflow, node, self._returns(call, record))
 
     def _park(self, event, link):
         uuid = event.uuid
@@ -100,11 +100,24 @@ class CallRouter:
                       safe(call.facts["caller_id_number"]), link.name, callflow.id, route.how)
         self._start(call, callflow)
 
-    def _start(self, call, callflow, node=None):
+    def _returns(self, call, record):
+        """The marker's way back out of jumped-to callflows, as (Callflow, node or None) pairs."""
+        returns = []
+        for callflow_id, path in record.returns:
+            callflow = self.routes.by_id.get(callflow_id)
+            node = callflow.node_at(path) if callflow is not None and path else None
+            if callflow is None or (path and node is None):
+                call.log.warning("the way back to %s of callflow %s is gone from the config; "
+                                 "the call ends where it is", safe(path), safe(callflow_id))
+                return []
+            returns.append((callflow, node))
+        return returns
+
+    def _start(self, call, callflow, node=None, returns=()):
         self.calls[call.uuid] = call
         routes = self.routes  # the call keeps the table it started with across a reload
         greenlet = gevent.Greenlet(run_callflow, call, callflow, node, routes.by_id,
-                                   routes.max_callflow_jumps)
+                                   routes.max_callflow_jumps, returns)
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
         metrics.call_started(callflow.id)

@@ -28,11 +28,12 @@ MAX_STEPS = 50
 MAX_JUMPS = 50
 
 
-def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS):
+def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS, returns=()):
     """Run ``callflow`` on ``call`` to its end; never raises for the call's own reasons.
 
     ``start`` is the node to begin at when a call is taken back after the daemon was
-    restarted (``call.resuming`` then says what the switch was doing). ``callflows``
+    restarted (``call.resuming`` then says what the switch was doing), and ``returns``
+    the (Callflow, node or None) pairs its jumps go back to, outermost first. ``callflows``
     (id -> Callflow) is what a ``callflow`` node may jump to.
     """
     if start is None:
@@ -42,7 +43,7 @@ def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS
     if callflows is None:
         callflows = {callflow.id: callflow}
     try:
-        _walk(call, callflow, start or callflow.flow, callflows, max_jumps)
+        _walk(call, callflow, start or callflow.flow, callflows, max_jumps, list(returns))
         call.hangup()
     except CallEnded as ended:
         call.log.info("flow ends: %s", ended)
@@ -53,17 +54,17 @@ def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS
     call.log.info("callflow %s finished after %d steps", callflow.id, len(call.history))
 
 
-def _walk(call, callflow, node, callflows, max_jumps):
-    returns = []  # (callflow, node): where to go on when a jumped-to callflow ends
-    jumps = 0
+def _walk(call, callflow, node, callflows, max_jumps, returns):
+    # returns: (callflow, node) pairs, where to go on when a jumped-to callflow ends
+    jumps = len(returns)  # a call taken back inside jumps has made at least these
     steps = 0
-    _enter(call, callflow)
+    _enter(call, callflow, returns)
     while True:
         if node is None:
             if not returns:
                 return
             callflow, node = returns.pop()
-            _enter(call, callflow)
+            _enter(call, callflow, returns)
             call.log.info("back in callflow %s at %s", callflow.id,
                           node.path if node is not None else "its end")
             continue
@@ -106,7 +107,7 @@ def _walk(call, callflow, node, callflows, max_jumps):
                               max_jumps)
                 returns.append((callflow, node.child(DEFAULT_BRANCH)))
                 callflow, node, steps = target, target.flow, 0
-                _enter(call, callflow)
+                _enter(call, callflow, returns)
                 continue
         key, node_next = choose_child(node, outcome)
         call.history.append(Step(node.module, (keys_of(outcome) or (key,))[0], node.path, callflow.id))
@@ -119,9 +120,10 @@ def _walk(call, callflow, node, callflows, max_jumps):
         node = node_next
 
 
-def _enter(call, callflow):
-    """The callflow the next nodes belong to: what ``mark_step`` writes for recovery."""
+def _enter(call, callflow, returns):
+    """The callflow the next nodes belong to and the way back: what ``mark_step`` writes."""
     call.current_callflow_id = callflow.id
+    call.returns = tuple((flow.id, node.path if node is not None else "") for flow, node in returns)
 
 
 def _run_action(call, node, callflow):
