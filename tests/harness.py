@@ -22,7 +22,9 @@ def front_desk_flow(webhook_data, voicemail=True):
                      "children": {"_": webhook}}}
 
 
-def write_config(tmp_path, switch, documents, webhooks=None, **extra):
+def write_config(tmp_path, switch, documents, webhooks=None, extra=None, **settings):
+    """A config for ``switch``; ``extra`` (a dict) and ``settings`` are more top-level settings."""
+    extra = dict(extra or {}, **settings)
     flows = tmp_path / "callflows.d"
     flows.mkdir(exist_ok=True)
     for name, document in documents.items():
@@ -38,8 +40,12 @@ def write_config(tmp_path, switch, documents, webhooks=None, **extra):
                          **(webhooks or {})),
         "callflows_dir": "callflows.d",
         "state_dir": str(tmp_path / "state"),
-        **extra,
     }
+    for key, value in (extra or {}).items():  # more top-level settings; tables are merged
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = dict(config[key], **value)
+        else:
+            config[key] = value
     path = tmp_path / "callflowd.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

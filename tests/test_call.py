@@ -5,6 +5,7 @@ import gevent.event
 import pytest
 
 from callflowd.calls.call import Call
+from callflowd.calls.routes import Route, RouteTable
 from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl.event import Event
 
@@ -195,7 +196,7 @@ def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
     from callflowd.calls import router as router_module
     from callflowd.calls.router import CallRouter
 
-    def broken(call, callflow):
+    def broken(call, callflow, *rest):
         raise RuntimeError("a bug in the executor")
 
     monkeypatch.setattr(router_module, "run_callflow", broken)
@@ -204,8 +205,11 @@ def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
         id = "flow"
 
     class Routes:
-        def lookup(self, number):
-            return Flow()
+        by_id = {}
+        max_callflow_jumps = 50
+
+        def route(self, number):
+            return RouteTable([]).route(number) or Route(Flow(), number)
 
     link = Commands()
     link.settings = type("Settings", (), {"command_timeout": 1})()
@@ -213,3 +217,23 @@ def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
     router.route(event("CHANNEL_PARK", Call_Direction="inbound", Caller_Destination_Number="100"), link)
     assert link.hung_up.wait(2)
     assert link.sent == [(UUID, "hangup", "NORMAL_TEMPORARY_FAILURE", None)]
+
+
+def test_the_recovery_mark_names_the_callflow_being_run_not_only_the_routed_one():
+    from callflowd.flow.model import Node
+
+    commands = Commands()
+    call = make_call(commands)
+    call.mark_step(Node("answer", None, path="flow"))
+    call.current_callflow_id = "jumped-to"
+    call.mark_step(Node("answer", None, path="flow.children._"))
+    assert "callflowd_callflow=flow;" in commands.api_calls[0]
+    assert "callflowd_callflow=jumped-to;callflowd_node=flow.children._;" in commands.api_calls[1]
+
+
+def test_a_second_hangup_is_not_sent_once_one_was_confirmed():
+    commands = Commands()
+    call = make_call(commands)
+    call.hangup()
+    call.hangup()
+    assert [item[1] for item in commands.sent] == ["hangup"]

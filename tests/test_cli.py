@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from callflowd.actions import REGISTRY
+
 from tests.test_config import front_desk, write_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,7 +39,7 @@ def test_demo_runs_the_example_and_exits_zero(scenario, outcome):
 def test_check_accepts_the_example_config():
     result = callflowd("check", "-c", "config/callflowd.yaml")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("config ok: config/callflowd.yaml: 1 callflows")
+    assert result.stdout.startswith("config ok: config/callflowd.yaml: 5 callflows")
 
 
 def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
@@ -53,11 +55,12 @@ def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
 BAD_CONFIGS = {
     "unknown module": (
         {"numbers": ["1"], "flow": {"module": "conference"}},
-        "flow.module: unknown module 'conference' (known: device, voicemail, webhook)"),
+        "flow.module: unknown module 'conference' (known: %s)" % ", ".join(sorted(REGISTRY))),
     "bad http_verb": (front_desk(http_verb="put"), "flow.children._.data.http_verb: must be one of get, post"),
     "non-object custom_data": (
         front_desk(custom_data=[1, 2]), "flow.children._.data.custom_data: must be an object"),
-    "non-integer retries": (front_desk(retries="2"), "flow.children._.data.retries: must be an integer"),
+    "non-integer retries": (front_desk(retries="2x"), "flow.children._.data.retries: must be an integer "
+                                                      "(or a string holding one), not '2x'"),
     "unknown device": (
         {"numbers": ["1"], "flow": {"module": "device", "data": {"id": "x"}}},
         "flow.data.id: unknown device 'x'"),

@@ -16,6 +16,7 @@ from types import MappingProxyType
 import pytest
 import yaml
 
+from callflowd.actions import REGISTRY
 from callflowd.config.loader import load_config
 from callflowd.errors import ConfigError
 
@@ -110,7 +111,20 @@ def test_the_shipped_example_config_loads_as_is():
     assert config.freeswitch.reconnect.total is None
     assert config.freeswitch.reconnect.jitter == 0.2
     assert config.directory.webhooks.retries == 2
-    assert [flow.id for flow in config.callflows] == ["front-desk"]
+    assert [flow.id for flow in config.callflows] == [
+        "feature-codes", "front-desk", "main-menu", "no-match", "office-hours"]
+    assert sorted(config.directory.temporal_rules) == ["christmas", "office_hours"]
+
+
+def test_the_shipped_examples_show_every_action():
+    shown = set()
+    for callflow in load_config(str(EXAMPLE_CONFIG)).callflows:
+        pending = [callflow.flow]
+        while pending:
+            node = pending.pop()
+            shown.add(node.module)
+            pending.extend(node.children.values())
+    assert shown == set(REGISTRY)
 
 
 def test_the_shipped_front_desk_json_is_the_spec_example_exactly():
@@ -119,7 +133,7 @@ def test_the_shipped_front_desk_json_is_the_spec_example_exactly():
 
 
 def test_the_example_callflow_becomes_a_device_webhook_voicemail_tree():
-    (callflow,) = load_config(str(EXAMPLE_CONFIG)).callflows
+    (callflow,) = [flow for flow in load_config(str(EXAMPLE_CONFIG)).callflows if flow.id == "front-desk"]
 
     assert callflow.numbers == (FRONT_DESK_NUMBER,)
     assert callflow.patterns == ()
@@ -136,7 +150,8 @@ def test_the_example_callflow_becomes_a_device_webhook_voicemail_tree():
 
 def test_the_example_callflow_nodes_hold_the_resolved_device_box_and_webhook():
     config = load_config(str(EXAMPLE_CONFIG))
-    device = config.callflows[0].flow
+    (front_desk_flow,) = [flow for flow in config.callflows if flow.id == "front-desk"]
+    device = front_desk_flow.flow
     webhook = device.child("_")
     voicemail = webhook.child("_")
 
@@ -316,7 +331,8 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
 
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
-        "webhooks, callflows_dir, callflows, shutdown_grace, metrics, state_dir, hooks)" % path)
+        "webhooks, callflows_dir, callflows, shutdown_grace, metrics, state_dir, hooks, routing, "
+        "temporal_rules)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):
@@ -432,9 +448,10 @@ def test_a_bad_http_verb_names_the_json_file_and_node(tmp_path):
 
 
 def test_non_integer_webhook_retries_in_a_node_are_refused(tmp_path):
-    path = write_config(tmp_path, documents={"front-desk.json": front_desk(retries="2")})
+    path = write_config(tmp_path, documents={"front-desk.json": front_desk(retries="two")})
 
-    assert error_for(path) == "callflows.d/front-desk.json: flow.children._.data.retries: must be an integer"
+    assert error_for(path) == ("callflows.d/front-desk.json: flow.children._.data.retries: "
+                               "must be an integer (or a string holding one), not 'two'")
 
 
 def test_boolean_webhook_retries_in_a_node_are_refused(tmp_path):
@@ -468,12 +485,13 @@ def test_an_unknown_voicemail_box_id_is_refused(tmp_path):
 
 def test_an_unknown_module_is_refused_listing_the_known_ones(tmp_path):
     document = copy.deepcopy(FRONT_DESK)
-    document["flow"]["children"]["_"]["module"] = "pivot"
+    document["flow"]["children"]["_"]["module"] = "teleport"
     path = write_config(tmp_path, documents={"front-desk.json": document})
 
     assert error_for(path) == (
         "callflows.d/front-desk.json: flow.children._.module: "
-        "unknown module 'pivot' (known: device, voicemail, webhook)")
+        "unknown module 'teleport' (known: %s)" % ", ".join(sorted(REGISTRY)))
+    assert "device, hangup, menu" in error_for(path)
 
 
 def test_unparsable_json_is_refused_with_its_line_and_column(tmp_path):
@@ -710,7 +728,7 @@ def test_callflowd_check_accepts_the_shipped_example(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config ok: ")
-    assert "1 callflows, 1 numbers" in result.stdout
+    assert "5 callflows, 4 numbers" in result.stdout
     assert result.stderr == ""
 
 

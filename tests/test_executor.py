@@ -117,7 +117,7 @@ def test_a_flow_longer_than_the_cap_is_stopped(monkeypatch):
 
 def test_every_action_module_is_registered_under_its_file_name():
     folder = pathlib.Path(actions.__file__).parent
-    helpers = {"__init__", "fields", "outcome"}
+    helpers = {"__init__"} | set(actions.HELPERS)
     files = {p.stem for p in folder.glob("*.py")} - helpers
     assert files == set(REGISTRY)
     for name, module in REGISTRY.items():
@@ -145,3 +145,104 @@ def test_losing_the_switch_mid_action_ends_the_flow_instead_of_trying_the_next_n
     assert call.ran == ["a"]
     assert [s.outcome for s in call.history] == ["event socket error"]
     assert any("flow ends: event socket error" in r.getMessage() for r in caplog.records)
+
+
+def jump(target, children=None, path="flow"):
+    from callflowd.actions import callflow as callflow_action
+    return Node(module="callflow", data=callflow_action.Data(callflow_id=target), children=children or {},
+                path=path)
+
+
+class MarkingCall(FakeCall):
+    """Records what a real Call would write on the channel: callflow id and node path."""
+
+    def mark_step(self, node):
+        self.marked = getattr(self, "marked", []) + [(self.current_callflow_id, node.path)]
+
+
+def run_flows(flows, monkeypatch, max_jumps=50, **behaviour):
+    for name, outcome in behaviour.items():
+        monkeypatch.setitem(REGISTRY, name, scripted(outcome))
+    call = MarkingCall()
+    table = {flow.id: flow for flow in flows}
+    run_callflow(call, flows[0], None, table, max_jumps)
+    return call
+
+
+def test_a_jumped_to_callflow_runs_then_the_flow_resumes_at_the_jumping_nodes_default_child(monkeypatch):
+    main = Callflow(id="main", numbers=("1",), patterns=(),
+                    flow=jump("other", {"_": node("a", path="flow.children._")}))
+    other = Callflow(id="other", numbers=("2",), patterns=(), flow=node("b", {"_": node("c", path="flow.children._")}))
+    call = run_flows([main, other], monkeypatch, a="_", b="_", c="_")
+    assert call.ran == ["b", "c", "a"]
+    assert [(s.callflow, s.module, s.outcome) for s in call.history] == [
+        ("main", "callflow", "other"), ("other", "b", "_"), ("other", "c", "_"), ("main", "a", "_")]
+    assert call.hung_up
+
+
+def test_nodes_of_a_jumped_to_callflow_are_marked_with_that_callflows_id_for_recovery(monkeypatch):
+    main = Callflow(id="main", numbers=("1",), patterns=(),
+                    flow=jump("other", {"_": node("a", path="flow.children._")}))
+    other = Callflow(id="other", numbers=("2",), patterns=(), flow=node("b", {"_": node("c", path="flow.children._")}))
+    call = run_flows([main, other], monkeypatch, a="_", b="_", c="_")
+    assert call.marked == [("main", "flow"), ("other", "flow"), ("other", "flow.children._"),
+                           ("main", "flow.children._")]
+    # what router.adopt does with such a mark: the node is found in the callflow it names
+    assert other.node_at("flow.children._").module == "c"
+
+
+def test_a_callflow_jumping_to_itself_is_hung_up_at_the_jump_limit(monkeypatch, caplog):
+    loop = Callflow(id="loop", numbers=("1",), patterns=(), flow=jump("loop"))
+    call = run_flows([loop], monkeypatch, max_jumps=5)
+    assert [s.outcome for s in call.history] == ["loop"] * 5 + ["jump limit"]
+    assert call.hung_up
+    assert "callflow jump limit reached (5 jumps); hanging up" in caplog.text
+
+
+def test_a_stop_inside_a_jumped_to_callflow_ends_the_whole_flow(monkeypatch):
+    main = Callflow(id="main", numbers=("1",), patterns=(), flow=jump("other", {"_": node("a")}))
+    other = Callflow(id="other", numbers=("2",), patterns=(), flow=node("b"))
+    call = run_flows([main, other], monkeypatch, a="_", b=STOP)
+    assert call.ran == ["b"]
+
+
+def test_an_action_can_ask_which_branches_its_node_has(monkeypatch):
+    seen = []
+    monkeypatch.setitem(REGISTRY, "asks", types.SimpleNamespace(
+        handle=lambda call, data: seen.append(call.branches) or "_"))
+    monkeypatch.setitem(REGISTRY, "b", scripted("_"))
+    call = FakeCall()
+    run_callflow(call, Callflow(id="t", numbers=("1",), patterns=(),
+                                flow=node("asks", {"1": node("b"), "timeout": node("b")})))
+    assert seen == [frozenset({"1", "timeout"})]
+
+
+def test_a_call_taken_back_inside_a_jump_still_returns_to_the_calling_callflow(monkeypatch):
+    main = Callflow(id="main", numbers=("1",), patterns=(),
+                    flow=jump("other", {"_": node("a", path="flow.children._")}))
+    other = Callflow(id="other", numbers=("2",), patterns=(), flow=node("b", {"_": node("c", path="flow.children._")}))
+    monkeypatch.setitem(REGISTRY, "a", scripted("_"))
+    monkeypatch.setitem(REGISTRY, "c", scripted("_"))
+    call = MarkingCall()
+    run_callflow(call, other, other.node_at("flow.children._"), {"main": main, "other": other}, 50,
+                 [(main, main.node_at("flow.children._"))])
+    assert call.ran == ["c", "a"]
+    assert call.marked == [("other", "flow.children._"), ("main", "flow.children._")]
+
+
+def test_the_way_back_out_of_jumps_goes_on_the_channel_and_comes_back_from_it():
+    import urllib.parse
+
+    from callflowd.calls import marker
+    from callflowd.esl import protocol
+
+    returns = (("main menu;x", "flow.children.1"), ("loop", ""))
+    text = marker.step_variables("host", "other", "flow", returns)
+    assert ";" not in text.split("callflowd_returns=", 1)[1]
+    # as uuid_dump gives them back: each stored value percent-encoded once more on the wire
+    pairs = [item.split("=", 1) for item in text.split(";")]
+    channel = protocol.parse_plain_event("".join(
+        "variable_%s: %s\n" % (name, urllib.parse.quote(value, safe="")) for name, value in pairs))
+    record = marker.Marker.from_channel(channel)
+    assert record.returns == returns
+    assert (record.callflow_id, record.node_path) == ("other", "flow")

@@ -94,7 +94,7 @@ class Service:
         self._grace_override = stop_grace
         self.webhooks = dispatcher or _webhook_dispatcher(config)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
-        self.router = CallRouter(RouteTable(config.callflows), self.webhooks,
+        self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks,
                                  on_call_finished=on_call_finished, owner=owner or default_owner(),
                                  **router_options)
         self.recovery = Recovery(self.router)
@@ -184,7 +184,7 @@ class Service:
         log.info("reloading %s", source)
         try:
             new = self._loader(source)
-            routes = RouteTable(new.callflows)
+            routes = RouteTable(new.callflows, new.routing)
         except ConfigError as exc:
             return self._reload_refused(announce, str(exc))
         except Exception as exc:  # a loader bug must not take the running service down: keep the old

@@ -43,10 +43,10 @@ class DaemonProcess:
     """One callflowd process against the real switch; ``stop()`` checks it exits cleanly."""
 
     def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None,
-                 default_reconnect=False, hooks=None, **switch_settings):
+                 default_reconnect=False, devices=None, hooks=None, **switch_settings):
         self.workdir = pathlib.Path(workdir)
         self.config_path = self._write_config(esl, documents, dial_string, ring_timeout, webhooks or {},
-                                              default_reconnect, switch_settings)
+                                              default_reconnect, switch_settings, devices or {})
         if hooks:  # lifecycle hooks (issue 7)
             config = yaml.safe_load(self.config_path.read_text())
             config["hooks"] = hooks
@@ -58,7 +58,7 @@ class DaemonProcess:
         self.killed = False
 
     def _write_config(self, esl, documents, dial_string, ring_timeout, webhooks, default_reconnect,
-                      switch_settings):
+                      switch_settings, devices):
         flows = self.workdir / "callflows.d"
         flows.mkdir(exist_ok=True)
         for name, document in documents.items():
@@ -75,6 +75,7 @@ class DaemonProcess:
             "callflows_dir": "callflows.d",
             "state_dir": str(self.workdir / "state"),  # the webhook outbox, one per test
         }
+        config["devices"].update(devices)  # more phones (ring groups): id -> {dial_string, timeout}
         if default_reconnect:
             del config["freeswitch"]["reconnect"]
         config["freeswitch"].update(switch_settings)

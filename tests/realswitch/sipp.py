@@ -7,9 +7,12 @@ the ones shipped with the test FreeSWITCH (shared/freeswitch/sipp), so a clone w
 ``shared/`` can run the tier against any switch configured the same way.
 """
 
+import errno
 import pathlib
 import shutil
+import socket
 import subprocess
+import time
 
 SCENARIOS = pathlib.Path(__file__).parent / "sipp"
 INTERNAL = "127.0.0.1:5060"
@@ -36,8 +39,14 @@ class Sipp:
         assert status == 0, "registering %s failed (sipp exit %s): %s" % (user, status, self.output(process))
 
     def phone(self, scenario, port=PHONE_PORT):
-        """A registered phone's behaviour for the next INVITE (uas_busy.xml, uas_answer.xml...)."""
-        return self._start("phone", INTERNAL, scenario, port)
+        """A registered phone's behaviour for the next INVITE (uas_busy.xml, uas_answer.xml...).
+
+        Returns once the phone listens on its port: an INVITE sent before that is refused
+        by the kernel, and sofia turns the refusal into a local 503 at once.
+        """
+        process = self._start("phone", INTERNAL, scenario, port)
+        _wait_bound(process, port)
+        return process
 
     def call(self, number, scenario="uac_wait_bye.xml", port=CALLER_PORT):
         """A caller dialling ``number`` on the external profile."""
@@ -59,7 +68,7 @@ class Sipp:
     def _start(self, role, target, scenario, port, *extra):
         log_path = self.workdir / ("sipp-%s-%d.log" % (role, len(self._processes)))
         args = ["sipp", target, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-                "-mp", str(port + 1000), "-m", "1", "-nostdin", "-timeout", SIPP_TIMEOUT,
+                "-mp", str(media_port(port)), "-m", "1", "-nostdin", "-timeout", SIPP_TIMEOUT,
                 "-timeout_error", *extra]
         with open(log_path, "wb") as out:
             process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -67,3 +76,26 @@ class Sipp:
         process.log_path = str(log_path)
         self._processes.append(process)
         return process
+
+
+def media_port(port):
+    """sipp's RTP base for a SIP port. sipp binds four ports from it (audio RTP and RTCP, video
+    RTP and RTCP), so port + 1000 collided for phones on 5070 and 5072 (6070-6073 vs 6072):
+    the second phone could not bind its audio and never answered."""
+    return 6000 + (port - 5000) * 4
+
+
+def _wait_bound(process, port, timeout=5.0):
+    """Until something holds UDP 127.0.0.1:``port`` (our bind fails), or the process ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return
+            raise
+        finally:
+            probe.close()
+        time.sleep(0.02)  # polling the kernel's table: nothing tells us when sipp has bound

@@ -9,14 +9,46 @@ Every action module has the same small interface:
   ``callflowd.config.model.Directory``;
 - ``handle(call, data)``: runs the action on a live ``callflowd.calls.call.Call``
   and returns where to go next (see ``callflowd.actions.outcome``).
+- optionally ``with_branch_keys(data, keys, directory)``: for an action that
+  branches on names it knows (``temporal_route``'s rule ids), the loader hands
+  it the node's children keys once they are parsed.
 
 The JSON ``"module"`` word, the file name and the README section share one name.
 """
 
-from callflowd.actions import device, voicemail, webhook
+from callflowd.actions import (
+    answer,
+    callflow,
+    device,
+    hangup,
+    menu,
+    pivot,
+    play,
+    response,
+    ring_group,
+    set_variables,
+    sleep,
+    temporal_route,
+    voicemail,
+    webhook,
+)
 
 REGISTRY = {
+    "answer": answer,
+    "callflow": callflow,
     "device": device,
+    "hangup": hangup,
+    "menu": menu,
+    "pivot": pivot,
+    "play": play,
+    "response": response,
+    "ring_group": ring_group,
+    "set_variables": set_variables,
+    "sleep": sleep,
+    "temporal_route": temporal_route,
     "voicemail": voicemail,
     "webhook": webhook,
 }
+
+# Helper modules of the actions, not actions themselves.
+HELPERS = ("fields", "media", "outcome")

@@ -109,7 +109,8 @@ def handle(call, data):
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
         format=data.format, secret=data.secret,
-        delivery_id=step_delivery_id(call.uuid, call.node_path, call.visits(call.node_path)),
+        delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.current_callflow_id, call.node_path),
+                                     call.visits(call.node_path)),
     )
     if call.webhooks.submit(request):
         call.log.info("webhook queued: %s (delivery %s)", request.describe(), request.delivery_id)

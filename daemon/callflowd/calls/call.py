@@ -58,6 +58,7 @@ class Step:
     module: str
     outcome: str
     path: str
+    callflow: str = ""  # the callflow the node belongs to (a jump leaves the routed one)
 
 
 class Call:
@@ -83,6 +84,16 @@ class Call:
         self.resuming = resuming
         self.waiting = None  # (app, Event-UUID) while an application runs
         self.node_path = None  # the node running now
+        # The capture groups of the pattern that routed the call (calls/routes.py).
+        self.captures = ()
+        # The callflow being run now: the routed one, or the one a ``callflow`` node jumped to.
+        self.current_callflow_id = callflow_id
+        # Where the jumps that led into it go back to, for the recovery mark (marker.RETURNS).
+        self.returns = ()
+        # The child keys of the node being run, set by the executor: an action like ``menu``
+        # asks whether a branch exists (Kazoo's cf_exe:attempt) but never walks to it.
+        self.branches = frozenset()
+        self._hangup_sent = False
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -99,6 +110,11 @@ class Call:
     def switch(self):
         """The switch link the channel lives on (its commands go there)."""
         return self._commands
+
+    @property
+    def command_timeout(self):
+        """How long a quick application (set, answer, respond) may take to complete."""
+        return self._command_timeout
 
     @property
     def ended(self):
@@ -137,11 +153,22 @@ class Call:
     def mark_step(self, node):
         """Tell the switch which node this call is at, before running it (see marker.py)."""
         self.node_path = node.path
-        self._mark(marker.step_variables(self.owner, self.callflow_id, node.path))
+        self._mark(marker.step_variables(self.owner, self.current_callflow_id, node.path, self.returns))
+
+    def clear_variables(self, *variable_names):
+        """Unset channel variables at once (``uuid_setvar_multi``: no application, no event)."""
+        self._await_switch()
+        reply = self._commands.api("uuid_setvar_multi %s %s" % (
+            self.uuid, ";".join("%s=" % name for name in variable_names)))
+        if reply.startswith("-ERR"):
+            self._raise_if_gone(EslError(reply.strip()))
+            self.log.warning("could not clear %s: %s", ", ".join(variable_names), reply.strip())
 
     def visits(self, node_path):
-        """How many times the flow has reached ``node_path``, this time included."""
-        return 1 + sum(1 for step in self.history if step.path == node_path)
+        """How many times the flow has reached ``node_path`` of the callflow it is in now,
+        this time included."""
+        return 1 + sum(1 for step in self.history
+                       if step.path == node_path and step.callflow == self.current_callflow_id)
 
     def channel_state(self):
         """The channel as the switch has it now (``uuid_dump``: headers and variables)."""
@@ -270,7 +297,7 @@ class Call:
             self._drain_pending()
         except CallEnded:
             return
-        if self._ended:
+        if self._ended or self._hangup_sent:
             return
         try:
             self._commands.hangup(self.uuid, cause)
@@ -282,6 +309,7 @@ class Call:
                              cause, exc, self._commands.name)
             self._commands.hangup_later(self.uuid, cause)
             return
+        self._hangup_sent = True
         self.log.info("hung up: %s", cause)
 
     # -- internals -----------------------------------------------------------------

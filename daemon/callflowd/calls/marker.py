@@ -18,6 +18,9 @@ OWNER = "callflowd_owner"
 CALLFLOW = "callflowd_callflow"
 NODE = "callflowd_node"
 WAITING = "callflowd_waiting"  # "<app>/<event uuid>" while a long application runs
+# Inside a callflow entered by a ``callflow`` jump: where each jump goes back to, outermost
+# first, as "<callflow>:<node path>" joined by ","; an empty path: that callflow ends there.
+RETURNS = "callflowd_returns"
 
 _SAFE = "._-/:"
 
@@ -34,6 +37,7 @@ class Marker:
     node_path: str
     waiting_app: str = None
     waiting_event_uuid: str = None
+    returns: tuple = ()  # ((callflow id, node path or ""), ...), outermost first
 
     @classmethod
     def from_channel(cls, channel):
@@ -44,17 +48,35 @@ class Marker:
             return None
         app, _, event_uuid = (get("variable_" + WAITING) or "").partition("/")
         return cls(urllib.parse.unquote(owner), urllib.parse.unquote(callflow_id),
-                   urllib.parse.unquote(node_path), app or None, event_uuid or None)
+                   urllib.parse.unquote(node_path), app or None, event_uuid or None,
+                   _returns(get("variable_" + RETURNS) or ""))
 
 
 def _value(text):
     return urllib.parse.quote(str(text), safe=_SAFE)
 
 
-def step_variables(owner, callflow_id, node_path):
-    """``uuid_setvar_multi`` argument for the start of a step (no application awaited yet)."""
-    return "%s=%s;%s=%s;%s=%s;%s=" % (OWNER, _value(owner), CALLFLOW, _value(callflow_id),
-                                      NODE, _value(node_path), WAITING)
+def step_variables(owner, callflow_id, node_path, returns=()):
+    """``uuid_setvar_multi`` argument for the start of a step (no application awaited yet).
+
+    ``returns``: where the jumps that led here go back to, ((callflow id, node path or ""), ...).
+    """
+    return "%s=%s;%s=%s;%s=%s;%s=;%s=%s" % (
+        OWNER, _value(owner), CALLFLOW, _value(callflow_id), NODE, _value(node_path), WAITING,
+        RETURNS, ",".join("%s:%s" % (_part(flow), _part(path)) for flow, path in returns))
+
+
+def _part(text):
+    return urllib.parse.quote(str(text), safe="._-/")
+
+
+def _returns(text):
+    out = []
+    for item in text.split(","):
+        flow, sep, path = item.partition(":")
+        if sep and flow:
+            out.append((urllib.parse.unquote(flow), urllib.parse.unquote(path)))
+    return tuple(out)
 
 
 def waiting_variables(app, event_uuid, extra=()):

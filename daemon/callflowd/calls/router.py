@@ -83,7 +83,7 @@ class CallRouter:
                     owner=self.owner, resuming=record)
         call.log.info("taking the call back on switch %s at %s of callflow %s%s", link.name, node.path,
                       callflow.id, " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
-        self._start(call, callflow, node)
+        self._start(call, callflow, node, self._returns(call, record))
 
     def _park(self, event, link):
         uuid = event.uuid
@@ -91,28 +91,45 @@ class CallRouter:
         if direction != names.DIRECTION_INBOUND:
             return
         number = event.get(names.CALLER_DESTINATION_NUMBER, "")
-        callflow = self.routes.lookup(number)
-        if callflow is None:
+        route = self.routes.route(number)
+        if route is None:
             log.info("call %s: no callflow for number %s on switch %s; leaving the call alone",
                      uuid, safe(number), link.name)
             return
         if not self.accepting:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
+        callflow = route.callflow
         call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
                     command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
                     owner=self.owner)
-        call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s",
+        call.captures = route.captures
+        call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
                       safe(number), safe(call.facts["caller_id_name"]),
-                      safe(call.facts["caller_id_number"]), link.name, callflow.id)
+                      safe(call.facts["caller_id_number"]), link.name, callflow.id, route.how)
         self._start(call, callflow)
+
+    def _returns(self, call, record):
+        """The marker's way back out of jumped-to callflows, as (Callflow, node or None) pairs."""
+        returns = []
+        for callflow_id, path in record.returns:
+            callflow = self.routes.by_id.get(callflow_id)
+            node = callflow.node_at(path) if callflow is not None and path else None
+            if callflow is None or (path and node is None):
+                call.log.warning("the way back to %s of callflow %s is gone from the config; "
+                                 "the call ends where it is", safe(path), safe(callflow_id))
+                return []
+            returns.append((callflow, node))
+        return returns
 
     def greenlet_of(self, call):
         return self._greenlets.get(call.uuid)
 
-    def _start(self, call, callflow, node=None):
+    def _start(self, call, callflow, node=None, returns=()):
         self.calls[call.uuid] = call
-        greenlet = gevent.Greenlet(run_callflow, call, callflow, node)
+        routes = self.routes  # the call keeps the table it started with across a reload
+        greenlet = gevent.Greenlet(run_callflow, call, callflow, node, routes.by_id,
+                                   routes.max_callflow_jumps, returns)
         self._greenlets[call.uuid] = greenlet
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)

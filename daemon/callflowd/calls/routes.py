@@ -1,46 +1,121 @@
-"""Which callflow answers a dialled number: exact numbers first, then patterns (RE2, linear time)."""
+"""Which callflow answers a dialled number: Kazoo 4.3's lookup order (cf_flow.erl).
 
+1. The number is normalised to E.164 by the first matching converter (``routing.
+   e164_converters``; Kazoo's defaults in ``config.model.DEFAULT_CONVERTERS``); a
+   number starting with ``+`` and a feature code starting with ``*`` are never changed.
+2. Exact match in the callflows' ``numbers`` (the normalised number, then as dialled).
+3. ``patterns``: the one whose match is longest wins (the first listed on a tie); its
+   capture groups go to the call (``call.captures``) for the actions.
+4. The callflow whose ``numbers`` holds ``no_match``, only for all-digit numbers
+   (a leading ``+`` aside), so ``*97`` or ``alice`` never land there.
+
+Every regex is RE2 (``flow.patterns``): matching time is linear in the number's length,
+and the number is chosen by the caller.
+"""
+
+import dataclasses
+import functools
+
+from callflowd.config.model import RoutingSettings
 from callflowd.flow.patterns import compile_pattern
+
+NO_MATCH = "no_match"
+FEATURE_CODE = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """A lookup's answer: the callflow, the number as normalised, the pattern's captures."""
+
+    callflow: object
+    number: str
+    captures: tuple = ()
+    how: str = "number"  # number | pattern | no_match
+
+
+class Normalizer:
+    """E.164 conversion with a list of ``Converter`` rules, compiled once."""
+
+    def __init__(self, converters):
+        self._rules = [(compile_pattern(rule.regex), rule.prefix, rule.suffix) for rule in converters]
+
+    def __call__(self, number):
+        if not number or number.startswith(("+", FEATURE_CODE)):
+            return number
+        for regex, prefix, suffix in self._rules:
+            found = regex.search(number)
+            if found is None:
+                continue
+            groups = [group for group in found.groups() if group]
+            return prefix + (groups[-1] if groups else found.group(0)) + suffix
+        return number
+
+
+@functools.lru_cache(maxsize=None)
+def _default_normalizer():
+    return Normalizer(RoutingSettings().converters)
 
 
 def normalize(number):
-    """A North-American-style E.164 guess, as Kazoo's default converter does.
+    """``number`` under Kazoo's default converters (``4155552671`` -> ``+14155552671``)."""
+    return _default_normalizer()(number)
 
-    ``5551234567`` and ``15551234567`` become ``+15551234567``; anything else is kept.
-    """
-    if number.startswith("+"):
-        return number
-    if number.isdigit():
-        if len(number) == 10:
-            return "+1" + number
-        if len(number) == 11 and number.startswith("1"):
-            return "+" + number
-    return number
+
+def all_digits(number):
+    """Kazoo's no_match test: ASCII digits only, a leading ``+`` aside."""
+    digits = number[1:] if number.startswith("+") else number
+    return bool(digits) and digits.isascii() and digits.isdigit()
 
 
 class RouteTable:
     """Built once from the validated callflows; lookups are a dict hit or a few regexes."""
 
-    def __init__(self, callflows):
+    def __init__(self, callflows, routing=None):
+        routing = routing or RoutingSettings()
+        self.normalize = Normalizer(routing.converters)
+        self.max_callflow_jumps = routing.max_callflow_jumps
         self._by_number = {}
         self._patterns = []
+        self._no_match = None
         self.by_id = {callflow.id: callflow for callflow in callflows}
         for callflow in callflows:
             for number in callflow.numbers:
-                self._by_number[number] = callflow
+                if number == NO_MATCH:
+                    self._no_match = callflow
+                else:
+                    self._by_number[number] = callflow
             for pattern in callflow.patterns:
                 self._patterns.append((compile_pattern(pattern), callflow))
 
-    def lookup(self, number):
+    def route(self, number):
+        """The Route for a dialled ``number``, or None when nothing answers it."""
         if not number:
             return None
-        callflow = self._by_number.get(number) or self._by_number.get(normalize(number))
-        if callflow is not None:
-            return callflow
-        for regex, callflow in self._patterns:
-            if regex.match(number):
-                return callflow
+        normalized = self.normalize(number)
+        candidates = (normalized,) if normalized == number else (normalized, number)
+        for candidate in candidates:
+            callflow = self._by_number.get(candidate)
+            if callflow is not None:
+                return Route(callflow, normalized)
+        best = None
+        for candidate in candidates:
+            for regex, callflow in self._patterns:
+                found = regex.search(candidate)
+                if found is None:
+                    continue
+                length = found.end() - found.start()
+                if best is None or length > best[0]:
+                    best = (length, callflow, tuple(group or "" for group in found.groups()))
+            if best is not None:
+                return Route(best[1], normalized, best[2], "pattern")
+        if self._no_match is not None and all_digits(normalized):
+            return Route(self._no_match, normalized, (), NO_MATCH)
         return None
+
+    def lookup(self, number):
+        """The callflow for ``number``, or None (``route()`` without the details)."""
+        found = self.route(number)
+        return found.callflow if found is not None else None
 
     def __len__(self):
         return len(self._by_number)

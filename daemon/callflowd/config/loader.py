@@ -49,17 +49,21 @@ import yaml
 from callflowd.actions import REGISTRY, webhook
 from callflowd.config.model import (
     Config,
+    Converter,
     Device,
     Directory,
     FreeswitchSettings,
     Hook,
     MetricsSettings,
+    RoutingSettings,
     VoicemailBox,
     WebhookSettings,
 )
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.esl.limits import FrameLimits
+from callflowd.calls.routes import Normalizer
 from callflowd.flow.model import Callflow, Node
+from callflowd.flow import temporal
 from callflowd.flow.patterns import PatternError, compile_pattern
 from callflowd.retry import Retry
 from callflowd.webhooks.breaker import BreakerSettings
@@ -81,7 +85,8 @@ MAX_DIGITS = 30  # in any number; the largest setting (outbox.max) has 9
 MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
 _TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
-             "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks")
+             "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
+             "temporal_rules")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
@@ -99,6 +104,9 @@ HOOK_EVENTS = ("channel_create", "channel_answer", "channel_bridge", "channel_de
 DEFAULT_STATE_DIR = "/var/lib/callflowd"
 _NODE_KEYS = ("module", "data", "children")
 _METRICS_KEYS = ("host", "port")
+_ROUTING_KEYS = ("e164_converters", "max_callflow_jumps")
+_CONVERTER_KEYS = ("regex", "prefix", "suffix")
+MAX_CALLFLOW_JUMPS = 1000
 
 _REQUIRED = object()
 _WHITESPACE = re.compile(r"\s")
@@ -126,12 +134,15 @@ def load_config(path):
         devices=_devices(top),
         voicemail_boxes=_voicemail_boxes(top),
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS), base),
+        temporal_rules=_temporal_rules(top),
     )
     metrics = _metrics(top)
-    callflows = _callflows(top, base, directory)
+    routing = _routing(top)
+    callflows = _callflows(top, base, directory, routing)
     return Config(switches=switches, directory=directory, callflows=callflows,
                   log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,
-                  state_dir=_state_dir(top, base), hooks=_hooks(top, directory))
+                  state_dir=_state_dir(top, base), hooks=_hooks(top, directory),
+                  routing=routing)
 
 
 # --- reading files ----------------------------------------------------------
@@ -562,6 +573,21 @@ def _webhooks(section, base):
     )
 
 
+def _temporal_rules(top):
+    """``temporal_rules:``, a table of Kazoo temporal rules by id (flow/temporal.py)."""
+    rules = {}
+    for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
+        if rule_id == "_":  # a temporal_route's child key: "no rule holds"
+            section.fail_here("_ is the default branch, not a rule id: name the rule")
+        try:
+            rules[rule_id] = temporal.parse_rule(rule_id, section.raw)
+        except InvalidData as exc:
+            if exc.key:
+                section.fail(exc.key, exc.message)
+            section.fail_here(exc.message)
+    return MappingProxyType(rules)
+
+
 def _metrics(top):
     """Off unless the section is there; then ``port`` is required (0: any free port, for tests)."""
     if not top.given("metrics"):
@@ -587,11 +613,10 @@ def _secrets(section, base):
         secrets[""] = section.string("secret", spaces=False)
     elif section.given("secret_file"):
         filename = os.path.join(base, section.string("secret_file"))
-        try:
-            with open(filename, encoding="utf-8") as stream:
-                secret = stream.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            section.fail("secret_file", "cannot read %s: %s" % (filename, getattr(exc, "strerror", None) or exc))
+        try:  # a regular file only, bounded: a FIFO here must not hang the loader
+            secret = _read_regular_file(filename, MAX_FILE_BYTES).decode("utf-8").strip()
+        except (_Unreadable, UnicodeDecodeError) as exc:
+            section.fail("secret_file", "cannot read %s: %s" % (filename, exc))
         if not secret or _WHITESPACE.search(secret):
             section.fail("secret_file", "%s must hold one secret, without spaces" % filename)
         secrets[""] = secret
@@ -660,10 +685,40 @@ def _secret_name(section, settings):
     return name
 
 
+def _routing(top):
+    """``routing:``: the E.164 rules (replacing Kazoo's defaults when given) and the jump cap."""
+    section = top.section("routing", _ROUTING_KEYS)
+    defaults = RoutingSettings()
+    jumps = section.integer("max_callflow_jumps", defaults.max_callflow_jumps, 0, MAX_CALLFLOW_JUMPS)
+    if not section.given("e164_converters"):
+        return RoutingSettings(max_callflow_jumps=jumps)
+    raw = section.raw["e164_converters"]
+    if not isinstance(raw, list):
+        section.fail("e164_converters", "must be a list of {regex, prefix, suffix}, not %s" % _kind(raw))
+    converters = []
+    for index, entry in enumerate(raw):
+        rule = _Section(entry, top.source, "%s[%d]" % (_join(section.path, "e164_converters"), index),
+                        _CONVERTER_KEYS)
+        regex = rule.string("regex")
+        try:
+            compile_pattern(regex)
+        except PatternError as exc:
+            rule.fail("regex", "invalid or unsafe regular expression: %s" % exc)
+        converters.append(Converter(regex=regex, prefix=_affix(rule, "prefix"), suffix=_affix(rule, "suffix")))
+    return RoutingSettings(converters=tuple(converters), max_callflow_jumps=jumps)
+
+
+def _affix(rule, key):
+    value = rule.value(key, "")
+    if not isinstance(value, str) or _WHITESPACE.search(value):
+        rule.fail(key, "must be a string without whitespace")
+    return value
+
+
 # --- callflow documents --------------------------------------------------------
 
 
-def _callflows(top, base, directory):
+def _callflows(top, base, directory, routing=RoutingSettings()):
     """Inline ``callflows:`` first, then ``callflows_dir``'s ``*.json`` files by name."""
     documents = []  # (raw document, source, path prefix for errors, fallback id)
     inline = top.value("callflows", [])
@@ -679,7 +734,9 @@ def _callflows(top, base, directory):
     callflows = []
     by_id = {}
     by_number = {}
+    normalize = Normalizer(routing.converters)
     for raw, source, prefix, fallback_id in documents:
+        raw, prefix = _unwrap(raw, prefix)
         callflow = _callflow(raw, source, prefix, fallback_id, directory)
         if callflow.id in by_id:
             where = _join(prefix, "id") if raw.get("id") is not None else prefix or None
@@ -687,15 +744,44 @@ def _callflows(top, base, directory):
                 callflow.id, by_id[callflow.id].source), source, where)
         by_id[callflow.id] = callflow
         for index, number in enumerate(callflow.numbers):
-            other = by_number.get(number)
+            # two spellings of one number (4155552671, +14155552671) are one number once normalised
+            key = number if number == "no_match" else normalize(number)
+            other, spelled = by_number.get(key, (None, None))
             if other is not None:
-                raise ConfigError("number %r is already claimed by callflow %r (%s)" % (
-                    number, other.id, other.source), source, "%s[%d]" % (_join(prefix, "numbers"), index))
-            by_number[number] = callflow
+                raise ConfigError("number %r is already claimed by callflow %r (%s)%s" % (
+                    number, other.id, other.source, "" if spelled == number else " as %r" % spelled),
+                    source, "%s[%d]" % (_join(prefix, "numbers"), index))
+            by_number[key] = (callflow, number)
         callflows.append(callflow)
     if not callflows:
         top.fail_here("no callflows: give callflows, or callflows_dir holding *.json documents")
+    _check_jumps(callflows, by_id)
     return tuple(callflows)
+
+
+def _unwrap(raw, prefix):
+    """Kazoo's API envelope ``{"data": {...callflow...}}``: the callflow inside, and its path.
+
+    Only when the outer object is no callflow itself (no ``flow``, ``numbers`` or
+    ``patterns``), so a callflow's own keys are never mistaken for an envelope.
+    """
+    if (isinstance(raw, dict) and isinstance(raw.get("data"), dict)
+            and not any(key in raw for key in ("flow", "numbers", "patterns"))):
+        return raw["data"], _join(prefix, "data")
+    return raw, prefix
+
+
+def _check_jumps(callflows, by_id):
+    """Every ``callflow`` node must name a callflow that exists (checked once all are read)."""
+    for callflow in callflows:
+        pending = [callflow.flow]
+        while pending:
+            node = pending.pop()
+            target = getattr(node.data, "callflow_id", None) if node.module == "callflow" else None
+            if target is not None and target not in by_id:
+                raise ConfigError("unknown callflow %r (known: %s)" % (target, ", ".join(sorted(by_id))),
+                                  callflow.source, _join(callflow.prefix, node.path + ".data.id"))
+            pending.extend(node.children.values())
 
 
 def _directory_documents(top, base):
@@ -762,7 +848,7 @@ def _callflow(raw, source, prefix, fallback_id, directory):
         fail("flow", "is required")
     flow = _node(raw["flow"], "flow", source, prefix, directory, 1, [0])
     return Callflow(id=doc_id, numbers=tuple(numbers), patterns=tuple(patterns),
-                    flow=flow, source=source)
+                    flow=flow, source=source, prefix=prefix)
 
 
 def _string_list(raw, key, fail):
@@ -840,8 +926,37 @@ def _node(raw, node_path, source, prefix, directory, depth, count):
             fail("children", "key %r must be a non-empty string" % (key,))
         children[key] = _node(child, "%s.children.%s" % (node_path, key), source, prefix,
                               directory, depth + 1, count)
+    with_branch_keys = getattr(action, "with_branch_keys", None)  # actions that branch on names they know
+    if with_branch_keys is not None:
+        try:
+            parsed = with_branch_keys(parsed, tuple(children), directory)
+        except InvalidData as exc:
+            fail(exc.key, exc.message)
     return Node(module=module, data=parsed, children=MappingProxyType(children), skip=skip,
                 path=node_path)
+
+
+def parse_flow(raw, directory, source):
+    """One flow node and its children, checked exactly as a callflow document's ``flow``.
+
+    For flows that arrive while running (a ``pivot`` response): ``directory`` is
+    the running config's, ``source`` names where the flow came from in errors
+    (``pivot http://...: flow.children._.data.id: unknown device 'x'``). Paths
+    start at ``flow``. Raises ConfigError.
+    """
+    if raw is None:
+        raise ConfigError("is required", source, "flow")
+    _check_json_shaped(raw, source, "flow", 0)
+    return _node(raw, "flow", source, "", directory, 1, [0])
+
+
+def parse_flow_json(text, directory, source):
+    """``parse_flow`` of a JSON text, read as strictly as a callflow document (no duplicate
+    keys, no NaN, bounded numbers). A ``{"flow": {...}}`` wrapper is accepted."""
+    raw = _parse_json(text, source)
+    if isinstance(raw, dict) and "module" not in raw and "flow" in raw:
+        raw = raw["flow"]
+    return parse_flow(raw, directory, source)
 
 
 def _one_line(text):

@@ -95,6 +95,35 @@ class MetricsSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class Converter:
+    """One E.164 rule: a number ``regex`` matches -> ``prefix`` + root + ``suffix``.
+
+    The root is the last capture group that matched something, else the whole match
+    (Kazoo's knm_converter_regex reads the last capture the same way).
+    """
+
+    regex: str
+    prefix: str = ""
+    suffix: str = ""
+
+
+# Kazoo 4.3's default e164_converters (system_config number_manager).
+DEFAULT_CONVERTERS = (
+    Converter(r"^(\+?1)?([2-9][0-9]{2}[2-9][0-9]{6})$", prefix="+1"),
+    Converter(r"^011(\d{5,})$|^00(\d{5,})$", prefix="+"),
+    Converter(r"^[2-9]\d{7,}$", prefix="+"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RoutingSettings:
+    """How a dialled number finds its callflow, and how far a call may jump between callflows."""
+
+    converters: tuple = DEFAULT_CONVERTERS
+    max_callflow_jumps: int = 50  # Kazoo's cf_exe caps branches at 50
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
     """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
 
@@ -102,6 +131,9 @@ class Directory:
     voicemail_boxes: Mapping[str, VoicemailBox] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
     webhooks: WebhookSettings = WebhookSettings()
+    # id -> callflowd.flow.temporal.Rule, from ``temporal_rules:``
+    temporal_rules: Mapping[str, object] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +149,7 @@ class Config:
     state_dir: str = "/var/lib/callflowd"  # the webhook outbox lives here
     hooks: tuple = ()  # of Hook
     metrics: MetricsSettings = MetricsSettings()
+    routing: RoutingSettings = RoutingSettings()
 
     @property
     def freeswitch(self):

@@ -40,7 +40,7 @@ EXIT_FAILED = 1
 
 def simulate(config, number, device, *, webhook_to=None, caller=CALLER, out):
     """Run one simulated call through ``config``'s callflows; print what happened. Returns the exit status."""
-    callflow = RouteTable(config.callflows).lookup(number)
+    callflow = RouteTable(config.callflows, config.routing).lookup(number)
     if callflow is None:
         _say(out, "no callflow answers %s: a real call would be left parked" % number)
         return EXIT_FAILED

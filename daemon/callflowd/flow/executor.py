@@ -2,7 +2,10 @@
 
 The executor owns the tree: an action returns a key (or keys, in order of
 preference) and the executor picks the child; a missing key falls back to
-``_``; no child ends the flow and the call is hung up; ``skip_module`` goes
+``_``; no child ends the flow and the call is hung up (a flow entered by a
+``callflow`` jump ends by going back to the jumping node's ``_`` child, at
+most ``max_callflow_jumps`` jumps per call); an action may hand over a flow it
+fetched (``Branch``, a pivot) and the walk goes on there; ``skip_module`` goes
 straight to ``_``; an action that raises is logged with its traceback and the
 flow continues at ``_``; a caller who hangs up ends the flow quietly.
 """
@@ -10,29 +13,37 @@ flow continues at ``_``; a caller who hangs up ends the flow quietly.
 import logging
 
 from callflowd.actions import REGISTRY
-from callflowd.actions.outcome import DEFAULT, STOP, keys_of
+from callflowd.actions.outcome import DEFAULT, STOP, Branch, Jump, keys_of
 from callflowd.calls.call import Step
 from callflowd.errors import ActionTimeout, CallEnded, EslError
-from callflowd.flow.model import DEFAULT_BRANCH
+from callflowd.flow.model import DEFAULT_BRANCH, graft
 
 log = logging.getLogger(__name__)
 
-# Kazoo caps the number of jumps in a flow; a flow this long is a loop.
+# Nodes run in one callflow before the executor calls it a loop (reset by each jump: the
+# jump count bounds the rest).
 MAX_STEPS = 50
+# Kazoo's cf_exe caps callflow jumps (``callflow`` nodes) per call at 50; routing.
+# max_callflow_jumps in the config.
+MAX_JUMPS = 50
 
 
-def run_callflow(call, callflow, start=None):
+def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS, returns=()):
     """Run ``callflow`` on ``call`` to its end; never raises for the call's own reasons.
 
     ``start`` is the node to begin at when a call is taken back after the daemon was
-    restarted (``call.resuming`` then says what the switch was doing).
+    restarted (``call.resuming`` then says what the switch was doing), and ``returns``
+    the (Callflow, node or None) pairs its jumps go back to, outermost first. ``callflows``
+    (id -> Callflow) is what a ``callflow`` node may jump to.
     """
     if start is None:
         call.log.info("running callflow %s", callflow.id)
     else:
         call.log.info("taking back callflow %s at %s", callflow.id, start.path)
+    if callflows is None:
+        callflows = {callflow.id: callflow}
     try:
-        _walk(call, start or callflow.flow)
+        _walk(call, callflow, start or callflow.flow, callflows, max_jumps, list(returns))
         call.hangup()
     except CallEnded as ended:
         call.log.info("flow ends: %s", ended)
@@ -43,26 +54,63 @@ def run_callflow(call, callflow, start=None):
     call.log.info("callflow %s finished after %d steps", callflow.id, len(call.history))
 
 
-def _walk(call, node):
+def _walk(call, callflow, node, callflows, max_jumps, returns):
+    # returns: (callflow, node) pairs, where to go on when a jumped-to callflow ends
+    jumps = len(returns)  # a call taken back inside jumps has made at least these
     steps = 0
-    while node is not None:
+    _enter(call, callflow, returns)
+    while True:
+        if node is None:
+            if not returns:
+                return
+            callflow, node = returns.pop()
+            _enter(call, callflow, returns)
+            call.log.info("back in callflow %s at %s", callflow.id,
+                          node.path if node is not None else "its end")
+            continue
         steps += 1
         if steps > MAX_STEPS:
-            call.log.error("flow exceeded %d steps; stopping", MAX_STEPS)
+            call.log.error("flow exceeded %d steps in callflow %s; stopping", MAX_STEPS, callflow.id)
             return
         if node.skip:
             call.log.info("skipping action %s (skip_module)", node.module)
-            call.history.append(Step(node.module, "skipped", node.path))
+            call.history.append(Step(node.module, "skipped", node.path, callflow.id))
             node = node.child(DEFAULT_BRANCH)
             continue
         call.mark_step(node)
-        outcome = _run_action(call, node)
+        outcome = _run_action(call, node, callflow)
+        if isinstance(outcome, Branch):  # a fetched flow (pivot): Kazoo's cf_exe:branch
+            call.history.append(Step(node.module, "branch", node.path, callflow.id))
+            call.log.info("%s fetched a flow; continuing at its %s", node.module, outcome.flow.module)
+            node = graft(outcome.flow, node)
+            continue
         if outcome is STOP:
-            call.history.append(Step(node.module, "stop", node.path))
+            call.history.append(Step(node.module, "stop", node.path, callflow.id))
             call.log.info("action %s stopped the flow", node.module)
             return
+        if isinstance(outcome, Jump):
+            target = callflows.get(outcome.callflow_id)
+            if target is None:  # the loader checks ids; a bug if it happens, so say so
+                call.log.error("no callflow %s to jump to; continuing at %s", outcome.callflow_id,
+                               DEFAULT_BRANCH)
+                outcome = DEFAULT_BRANCH
+            elif jumps >= max_jumps:
+                call.history.append(Step(node.module, "jump limit", node.path, callflow.id))
+                call.log.error("callflow jump limit reached (%d jumps); hanging up", max_jumps)
+                return
+            else:
+                jumps += 1
+                call.history.append(Step(node.module, target.id, node.path, callflow.id))
+                if call.ended:
+                    raise CallEnded(call.hangup_reason())
+                call.log.info("jumping to callflow %s (jump %d of at most %d)", target.id, jumps,
+                              max_jumps)
+                returns.append((callflow, node.child(DEFAULT_BRANCH)))
+                callflow, node, steps = target, target.flow, 0
+                _enter(call, callflow, returns)
+                continue
         key, node_next = choose_child(node, outcome)
-        call.history.append(Step(node.module, (keys_of(outcome) or (key,))[0], node.path))
+        call.history.append(Step(node.module, (keys_of(outcome) or (key,))[0], node.path, callflow.id))
         if call.ended:
             raise CallEnded(call.hangup_reason())
         if node_next is None:
@@ -72,15 +120,22 @@ def _walk(call, node):
         node = node_next
 
 
-def _run_action(call, node):
+def _enter(call, callflow, returns):
+    """The callflow the next nodes belong to and the way back: what ``mark_step`` writes."""
+    call.current_callflow_id = callflow.id
+    call.returns = tuple((flow.id, node.path if node is not None else "") for flow, node in returns)
+
+
+def _run_action(call, node, callflow):
     call.log.info("moving to action %s (%s)", node.module, node.path)
+    call.branches = frozenset(node.children)
     try:
         return REGISTRY[node.module].handle(call, node.data)
     except CallEnded:
-        call.history.append(Step(node.module, "call ended", node.path))
+        call.history.append(Step(node.module, "call ended", node.path, callflow.id))
         raise
     except EslError:  # the switch can't be told anything more about this call
-        call.history.append(Step(node.module, "event socket error", node.path))
+        call.history.append(Step(node.module, "event socket error", node.path, callflow.id))
         raise
     except ActionTimeout as exc:  # an app that never completed (or never started): the caller moves on
         call.log.warning("action %s timed out: %s; continuing at %s", node.module, exc, DEFAULT)

@@ -5,6 +5,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 DEFAULT_BRANCH = "_"
+# Between the path of the node that fetched a flow (a pivot) and the fetched node's own
+# path: ``flow.children._/pivot:flow.children.1``. Such a path is not in any configured
+# callflow; ``Callflow.node_at`` answers it with the fetching node (see ``graft``).
+FETCHED = "/pivot:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,13 +43,32 @@ class Callflow:
     patterns: tuple[str, ...]
     flow: Node
     source: str = ""
+    prefix: str = ""  # where the document sits in its source (``callflows[2]``, ``data``), for errors
 
     def node_at(self, path):
-        """The node whose ``path`` is ``path`` (a recovery record), or None."""
+        """The node whose ``path`` is ``path`` (a recovery record), or None.
+
+        A node of a fetched flow (a path holding ``FETCHED``) is answered with the
+        configured node that fetched it: a call taken back after a restart runs the
+        fetch (the pivot) again.
+        """
         pending = [self.flow]
         while pending:
             node = pending.pop()
             if node.path == path:
                 return node
             pending.extend(node.children.values())
+        if FETCHED in path:
+            return self.node_at(path.partition(FETCHED)[0])
         return None
+
+
+def graft(node, under):
+    """``node`` (a fetched flow) with every path placed under ``under``'s path (see FETCHED)."""
+    prefix = under.path + FETCHED
+    return _prefixed(node, prefix)
+
+
+def _prefixed(node, prefix):
+    children = {key: _prefixed(child, prefix) for key, child in node.children.items()}
+    return dataclasses.replace(node, path=prefix + node.path, children=MappingProxyType(children))

@@ -26,13 +26,23 @@ EXECUTE_COMPLETEs before CHANNEL_PARK, ``originate_disposition`` reading ``failu
 bridge rings, the ``park`` EXECUTE_COMPLETE (not ours) only at hangup, and CHANNEL_HANGUP before
 the bridge's EXECUTE_COMPLETE when the caller cancels.
 
+Also modelled, for the callflow language: ``play_and_get_digits`` (the prompt's PLAYBACK pair,
+the keys of ``Scenario.digits`` as DTMF events laid out like capture f, ``var_name`` and
+``read_result`` on its EXECUTE_COMPLETE, ``<var_name>_invalid`` for input failing the regexp,
+the invalid file after a failed try); ``respond <code> [reason]`` (a 3xx-6xx on an unanswered call
+hangs it up with sofia's cause for the code; ``SimulatedCall.responded`` keeps what was sent);
+bridges to several endpoints (``,`` together, ``|`` in turn, ``[leg_delay_start,leg_timeout]``),
+each phone doing what ``Scenario.phones`` says for its user; one B-leg is simulated, the one that
+answered or the last that failed.
+
 Not simulated (never sent): PRIVATE_COMMAND, RECORD_START/STOP, CUSTOM filestring::* and
-vm::maintenance, MESSAGE_WAITING, RE_SCHEDULE, MODULE_UNLOAD, DTMF, the voicemail's codec
-switches while recording and all but its first greeting PLAYBACK pair; ``show`` knows only
-``calls``/``channels as json``; the B-leg cannot be addressed (sendmsg, uuid_kill); ``event
-xml`` is answered but sent as plain; one endpoint per dial string; SIP itself (no 180/183
-or 200 to a caller, no REGISTER: ``unregistered`` is a scenario, not a missing registration);
-the ``sps`` session rate limit; the ~1 s lag of ``show channels`` behind the events.
+vm::maintenance, MESSAGE_WAITING, RE_SCHEDULE, MODULE_UNLOAD, DTMF outside play_and_get_digits
+(keys during ``playback`` do not cut it short), the voicemail's codec switches while recording and
+all but its first greeting PLAYBACK pair; ``show`` knows only ``calls``/``channels as json``; the
+B-leg cannot be addressed (sendmsg, uuid_kill); ``event xml`` is answered but sent as plain; the
+losing legs of a multi-endpoint bridge; SIP itself (no 180/183 or 200 to a caller, no REGISTER:
+``unregistered`` is a scenario, not a missing registration); the ``sps`` session rate limit; the
+~1 s lag of ``show channels`` behind the events.
 """
 
 from callflowd.simulator.call import Scenario, SimulatedCall

@@ -28,6 +28,7 @@ B = channel.B
 A = channel.A
 C2 = channel.C2
 B2 = "b2_device_busy_without_continue_on_fail"
+F = channel.F
 
 DEVICES = ("busy", "answer", "no_answer", "unregistered")
 
@@ -51,6 +52,18 @@ def known_cause(text, default="NORMAL_CLEARING"):
     """A hangup cause name as FreeSWITCH knows it; anything else becomes ``default``."""
     cause = (text or "").strip().upper()
     return cause if cause in Q850 else default
+
+# sofia_glue_sip_cause_to_freeswitch(): the hangup cause for a SIP final response code
+SIP_TO_CAUSE = {
+    400: "NORMAL_TEMPORARY_FAILURE", 401: "CALL_REJECTED", 402: "CALL_REJECTED", 403: "CALL_REJECTED",
+    404: "UNALLOCATED_NUMBER", 405: "SERVICE_UNAVAILABLE", 406: "SERVICE_NOT_IMPLEMENTED",
+    408: "RECOVERY_ON_TIMER_EXPIRE", 410: "NUMBER_CHANGED", 480: "NO_USER_RESPONSE",
+    484: "INVALID_NUMBER_FORMAT", 485: "NO_ROUTE_DESTINATION", 486: "USER_BUSY",
+    487: "ORIGINATOR_CANCEL", 488: "INCOMPATIBLE_DESTINATION", 500: "NORMAL_TEMPORARY_FAILURE",
+    501: "SERVICE_NOT_IMPLEMENTED", 502: "NETWORK_OUT_OF_ORDER", 503: "NORMAL_TEMPORARY_FAILURE",
+    504: "RECOVERY_ON_TIMER_EXPIRE", 600: "USER_BUSY", 603: "CALL_REJECTED", 604: "NO_ROUTE_DESTINATION",
+    606: "INCOMPATIBLE_DESTINATION",
+}
 
 # switch_ivr_originate.c: the DIALSTATUS a failed originate leaves on the caller.
 DIALSTATUS = {"ORIGINATOR_CANCEL": "CANCEL", "USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER",
@@ -76,6 +89,11 @@ class Scenario:
     started (whatever it is).
     voicemail_seconds: the caller hangs up this long into ``voicemail`` (unless
     caller_hangup_after is set).
+    digits: what the caller keys in, one string per prompt of ``play_and_get_digits`` (each
+    try of it takes the next one); ``""`` or none left: nothing, the try times out. Keys go
+    out as DTMF events shaped like capture f; a terminator (``#``) ends the entry.
+    phones: per dialled user, what that phone does (``{"1000": "busy"}``), for dial strings
+    with several endpoints (ring groups); a user not named does what ``device`` says.
     """
 
     device: str = "answer"
@@ -83,6 +101,12 @@ class Scenario:
     talk_seconds: float = 4.0
     caller_hangup_after: float = None
     voicemail_seconds: float = 8.0
+    digits: tuple = ()
+    phones: tuple = ()  # of (user, behaviour); a dict is accepted and frozen
+
+    def phone(self, user):
+        """What the phone of ``user`` does."""
+        return dict(self.phones).get(user, self.device)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -92,6 +116,15 @@ class Scenario:
                 raise ValueError("scenario %s must not be negative" % name)
         if self.caller_hangup_after is not None and self.caller_hangup_after < 0:
             raise ValueError("scenario caller_hangup_after must not be negative")
+        if isinstance(self.phones, dict):
+            object.__setattr__(self, "phones", tuple(sorted(self.phones.items())))
+        for user, behaviour in self.phones:
+            if behaviour not in DEVICES:
+                raise ValueError("scenario phone %s must be one of %s, not %r"
+                                 % (user, ", ".join(DEVICES), behaviour))
+        if isinstance(self.digits, (list, str)):
+            object.__setattr__(self, "digits", tuple([self.digits] if isinstance(self.digits, str)
+                                                     else self.digits))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +157,50 @@ class DialString:
         user, _, domain = target.partition("@")
         return cls(variables, endpoint, user or "1000", domain)
 
+    @classmethod
+    def parse_all(cls, data):
+        """Every endpoint: a list of groups (``|``: tried in turn) of endpoints (``,``: rung
+        together), each with the ``{global}`` variables overlaid by its own ``[per-leg]`` ones."""
+        rest = data.strip()
+        shared = {}
+        if rest.startswith("{") and "}" in rest:
+            end = rest.index("}")
+            shared = cls.parse(rest[:end + 1] + "x").variables
+            rest = rest[end + 1:]
+        groups = []
+        for group_text in rest.split("|"):
+            group = []
+            for leg_text in _split_legs(group_text):
+                leg = cls.parse(leg_text)
+                group.append(cls(dict(shared, **leg.variables), leg.endpoint, leg.user, leg.domain))
+            if group:
+                groups.append(group)
+        return groups or [cls.parse(data)]
+
+
+def _split_legs(text):
+    """Split ``[a=1,b=2]user/1000,[c=3]user/1001`` on the commas outside brackets."""
+    legs, depth, current = [], 0, ""
+    for char in text:
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            legs.append(current)
+            current = ""
+        else:
+            current += char
+    legs.append(current)
+    return [leg.strip() for leg in legs if leg.strip()]
+
+
+def _number(text, default):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return default
+
 
 class SimulatedCall:
     """A call placed on the simulator; the tests' and the demo's handle on it."""
@@ -152,6 +229,8 @@ class SimulatedCall:
         self._bridged = False
         self._worker = None
         self._after_complete = []
+        self._digits = list(scenario.digits)  # what the caller will key in, prompt by prompt
+        self.responded = None  # (code, reason) once ``respond`` sent a final response
         self._rewriter = templates.Rewriter(
             caller_moment=lambda moment: self._leg.moments.get(moment, 0),
             core_uuid=server.core_uuid, hostname=server.hostname)
@@ -616,7 +695,7 @@ class SimulatedCall:
         return cause in causes or Q850.get(cause) in causes
 
     def _ring_limit(self, dial):
-        for name in ("originate_timeout", "leg_timeout"):
+        for name in ("leg_timeout", "originate_timeout"):
             if name in dial.variables:
                 try:
                     return float(dial.variables[name])
@@ -627,16 +706,50 @@ class SimulatedCall:
         except ValueError:
             return DEFAULT_RING_LIMIT
 
-    def _app_bridge(self, data):
-        dial = DialString.parse(data or "")
+    def _plan_bridge(self, data):
+        """(behaviour, DialString, ring seconds, ring limit) of the endpoint that decides a bridge.
+
+        One B-leg is simulated: with several endpoints (``a,b`` rung together, ``a|b`` one
+        after the other, ``[leg_delay_start=N,leg_timeout=N]`` per leg) it is the first to
+        answer, else the last group's failure (any endpoint ringing out -> NO_ANSWER, else
+        any busy -> USER_BUSY, else USER_NOT_REGISTERED); earlier groups' time is added.
+        """
         scenario = self.scenario
-        limit = self._ring_limit(dial)
+        groups = DialString.parse_all(data or "")
+        elapsed = 0.0
+        decision = None
+        for group in groups:
+            answered, ringing, busy, last = None, None, None, None
+            for dial in group:
+                behaviour = scenario.phone(dial.user)
+                limit = self._ring_limit(dial)
+                delay = _number(dial.variables.get("leg_delay_start"), 0.0)
+                if behaviour == "answer" and delay + scenario.ring_seconds < limit:
+                    at = delay + scenario.ring_seconds
+                    if answered is None or at < answered[2]:
+                        answered = ("answer", dial, at, limit)
+                elif behaviour in ("answer", "no_answer"):  # rings out (an answer too late too)
+                    if ringing is None or limit > ringing[3]:
+                        ringing = (behaviour, dial, delay + scenario.ring_seconds, limit)
+                elif behaviour == "busy":
+                    busy = busy or ("busy", dial, delay + scenario.ring_seconds, limit)
+                last = ("unregistered", dial, 0.0, limit)
+            decision = answered or ringing or busy or last
+            if answered:
+                break
+            if group is not groups[-1]:
+                elapsed += decision[3] if decision is ringing else decision[2]
+        behaviour, dial, ring, limit = decision
+        return behaviour, dial, ring + elapsed, limit + elapsed
+
+    def _app_bridge(self, data):
+        device, dial, ring_seconds, limit = self._plan_bridge(data)
         with self._lock:
-            if scenario.device == "unregistered":
+            if device == "unregistered":
                 self._bridge_failed("USER_NOT_REGISTERED", dial=dial)
                 return None
             b_uuid = self._start_bleg(dial)
-            first = {"busy": B, "answer": A, "no_answer": C2}[scenario.device]
+            first = {"busy": B, "answer": A, "no_answer": C2}[device]
             # the dial-string lookup's API event, then the B-leg up to CS_CONSUME_MEDIA
             source = templates.load(first)
             if first == B:
@@ -645,15 +758,15 @@ class SimulatedCall:
             source, frames = self._bleg_frames(first, "CHANNEL_OUTGOING", "CHANNEL_STATE:CS_CONSUME_MEDIA")
             for frame in frames:
                 self._replay(source, frame)
-            rings = scenario.device != "busy" or scenario.ring_seconds > 0
+            rings = device != "busy" or ring_seconds > 0
             if rings:
-                self._ring(C2 if scenario.device == "no_answer" else A)
-        if scenario.device == "no_answer":
+                self._ring(C2 if device == "no_answer" else A)
+        if device == "no_answer":
             wait, outcome = limit, "NO_ANSWER"
-        elif scenario.ring_seconds >= limit:
+        elif ring_seconds >= limit:
             wait, outcome = limit, "NO_ANSWER"
         else:
-            wait, outcome = scenario.ring_seconds, scenario.device
+            wait, outcome = ring_seconds, device
         if rings:
             self._wait(wait)
         with self._lock:
@@ -820,6 +933,80 @@ class SimulatedCall:
             self._apply_patch("voicemail_done")
         return None
 
+    def _play_prompt(self, path):
+        """One file played inside an application: PLAYBACK_START, a moment, PLAYBACK_STOP."""
+        with self._lock:
+            self._emit("PLAYBACK_START", {"Playback-File-Path": path})
+        interrupted = self._wait(0.5)
+        with self._lock:
+            self._emit("PLAYBACK_STOP", {"Playback-File-Path": path,
+                                         "Playback-Status": "break" if interrupted else "done"})
+        return not interrupted
+
+    def _app_play_and_get_digits(self, data):
+        """``min max tries timeout terminators file invalid_file var_name regexp [digit_timeout]``
+        (mod_dptools). Each try: the prompt, then the caller's next entry of
+        ``scenario.digits`` as DTMF events (capture f), or nothing until ``timeout`` ms.
+        Valid input (min..max keys matching regexp) sets ``var_name`` and ``read_result``
+        ``success``; invalid input sets ``<var_name>_invalid`` and plays invalid_file; the
+        tries used up leave ``var_name`` unset (switch_play_and_get_digits)."""
+        args = (data or "").split(" ")
+        if len(args) < 9:
+            log.info("call %s: play_and_get_digits needs 9 arguments, got %r", self.uuid, data)
+            return None
+        try:
+            min_digits, max_digits, tries, timeout = (int(a) for a in args[:4])
+        except ValueError:
+            return None
+        terminators, prompt, invalid_file, var_name, regexp = args[4:9]
+        with self._lock:
+            self._leg.set_var(var_name, None)
+            self._leg.set_var("read_result", None)
+        for _ in range(max(1, tries)):
+            if not self._play_prompt(prompt):
+                return None
+            entry = self._digits.pop(0) if self._digits else ""
+            keys = ""
+            for key in entry:
+                with self._lock:
+                    self._emit("DTMF", {"DTMF-Digit": key, "DTMF-Duration": "2240", "DTMF-Source": "RTP"})
+                if key in terminators:
+                    break
+                keys += key
+                if len(keys) >= max_digits:
+                    break
+            if not keys and self._wait(timeout / 1000.0):
+                return None  # hung up while waiting for a key
+            with self._lock:
+                if not keys:
+                    self._leg.set_var("read_result", "timeout")
+                elif len(keys) >= min_digits and re.search(regexp, keys):
+                    self._leg.set_var("read_result", "success")
+                    self._leg.set_var(var_name, keys)
+                    return None
+                else:
+                    self._leg.set_var("read_result", "success")
+                    self._leg.set_var(var_name + "_invalid", keys)
+            if invalid_file and not self._play_prompt(invalid_file):
+                return None
+        return None
+
+    def _app_respond(self, data):
+        """``respond <code> [<reason>]`` (mod_sofia): a final response to the unanswered INVITE
+        ends the channel with the cause sofia maps the code to; after answer it does nothing."""
+        code_text, _, reason = (data or "").partition(" ")
+        try:
+            code = int(code_text)
+        except ValueError:
+            code = 488  # mod_sofia: no code given
+        with self._lock:
+            answered = bool(self._leg.moments["answered"])
+        if answered or code < 300:
+            return None
+        self.responded = (code, reason or None)
+        self.hangup(SIP_TO_CAUSE.get(code, "NORMAL_UNSPECIFIED"), "local")
+        return None
+
     def _app_hangup(self, data):
         self.hangup(known_cause(data), "local")
 
@@ -848,6 +1035,8 @@ APPS = {
     "voicemail": _app(SimulatedCall._app_voicemail, media=True),
     "sleep": _app(SimulatedCall._app_sleep),
     "hangup": _app(SimulatedCall._app_hangup),
+    "play_and_get_digits": _app(SimulatedCall._app_play_and_get_digits, media=True),
+    "respond": _app(SimulatedCall._app_respond),
     "park": _app(SimulatedCall._app_park),
     "log": _app(SimulatedCall._app_noop),
     "info": _app(SimulatedCall._app_noop),

@@ -14,6 +14,7 @@ from callflowd.simulator import templates
 B = "b_device_busy_voicemail"
 A = "a_device_answers"
 C2 = "c2_device_no_answer_originate_timeout"
+F = "f_dtmf_play_and_get_digits"
 
 # event -> (template, label, nth): the captured frame whose layout the simulated event copies
 LAYOUTS = {
@@ -35,6 +36,7 @@ LAYOUTS = {
     "CHANNEL_DESTROY": (B, "CHANNEL_DESTROY", 0),
     "PLAYBACK_START": (B, "PLAYBACK_START", 0),
     "PLAYBACK_STOP": (B, "PLAYBACK_STOP", 0),
+    "DTMF": (F, "DTMF", 0),
 }
 
 # name -> (template, (label, nth) before, (label, nth) after): the variables a step sets on the

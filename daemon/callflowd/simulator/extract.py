@@ -9,7 +9,7 @@ B-leg and system frames with substitutions, and uses the caller frames as layout
 source of the variable changes each step makes (see templates.py).
 
 Media noise the daemon never needs (CUSTOM filestring::*, RECORD_*, RE_SCHEDULE,
-PRIVATE_COMMAND, all but the first PLAYBACK_START/STOP pair, the rig's own ``api`` calls)
+PRIVATE_COMMAND, all but the first PLAYBACK_START/STOP pair and DTMF event, the rig's own ``api`` calls)
 is left out.
 """
 
@@ -26,12 +26,14 @@ SOURCES = {
         "c2_device_no_answer_originate_timeout", "CHANNEL_EXECUTE:bridge", ("caller", "bleg")),
     "b2_device_busy_without_continue_on_fail.plain.txt": (
         "b2_device_busy_without_continue_on_fail", "CHANNEL_EXECUTE:bridge", ("caller",)),
+    "f_dtmf_play_and_get_digits.plain.txt": (
+        "f_dtmf_play_and_get_digits", "CHANNEL_EXECUTE:play_and_get_digits", ("caller",)),
     "misc_protocol.plain.txt": ("misc_protocol", None, ("system",)),
     "shutdown_sigterm.plain.txt": ("shutdown_sigterm", None, ("system",)),
 }
 
 # the answer's two CODEC events; one PLAYBACK pair and one HEARTBEAT as layouts
-KEEP_AT_MOST = {"CODEC": 2, "PLAYBACK_START": 1, "PLAYBACK_STOP": 1, "HEARTBEAT": 1}
+KEEP_AT_MOST = {"CODEC": 2, "PLAYBACK_START": 1, "PLAYBACK_STOP": 1, "HEARTBEAT": 1, "DTMF": 1}
 
 DROPPED = {
     "CUSTOM", "RECORD_START", "RECORD_STOP", "RE_SCHEDULE", "PRIVATE_COMMAND", "MODULE_UNLOAD", "UNPUBLISH",

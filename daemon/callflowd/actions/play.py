@@ -1,0 +1,55 @@
+"""``play``: play media to the caller.
+
+data (Kazoo 4.3 ``callflows.play``):
+  ``id`` (required)  a file path, an http(s) URL or a ``tone_stream://`` (see actions/media.py)
+  ``answer``         answer first (default true; false plays as early media, 183)
+  ``loop_count``     times to play it, 1-100 (default 1)
+  ``terminators``    DTMF keys that cut the playback short (default: every key)
+
+Branches: ``_`` (also when a key cut it short; the rest of the loop is then skipped).
+
+FreeSWITCH facts: ``playback`` stops on the keys in the channel variable
+``playback_terminators`` (default ``*``; ``none`` for none) and leaves the key used in
+``playback_terminator_used``; on a channel without media it pre-answers (183) itself
+(capture g). Its EXECUTE_COMPLETE says ``FILE PLAYED`` when it played to the end.
+"""
+
+import dataclasses
+
+from callflowd.actions import fields, media
+from callflowd.actions.outcome import DEFAULT
+
+ANY_KEY = "1234567890*#"
+MAX_LOOPS = 100
+# A long announcement is still bounded.
+MAX_PLAY_SECONDS = 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    media: str
+    answer: bool
+    loop_count: int
+    terminators: str
+
+    @classmethod
+    def parse(cls, raw, directory):
+        return cls(
+            media=media.reference(raw, "id", needed=True),
+            answer=fields.boolean(raw, "answer", True),
+            loop_count=fields.integer_in(raw, "loop_count", 1, 1, MAX_LOOPS),
+            terminators=media.terminators(raw, "terminators", ANY_KEY),
+        )
+
+
+def handle(call, data):
+    if data.answer:
+        call.answer()
+    call.set_variable("playback_terminators", data.terminators or "none")
+    for _ in range(data.loop_count):
+        done = call.execute("playback", data.media, timeout=MAX_PLAY_SECONDS)
+        used = done.get("variable_playback_terminator_used")
+        if used:
+            call.log.info("playback cut short by key %s", used)
+            break
+    return DEFAULT

@@ -1,0 +1,48 @@
+"""``response``: answer the caller with a SIP final response of our choosing, and end.
+
+data (Kazoo 4.3 ``callflows.response``):
+  ``code``     the SIP response code, 300-699 (default 486)
+  ``message``  the reason phrase (default: FreeSWITCH's for the code)
+  ``media``    played to the caller first, as early media (183), see actions/media.py
+
+Branches: none: the flow stops (Kazoo: "the call is hung up with the given code").
+
+FreeSWITCH facts: ``respond <code> [<reason>]`` (mod_dptools, mod_sofia) sends the
+response on an unanswered inbound channel; a final (3xx-6xx) response ends the channel.
+On an answered call there is no INVITE left to answer, so the call is hung up instead.
+"""
+
+import dataclasses
+
+from callflowd.actions import fields, media
+from callflowd.actions.outcome import STOP
+
+MAX_MEDIA_SECONDS = 600
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    code: int
+    message: str
+    media: str
+
+    @classmethod
+    def parse(cls, raw, directory):
+        return cls(
+            code=fields.integer_in(raw, "code", 486, 300, 699),
+            message=fields.text(raw, "message"),
+            media=media.reference(raw, "media"),
+        )
+
+    @property
+    def argument(self):
+        return "%d %s" % (self.code, self.message) if self.message else str(self.code)
+
+
+def handle(call, data):
+    if data.media:
+        call.execute("pre_answer", timeout=call.command_timeout)
+        call.execute("playback", data.media, timeout=MAX_MEDIA_SECONDS)
+    call.log.info("responding %s", data.argument)
+    call.execute("respond", data.argument, timeout=call.command_timeout)
+    return STOP

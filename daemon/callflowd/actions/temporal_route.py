@@ -1,0 +1,87 @@
+"""``temporal_route``: branch on the time of day, the weekday, the date (Kazoo's time of day routing).
+
+data (Kazoo 4.3 ``callflows.temporal_route``):
+  ``rules``        list of rule ids from the config's ``temporal_rules:`` (default: none)
+  ``timezone``     IANA zone the rules are read in (default ``UTC``; Kazoo falls back
+                   to the account's zone)
+  ``action``       only Kazoo's default (route) is supported; ``menu``, ``enable``,
+                   ``disable`` and ``reset`` are refused at load
+  ``skip_module``  true: skip this node and go on to ``_`` (handled by the executor)
+
+The rules tried are ``rules`` then the node's children keys (Kazoo's branch keys:
+Kazoo's UI keys the children by rule id and leaves ``rules`` empty), in that
+order, each once; every one must be a configured rule.
+
+Branches: the id of the first rule that holds now -> the child with that key;
+none holds -> ``_``. Nothing is sent to the switch.
+
+"Now" is ``callflowd.flow.temporal.clock()``, read once per node.
+"""
+
+import dataclasses
+
+from callflowd.actions import fields
+from callflowd.actions.outcome import DEFAULT
+from callflowd.errors import InvalidData
+from callflowd.flow import temporal
+
+DEFAULT_TIMEZONE = "UTC"
+ROUTE_ACTIONS = ("", "route")
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    rules: tuple  # of callflowd.flow.temporal.Rule, in the order they are tried
+    timezone: object  # a zoneinfo.ZoneInfo
+
+    @classmethod
+    def parse(cls, raw, directory):
+        ids = fields.optional(raw, "rules", list, [], "a list of temporal rule ids")
+        rules = []
+        for index, rule_id in enumerate(ids):
+            key = "rules[%d]" % index
+            if not isinstance(rule_id, str) or not rule_id:
+                raise InvalidData(key, "must be a temporal rule id (a string)")
+            rule = directory.temporal_rules.get(rule_id)
+            if rule is None:
+                raise InvalidData(key, "unknown temporal rule %r (configured: %s)" % (
+                    rule_id, ", ".join(sorted(directory.temporal_rules)) or "none"))
+            if rule not in rules:
+                rules.append(rule)
+        name = fields.optional(raw, "timezone", str, DEFAULT_TIMEZONE, "an IANA time zone name")
+        zone = temporal.zone_named(name)
+        action = fields.optional(raw, "action", str, "", "a string")
+        if action.lower() not in ROUTE_ACTIONS:
+            raise InvalidData("action", "%r is not supported: only routing (no action) is" % action)
+        if raw.get("rule_set") is not None:
+            raise InvalidData("rule_set", "rule sets are not supported: list the rules in rules")
+        return cls(rules=tuple(rules), timezone=zone)
+
+
+def with_branch_keys(data, keys, directory):
+    """``data`` with the node's children keys (other than ``_``) added to its rules.
+
+    Called by the loader once the children are known; raises InvalidData naming
+    ``children.<key>`` for a key that is not a configured rule.
+    """
+    rules = list(data.rules)
+    for key in keys:
+        if key == DEFAULT:
+            continue
+        rule = directory.temporal_rules.get(key)
+        if rule is None:
+            raise InvalidData("children.%s" % key, "is not a configured temporal rule (a temporal_route "
+                              "branches on rule ids, or _)")
+        if rule not in rules:
+            rules.append(rule)
+    return dataclasses.replace(data, rules=tuple(rules))
+
+
+def handle(call, data):
+    local = temporal.local_now(data.timezone)
+    rule = temporal.first_match(data.rules, local)
+    if rule is None:
+        call.log.info("no temporal rule holds at %s %s; taking _", local, data.timezone.key)
+        return DEFAULT
+    call.log.info("temporal rule %s holds at %s %s", rule.id, local, data.timezone.key)
+    return rule.id
