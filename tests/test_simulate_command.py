@@ -150,3 +150,36 @@ def test_a_bad_config_is_one_line_and_exit_2(tmp_path):
 
     assert result.returncode == 2
     assert result.stderr == "callflowd: %s: log_level: must be one of debug, info, warning, error\n" % config
+
+
+def path_of(stdout):
+    """The ``path taken`` lines as (module, outcome) pairs."""
+    lines = stdout.split("path taken:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return [(line.split()[1], line.split("-> ")[1]) for line in lines]
+
+
+@pytest.mark.parametrize("moment, path", [
+    ("2026-12-25T10:00 America/New_York", [("temporal_route", "christmas"), ("voicemail", "_")]),
+    ("2026-12-24T10:00 America/New_York", [("temporal_route", "office_hours"), ("device", "USER_BUSY"),
+                                           ("voicemail", "_")]),
+])
+def test_at_sets_the_time_the_temporal_route_reads(moment, path):
+    result = simulate("--number", "+10005550300", "--device", "busy", "--at", moment)
+
+    assert result.returncode == 0, result.stderr
+    assert path_of(result.stdout) == path
+
+
+def test_digits_are_what_the_caller_keys_in_at_the_menu():
+    result = simulate("--number", "+10005550200", "--digits", "1")
+
+    assert result.returncode == 0, result.stderr
+    assert path_of(result.stdout)[:3] == [("set_variables", "_"), ("menu", "1"), ("ring_group", "stop")]
+
+
+def test_a_time_that_is_no_time_is_one_line_and_exit_2():
+    result = simulate("--number", "+10005550300", "--at", "christmas eve")
+
+    assert result.returncode == 2
+    assert "argument --at: not a time like '2026-12-24T18:00 Europe/Paris'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -56,6 +56,12 @@ def _parser():
     simulate.add_argument("--device", choices=("busy", "no_answer", "answer", "not_registered"),
                           default="answer", help="what every phone the flow rings does (default %(default)s)")
     simulate.add_argument("--caller", default="+15551230000", help="the caller's number (default %(default)s)")
+    simulate.add_argument("--digits", action="append", default=[], metavar="KEYS",
+                          help="what the caller keys in at a menu prompt, e.g. 1# (give it again for "
+                          "the next prompt; none: the caller keys nothing)")
+    simulate.add_argument("--at", type=_moment, metavar="'YYYY-MM-DDTHH:MM ZONE'",
+                          help="the time the call happens, for temporal routes, e.g. "
+                          "'2026-12-24T18:00 Europe/Paris' (no zone: UTC; default: now)")
     simulate.add_argument("--webhook-to", metavar="URL",
                           help="send the webhooks to this server instead of only printing them "
                           "(http://host:port keeps each webhook's path; a URL with a path replaces it)")
@@ -97,7 +103,21 @@ def _simulate(args):
     config = load_config(args.config)
     logsetup.configure("INFO" if args.verbose else "WARNING")
     return simulate(config, args.number, args.device, webhook_to=args.webhook_to, caller=args.caller,
-                    out=sys.stdout)
+                    digits=args.digits, at=args.at, out=sys.stdout)
+
+
+def _moment(text):
+    """``2026-12-24T18:00 Europe/Paris`` as an aware datetime; argparse turns a ValueError into exit 2."""
+    import datetime
+    import zoneinfo
+
+    when, _, zone = text.strip().partition(" ")
+    try:
+        moment = datetime.datetime.fromisoformat(when)
+        tz = zoneinfo.ZoneInfo(zone.strip()) if zone.strip() else datetime.timezone.utc
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+        raise argparse.ArgumentTypeError("not a time like '2026-12-24T18:00 Europe/Paris': %s" % exc) from None
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
 def _demo(args):

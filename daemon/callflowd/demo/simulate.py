@@ -19,6 +19,7 @@ import urllib.parse
 
 from gevent.event import Event
 
+from callflowd.flow import temporal
 from callflowd.calls.routes import RouteTable
 from callflowd.config.model import MetricsSettings
 from callflowd.logfmt import escape
@@ -38,8 +39,19 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 
-def simulate(config, number, device, *, webhook_to=None, caller=CALLER, out):
-    """Run one simulated call through ``config``'s callflows; print what happened. Returns the exit status."""
+def simulate(config, number, device, *, webhook_to=None, caller=CALLER, digits=(), at=None, out):
+    """Run one simulated call through ``config``'s callflows; print what happened. Returns the exit status.
+
+    ``digits``: what the caller keys in, one string per menu prompt; ``at``: an aware datetime
+    the call happens at (temporal routes read it), else now.
+    """
+    if at is not None:
+        previous, temporal.clock = temporal.clock, lambda: at
+        try:
+            return simulate(config, number, device, webhook_to=webhook_to, caller=caller, digits=digits,
+                            out=out)
+        finally:
+            temporal.clock = previous
     callflow = RouteTable(config.callflows, config.routing).lookup(number)
     if callflow is None:
         _say(out, "no callflow answers %s: a real call would be left parked" % number)
@@ -57,7 +69,8 @@ def simulate(config, number, device, *, webhook_to=None, caller=CALLER, out):
             _say(out, "the daemon did not connect to the simulator")
             return EXIT_FAILED
         first_command = len(simulator.received)
-        sim_call = simulator.place_call(number, caller_id_number=caller, scenario=Scenario(device=DEVICES[device]))
+        sim_call = simulator.place_call(number, caller_id_number=caller,
+                                        scenario=Scenario(device=DEVICES[device], digits=tuple(digits)))
         _say(out, "call %s from %s to %s: callflow %s (%s), the phone %s" % (
             sim_call.uuid, caller, number, callflow.id, callflow.source, _PHONE[device]))
         if not done.wait(WAIT_SECONDS):
