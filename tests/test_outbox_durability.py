@@ -58,6 +58,16 @@ class DaemonProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
+    def terminate_twice(self, first_line, timeout=60):
+        """SIGTERM, then once ``first_line`` is in the log, SIGTERM again: stop at once."""
+        self.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while first_line not in self.log_path.read_text():
+            assert time.monotonic() < deadline, "no %r in the log" % first_line
+            gevent.sleep(0.05)  # the log is a file: nothing to wait on but its growth
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
     def log(self):
         return self.log_path.read_text()
 
@@ -160,6 +170,30 @@ def test_sigterm_with_500_webhooks_pending_to_a_slow_receiver_loses_none_across_
         receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
     assert second.terminate() == 0
     assert "resuming %d undelivered webhooks" % left in second.log()
+    check_every_webhook_arrived_once_by_id(receiver.requests)
+
+
+def test_a_second_sigterm_stops_at_once_and_still_loses_no_accepted_webhook(
+        tmp_path, switch, receiver, daemons):
+    receiver.delay(2.0)
+    config = write_config(tmp_path, switch, {"ten": ten_webhooks_flow(receiver.url("/hook"))},
+                          webhooks={"concurrency_per_endpoint": 4, "timeout": 5})
+    first = daemons(config, tmp_path / "first.log")
+    switch.wait_for_clients(1, timeout=15)
+    place_calls(switch)
+    started = time.monotonic()
+    assert first.terminate_twice("service stopping") == 0
+    assert time.monotonic() - started < 10  # no 10 s webhook drain
+    assert "undelivered webhooks stay in the outbox" in first.log()
+    left = outbox_rows(tmp_path / "state")
+    assert left > 0
+
+    receiver.delay(0)
+    second = daemons(config, tmp_path / "second.log")
+    deadline = time.monotonic() + 60
+    while len({r.header("X-Callflowd-Delivery") for r in receiver.requests}) < WEBHOOKS:
+        receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
+    assert second.terminate() == 0
     check_every_webhook_arrived_once_by_id(receiver.requests)
 
 

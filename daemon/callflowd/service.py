@@ -264,7 +264,8 @@ class Service:
         for link in self.links.values():
             link.stop()
         # What isn't delivered in time stays in the outbox for the next start (and is logged).
-        self.webhooks.stop(timeout=0 if self._halt.is_set() else min(grace, WEBHOOK_DRAIN_SECONDS))
+        self.webhooks.stop(timeout=0 if self._halt.is_set() else min(grace, WEBHOOK_DRAIN_SECONDS),
+                           hurry=self._halt)
         if self._watchdog is not None:
             self._watchdog.stop()
         for name in self.links:

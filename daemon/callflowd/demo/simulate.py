@@ -116,7 +116,7 @@ class _RecordingDispatcher:
     def start(self):
         pass
 
-    def stop(self, timeout=None):
+    def stop(self, timeout=None, hurry=None):
         return 0
 
     def submit(self, request):
@@ -158,9 +158,9 @@ class _RedirectingDispatcher(WebhookDispatcher):
         self.results[item.request.delivery_id] = result
         return super()._record(lane, item, result)
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout=10.0, hurry=None):
         try:
-            return super().stop(timeout)
+            return super().stop(timeout, hurry)
         finally:
             self._state_dir.cleanup()
 

@@ -161,9 +161,10 @@ class WebhookDispatcher:
                  self.settings.synchronous, self.settings.outbox_max, self.settings.concurrency,
                  self.settings.concurrency_per_endpoint)
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout=10.0, hurry=None):
         """Stop accepting; deliver what is due for up to ``timeout`` s; keep the rest in the outbox.
 
+        ``hurry`` (an Event) cuts the delivery wait short when it is set (a second SIGTERM).
         Returns how many webhooks are left in the outbox for the next start.
         """
         if self.state in (State.STOPPING, State.STOPPED):
@@ -180,10 +181,11 @@ class WebhookDispatcher:
                      timeout, self._due_count())
             while not self._drained():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or (hurry is not None and hurry.is_set()):
                     break
                 self._progress.clear()
-                self._progress.wait(remaining)
+                gevent.wait([self._progress] + ([hurry] if hurry is not None else []),
+                            timeout=remaining, count=1)
         interrupted = self._in_flight
         self._attempts.kill(block=True, timeout=5)
         self._scheduler.kill(block=True, timeout=5)  # the writer is the outbox's to stop

@@ -73,9 +73,10 @@ class OutboxFeeder:
             return self._drop(request, "outbox full: %s" % exc)
         return True
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout=10.0, hurry=None):
         """Commit what was handed over, let the child deliver for ``timeout`` s, stop it.
 
+        ``hurry`` set (a second SIGTERM) while the child drains: it is told to stop at once.
         Returns how many webhooks are left in the outbox for the next start.
         """
         if self.state is not State.RUNNING:
@@ -87,6 +88,8 @@ class OutboxFeeder:
         self._group.kill(block=True, timeout=5)  # the supervisor: no restart from here on
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM if timeout > 0 else signal.SIGINT)
+            if hurry is not None and timeout > 0:
+                hurried = gevent.spawn(_hurry_child, hurry, child)
             try:
                 child.wait(timeout=(self.drain if timeout > 0 else 0) + STOP_MARGIN)
             except subprocess.TimeoutExpired:
@@ -94,6 +97,8 @@ class OutboxFeeder:
                           "in the outbox)", child.pid)
                 child.kill()
                 child.wait()
+            if hurry is not None and timeout > 0:
+                hurried.kill(block=False)
         self.outbox.stop(timeout=5.0)
         left = self.outbox.store_rows_left()
         self.state = State.STOPPED
@@ -154,3 +159,10 @@ def _describe(status):
         except ValueError:
             pass
     return "status %s" % status
+
+
+def _hurry_child(hurry, child):
+    """A second SIGTERM while the child drains: tell it to stop at once (SIGINT)."""
+    hurry.wait()
+    if child.poll() is None:
+        child.send_signal(signal.SIGINT)
