@@ -8,7 +8,6 @@ across cut and restore, so the daemon reconnects to the same address.
 
 import socket
 
-import gevent
 from gevent.event import Event
 from gevent.pool import Group
 from gevent.server import StreamServer

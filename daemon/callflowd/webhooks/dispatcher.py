@@ -96,7 +96,25 @@ def make_session(settings):
     return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy)
 
 
-class WebhookDispatcher:
+class Losses:
+    """What a dispatcher could not take: logged one by one with a running total, and counted
+    (``self._counts`` holds ``dropped`` and ``lost``)."""
+
+    def _drop(self, request, why):
+        self._counts["dropped"] += 1
+        metrics.webhook_dropped()
+        log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
+                  safe(request.call_id), why, request.describe(), self._counts["dropped"])
+        return False
+
+    def _lost(self, items):
+        self._counts["lost"] += len(items)
+        for item in items:
+            log.error("call %s: webhook lost (outbox write failed): %s; %d lost since start",
+                      safe(item.request.call_id), item.request.describe(), self._counts["lost"])
+
+
+class WebhookDispatcher(Losses):
     """Owns the outbox, the lanes and the attempt greenlets.
 
     ``rand`` feeds the back-off jitter and ``clock`` gives Unix time, both
@@ -235,19 +253,6 @@ class WebhookDispatcher:
     @property
     def stats(self):
         return DispatcherStats(pending=self.outbox.size, in_flight=self._in_flight, **self._counts)
-
-    def _drop(self, request, why):
-        self._counts["dropped"] += 1
-        metrics.webhook_dropped()
-        log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
-                  safe(request.call_id), why, request.describe(), self._counts["dropped"])
-        return False
-
-    def _lost(self, items):
-        self._counts["lost"] += len(items)
-        for item in items:
-            log.error("call %s: webhook lost (outbox write failed): %s; %d lost since start",
-                      safe(item.request.call_id), item.request.describe(), self._counts["lost"])
 
     # -- scheduling ------------------------------------------------------------------
 

@@ -26,8 +26,7 @@ import gevent
 import gevent.pool
 
 from callflowd import metrics
-from callflowd.logfmt import safe
-from callflowd.webhooks.dispatcher import DispatcherStats, Item, State
+from callflowd.webhooks.dispatcher import DispatcherStats, Item, Losses, State
 from callflowd.webhooks.outbox import Outbox, OutboxFull
 from callflowd.webhooks.store import OutboxStore
 
@@ -37,7 +36,7 @@ RESTART_DELAY = 1.0  # seconds before a dead delivery process is replaced
 STOP_MARGIN = 5.0  # seconds the child gets beyond its drain time before it is killed
 
 
-class OutboxFeeder:
+class OutboxFeeder(Losses):
     """The daemon's side: ``submit()`` commits to the outbox; a child process delivers."""
 
     def __init__(self, settings, state_dir, config_path, log_level="INFO", drain=10.0, clock=time.time):
@@ -123,19 +122,6 @@ class OutboxFeeder:
             child.stdin.flush()
         except OSError as exc:  # it just died: the supervisor replaces it, and it reads the outbox
             log.warning("webhook delivery process unreachable (%s)", exc)
-
-    def _drop(self, request, why):
-        self._counts["dropped"] += 1
-        metrics.webhook_dropped()
-        log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
-                  safe(request.call_id), why, request.describe(), self._counts["dropped"])
-        return False
-
-    def _lost(self, items):
-        self._counts["lost"] += len(items)
-        for item in items:
-            log.error("call %s: webhook lost (outbox write failed): %s; %d lost since start",
-                      safe(item.request.call_id), item.request.describe(), self._counts["lost"])
 
     def _supervise(self):
         while self.state is State.RUNNING:
