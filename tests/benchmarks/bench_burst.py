@@ -31,7 +31,8 @@ from tests.benchmarks.bench_event_socket import event_frames, rounds_of  # noqa:
 from tests.doubles.replay_switch import ReplaySwitch  # noqa: E402
 
 STRATEGIES = {
-    "sleep(0.0001)": lambda: gevent.sleep(0.0001),  # what the daemon uses
+    "paced": esl_connection._pause,  # what the daemon uses: sleep(0), and sleep(0.0001) every 2 ms
+    "sleep(0.0001)": lambda: gevent.sleep(0.0001),  # what it used before issue 10
     "idle()": gevent.idle,
     "sleep(0)": lambda: gevent.sleep(0),
 }

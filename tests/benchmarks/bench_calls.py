@@ -228,6 +228,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=5.0, help="per paced rate (default 5)")
     parser.add_argument("--ringing", default="2000,10000", help="calls held ringing (cumulative, default 2000,10000)")
     parser.add_argument("--json", action="store_true", help="one JSON line of figures")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the daemon during the CPU run, stats to FILE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     rates = [int(rate) for rate in args.rates.split(",") if rate]
@@ -241,7 +242,16 @@ def main():
     try:
         with running(Simulator(time_scale=0.0001), workdir / "busy", url, total) as (simulator, daemon):
             run_calls(daemon, simulator, latency, 100, 0)  # warm up: imports, pools, caches
+            profiler = None
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             results["cpu"] = run_calls(daemon, simulator, latency, args.calls, 0)
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
             results["paced"] = [run_calls(daemon, simulator, latency, int(rate * args.seconds), rate)
                                 for rate in rates]
         if ringing:
