@@ -27,7 +27,6 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import os  # noqa: E402
 import pathlib  # noqa: E402
 import re  # noqa: E402
@@ -38,6 +37,7 @@ import time  # noqa: E402
 
 import gevent  # noqa: E402
 
+from callflowd import logsetup  # noqa: E402
 from callflowd.esl import names  # noqa: E402
 from callflowd.esl.connection import EslConnection  # noqa: E402
 from tests.benchmarks.bench_burst import rss_mib  # noqa: E402
@@ -232,7 +232,7 @@ def main():
                         help="the daemon's log level; lines go to /dev/null (default error: no call lines)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the daemon during the CPU run, stats to FILE")
     args = parser.parse_args()
-    logging.basicConfig(level=args.log_level.upper(), stream=open(os.devnull, "w"))
+    logsetup.configure(args.log_level, stream=open(os.devnull, "w"))  # the daemon's own formatter
     rates = [int(rate) for rate in args.rates.split(",") if rate]
     ringing = [int(count) for count in args.ringing.split(",") if count]
     latency = Latency()
