@@ -103,6 +103,28 @@ def test_a_caller_id_name_holding_a_newline_and_colon_changes_only_its_own_value
     assert set(event.headers) == set(honest.headers)
 
 
+def test_a_forged_value_read_before_the_whole_dict_is_built_forges_nothing_either():
+    forged = PLAIN_PARK.replace(
+        b"sipp%20caller", b"evil%0AUnique-ID%3A%20forged%0A%0AEvent-Name%3A%20HEARTBEAT")
+    event = protocol.parse_plain_event(forged)  # values decoded lazily, one by one
+    assert event.get(names.UNIQUE_ID) == "a15aa9fc-ed7f-477e-aa75-2621733b252f"
+    assert event.get(names.EVENT_NAME) == names.CHANNEL_PARK
+    assert "forged" not in event
+    assert event.get("Caller-Caller-ID-Name") == "evil\nUnique-ID: forged\n\nEvent-Name: HEARTBEAT"
+
+
+@pytest.mark.parametrize("name", [name for name in capture_names() if ".plain" in name])
+def test_each_value_read_alone_equals_the_same_value_in_the_whole_dict(name):
+    for headers, body, _ in frames_of(load_capture(name)):
+        if headers.get(names.CONTENT_TYPE) != names.EVENT_PLAIN:
+            continue
+        whole = protocol.parse_plain_event(body).headers
+        for header in list(whole) + ["Content-Length", "No-Such-Header", "Unique"]:
+            alone = protocol.parse_plain_event(body)  # a fresh event: nothing decoded yet
+            assert alone.get(header, "missing") == whole.get(header, "missing"), header
+            assert (header in alone) == (header in whole)
+
+
 def test_plus_signs_stay_plus_signs():
     event = protocol.parse_plain_event(b"Event-Name: CUSTOM\nA: 1+2\nB: %2B1%20555\n\n")
     assert event["A"] == "1+2"

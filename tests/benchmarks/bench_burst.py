@@ -7,7 +7,10 @@ probe greenlet asks to wake every 5 ms and records how late it wakes (the
 longest any greenlet waits for its turn); a command is sent mid-burst and
 its round trip timed; RSS growth is read from /proc. Each yield strategy of
 the reader and dispatcher is run in turn (issue 6's targets: < 50 ms, < 50 MB,
-none lost). Figures go in docs/benchmarks.md.
+none lost). ``--client greenswitch`` runs the same burst through stock greenswitch
+(the reference); ``--probe-ms 1`` makes the probe a 1 ms sleeper (issue 10's figure);
+``--json`` prints one JSON line for ``python -m tests.benchmarks``.
+Figures go in docs/benchmarks.md.
 """
 
 from gevent import monkey
@@ -15,6 +18,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
@@ -23,11 +27,12 @@ from gevent.event import Event  # noqa: E402
 
 from callflowd.esl import connection as esl_connection  # noqa: E402
 from callflowd.esl.connection import EslConnection  # noqa: E402
-from tests.benchmarks.bench_event_socket import event_frames  # noqa: E402
+from tests.benchmarks.bench_event_socket import event_frames, rounds_of  # noqa: E402
 from tests.doubles.replay_switch import ReplaySwitch  # noqa: E402
 
 STRATEGIES = {
-    "sleep(0.0001)": lambda: gevent.sleep(0.0001),  # what the daemon uses
+    "paced": esl_connection._pause,  # what the daemon uses: sleep(0), and sleep(0.0001) every 2 ms
+    "sleep(0.0001)": lambda: gevent.sleep(0.0001),  # what it used before issue 10
     "idle()": gevent.idle,
     "sleep(0)": lambda: gevent.sleep(0),
 }
@@ -41,7 +46,7 @@ def rss_mib():
     return 0.0
 
 
-def run_burst(frames, rounds):
+def run_burst(frames, rounds, probe_seconds=0.005, client="callflowd"):
     total = len(frames) * rounds
     seen = [0]
     done = Event()
@@ -56,30 +61,40 @@ def run_burst(frames, rounds):
     def probe():
         while not done.is_set():
             asked = time.perf_counter()
-            gevent.sleep(0.005)
-            worst[0] = max(worst[0], time.perf_counter() - asked - 0.005)
+            gevent.sleep(probe_seconds)
+            worst[0] = max(worst[0], time.perf_counter() - asked - probe_seconds)
             peak_rss[0] = max(peak_rss[0], rss_mib())
 
     with ReplaySwitch() as switch:
         switch.api_replies["status"] = "UP"
         host, port = switch.address
-        connection = EslConnection(host, port, "ClueCon", on_event=on_event, idle_timeout=60)
-        connection.connect()
-        blob = b"".join(frames) * rounds
+        if client == "greenswitch":
+            import greenswitch
+
+            connection = greenswitch.InboundESL(host, port, "ClueCon")
+            connection.register_handle("*", on_event)
+            connection.connect()
+        else:
+            connection = EslConnection(host, port, "ClueCon", on_event=on_event, idle_timeout=60)
+            connection.connect()
+        blob = b"".join(rounds_of(frames, rounds))
         before = rss_mib()
         start = time.perf_counter()
         prober = gevent.spawn(probe)
         pusher = gevent.spawn(switch.push, blob)
         gevent.sleep(0.05)
         sent = time.perf_counter()
-        connection.api("status")
+        if client == "greenswitch":
+            connection.send("api status")
+        else:
+            connection.api("status")
         round_trip = time.perf_counter() - sent
         if not done.wait(120):
             raise SystemExit("only %d of %d events arrived" % (seen[0], total))
         elapsed = time.perf_counter() - start
         pusher.join()
         prober.join()
-        connection.close()
+        connection.stop() if client == "greenswitch" else connection.close()
     return {"events": seen[0], "of": total, "seconds": elapsed, "worst_wait_ms": worst[0] * 1000,
             "round_trip_ms": round_trip * 1000, "rss_growth_mib": peak_rss[0] - before}
 
@@ -87,19 +102,35 @@ def run_burst(frames, rounds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="times the 5,000-event capture is sent (default 4)")
+    parser.add_argument("--probe-ms", type=float, default=5.0, help="the probe's sleep (default 5 ms)")
+    parser.add_argument("--strategy", choices=sorted(STRATEGIES), action="append",
+                        help="yield strategy to run (default: each in turn)")
+    parser.add_argument("--client", choices=("callflowd", "greenswitch"), default="callflowd")
+    parser.add_argument("--json", action="store_true", help="one JSON line of figures")
     args = parser.parse_args()
     frames = event_frames()
-    print("machine: %s, %s, Python %s" % (platform.machine(), platform.processor() or "?",
-                                          platform.python_version()))
-    print("burst: %d events (%d KiB)" % (len(frames) * args.rounds,
-                                         len(b"".join(frames)) * args.rounds // 1024))
-    for name, pause in STRATEGIES.items():
-        esl_connection._pause = pause
-        figures = run_burst(frames, args.rounds)
-        print("%-14s %6d/%d events in %.2fs; longest wait %5.1f ms; command mid-burst %6.1f ms; "
-              "RSS +%.1f MiB" % (name, figures["events"], figures["of"], figures["seconds"],
-                                 figures["worst_wait_ms"], figures["round_trip_ms"],
-                                 figures["rss_growth_mib"]))
+    if not args.json:
+        print("machine: %s, %s, Python %s" % (platform.machine(), platform.processor() or "?",
+                                              platform.python_version()))
+        print("burst: %d events (%d KiB), fresh uuids, %s" % (
+            len(frames) * args.rounds, len(b"".join(frames)) * args.rounds // 1024, args.client))
+    if args.client == "greenswitch":
+        runs = [("greenswitch", None)]
+    else:
+        runs = [(name, STRATEGIES[name]) for name in (args.strategy or STRATEGIES)]
+    results = {}
+    for name, pause in runs:
+        if pause is not None:
+            esl_connection._pause = pause
+        figures = run_burst(frames, args.rounds, args.probe_ms / 1000.0, args.client)
+        results[name] = figures
+        if not args.json:
+            print("%-14s %6d/%d events in %.2fs; longest wait %5.1f ms; command mid-burst %6.1f ms; "
+                  "RSS +%.1f MiB" % (name, figures["events"], figures["of"], figures["seconds"],
+                                     figures["worst_wait_ms"], figures["round_trip_ms"],
+                                     figures["rss_growth_mib"]))
+    if args.json:
+        print(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """How fast the event socket takes events: parsing alone, and over a real TCP connection.
 
 Run: ``.venv/bin/python -m tests.benchmarks.bench_event_socket`` (from the repo root).
-It replays the real 200-call capture (5,000 events) and prints events per second.
+It replays the real 200-call capture (5,000 events), every round with fresh uuids,
+and prints events per second and CPU per event, for callflowd's EslConnection and,
+as the reference in the same run, stock greenswitch's InboundESL over the same socket.
+``--json`` prints one JSON line for ``python -m tests.benchmarks``.
 Figures go in docs/benchmarks.md with the machine they came from.
 """
 
@@ -10,8 +13,11 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
+import uuid  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
@@ -29,6 +35,28 @@ def event_frames():
             if headers.get("Content-Type") == "text/event-plain"]
 
 
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def fresh_uuids(blob):
+    """The same frames with every uuid replaced by a new one (same length: Content-Length holds)."""
+    fresh = {}
+
+    def new(match):
+        old = match.group(0)
+        if old not in fresh:
+            fresh[old] = str(uuid.uuid4()).encode("ascii")
+        return fresh[old]
+
+    return _UUID.sub(new, blob)
+
+
+def rounds_of(frames, rounds):
+    """``rounds`` copies of the capture, each with its own fresh uuids, made before timing."""
+    blob = b"".join(frames)
+    return [fresh_uuids(blob) for _ in range(rounds)]
+
+
 def bench_parse(frames, rounds):
     parsed = [(h, b) for h, b, _ in protocol.iter_frames(b"".join(frames))]
     start = time.perf_counter()
@@ -39,7 +67,8 @@ def bench_parse(frames, rounds):
     return len(parsed) * rounds / elapsed
 
 
-def bench_tcp(frames, rounds):
+def bench_tcp(frames, rounds, client="callflowd"):
+    """Events/s and CPU µs/event for ``client`` ("callflowd" or "greenswitch") over loopback TCP."""
     total = len(frames) * rounds
     seen = [0]
     done = Event()
@@ -49,31 +78,54 @@ def bench_tcp(frames, rounds):
         if seen[0] == total:
             done.set()
 
+    blobs = rounds_of(frames, rounds)
     with ReplaySwitch() as switch:
         host, port = switch.address
-        connection = EslConnection(host, port, "ClueCon", on_event=on_event)
-        connection.connect()
-        blob = b"".join(frames)
+        if client == "greenswitch":
+            import greenswitch
+
+            connection = greenswitch.InboundESL(host, port, "ClueCon")
+            connection.register_handle("*", on_event)
+            connection.connect()
+        else:
+            connection = EslConnection(host, port, "ClueCon", on_event=on_event)
+            connection.connect()
+        switch.wait_connected()
+        cpu = time.process_time()
         start = time.perf_counter()
-        pusher = gevent.spawn(lambda: [switch.push(blob) for _ in range(rounds)])
+        pusher = gevent.spawn(lambda: [switch.push(blob) for blob in blobs])
         if not done.wait(120):
-            raise SystemExit("only %d of %d events arrived" % (seen[0], total))
+            raise SystemExit("%s: only %d of %d events arrived" % (client, seen[0], total))
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         pusher.join()
-        connection.close()
-    return total / elapsed
+        if client == "greenswitch":
+            connection.stop()
+        else:
+            connection.close()
+    return total / elapsed, cpu / total * 1e6
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="times to replay the capture (default 4)")
+    parser.add_argument("--json", action="store_true", help="one JSON line of figures")
     args = parser.parse_args()
     frames = event_frames()
+    parse = bench_parse(frames, args.rounds)
+    ours, ours_cpu = bench_tcp(frames, args.rounds)
+    stock, stock_cpu = bench_tcp(frames, args.rounds, client="greenswitch")
+    if args.json:
+        print(json.dumps({"events": len(frames) * args.rounds, "parse": parse, "callflowd": ours,
+                          "callflowd_cpu_us": ours_cpu, "greenswitch": stock, "greenswitch_cpu_us": stock_cpu}))
+        return
     print("machine: %s, %s, Python %s" % (platform.machine(), platform.processor() or "?",
                                           platform.python_version()))
-    print("capture: %s, %d events, %d rounds" % (CAPTURE, len(frames), args.rounds))
-    print("parse only:           %8.0f events/s" % bench_parse(frames, args.rounds))
-    print("over TCP, EslConnection: %5.0f events/s" % bench_tcp(frames, args.rounds))
+    print("capture: %s, %d events, %d rounds, fresh uuids each round" % (CAPTURE, len(frames), args.rounds))
+    print("parse only:                %8.0f events/s" % parse)
+    print("over TCP, EslConnection:   %8.0f events/s, %5.1f µs CPU/event" % (ours, ours_cpu))
+    print("over TCP, greenswitch:     %8.0f events/s, %5.1f µs CPU/event" % (stock, stock_cpu))
+    print("ratio:                     %8.2f x greenswitch" % (ours / stock))
 
 
 if __name__ == "__main__":

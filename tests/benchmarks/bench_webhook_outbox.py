@@ -16,7 +16,8 @@ its own, so the figures are the client's. Printed, for each round:
   then while it delivers the N webhooks.
 
 ``--process`` runs the same with ``webhooks.process: true``: this process only commits to the
-outbox, a child ``python -m callflowd.webhooks`` delivers.
+outbox, a child ``python -m callflowd.webhooks`` delivers. ``--json`` prints one JSON line (the
+rounds only, no call path) for ``python -m tests.benchmarks``.
 """
 
 from gevent import monkey
@@ -24,6 +25,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -190,6 +192,28 @@ def call_path_latency(seconds, load=None):
     return float(p50), float(p99), int(samples)
 
 
+def json_rounds(args):
+    """Each round's three figures, interleaved, CPU per delivery included."""
+    receiver, url = start_receiver()
+    workdir = tempfile.mkdtemp(prefix="callflowd-bench-outbox-")
+    rounds = []
+    try:
+        for round_number in range(1, args.rounds + 1):
+            bare = bare_loop(url, args.webhooks)
+            bare3 = bare_urllib3_loop(url, args.webhooks)
+            cpu = os.times()
+            rate, batches = durable(url, args.webhooks, os.path.join(workdir, "round-%d" % round_number),
+                                    args.synchronous, process=args.process)
+            cpu = (os.times().user - cpu.user) + (os.times().system - cpu.system)
+            rounds.append({"requests": bare, "urllib3": bare3, "durable": rate,
+                           "durable_cpu_ms": cpu / args.webhooks * 1e3, "commits": batches})
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"webhooks": args.webhooks, "synchronous": args.synchronous, "rounds": rounds}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--webhooks", type=int, default=5000, help="per durable round (default 5000)")
@@ -199,8 +223,12 @@ def main():
                         help="deliver from a child process (webhooks.process: true)")
     parser.add_argument("--paced-rate", type=int, default=200,
                         help="webhooks/s for the paced call-path measurement (default 200)")
+    parser.add_argument("--json", action="store_true", help="one JSON line of the rounds; no call path")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.json:
+        print(json.dumps(json_rounds(args)))
+        return
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     print("machine: %d cores (%s), Python %s, requests %s" % (os.cpu_count(), cpu, platform.python_version(),

@@ -56,11 +56,24 @@ YIELD_EVERY = 64
 # gevent.idle() measured as well, but resumes only when nothing else is
 # pending: under saturation the reader could fall behind and be dropped.
 _YIELD_SECONDS = 0.0001
+# But the tiny timer costs a whole millisecond when nothing else is due
+# (libev's epoll_wait takes milliseconds, rounded up): at one per 64 frames
+# that was half of a burst's wall time (issue 10). So the timer goes through
+# the loop at most every _SLEEP_EVERY seconds; in between, a yield only lets
+# the ready greenlets (the other half of the pair, the calls) run.
+_SLEEP_EVERY = 0.002
+_last_sleep = 0.0
 
 
 def _pause():
-    """Let every other greenlet, timer and socket have a turn (see _YIELD_SECONDS)."""
-    gevent.sleep(_YIELD_SECONDS)
+    """Let every other greenlet have a turn, and timers and sockets at least every _SLEEP_EVERY."""
+    global _last_sleep
+    now = time.monotonic()
+    if now - _last_sleep >= _SLEEP_EVERY:
+        gevent.sleep(_YIELD_SECONDS)
+        _last_sleep = time.monotonic()
+    else:
+        gevent.sleep(0)
 
 # TCP keepalive: probe after this idle time, then every interval, give up after count.
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3

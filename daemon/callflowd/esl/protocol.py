@@ -11,11 +11,10 @@ import functools
 import io
 import json
 import re
-from urllib.parse import unquote
 
 from callflowd.errors import EslError
 from callflowd.esl import names
-from callflowd.esl.event import Event
+from callflowd.esl.event import BODY_LENGTH, Event, head_value, unquote_value
 from callflowd.esl.limits import DEFAULT_LIMITS
 
 __all__ = [
@@ -42,10 +41,8 @@ __all__ = [
 
 _BLANK = b"\n"
 
-# unquote() is most of the decoding time and an event's encoded values repeat
-# across its call's events (dates, SIP URIs, SDP); a pure function, so cache it.
-_unquote = functools.lru_cache(maxsize=4096)(unquote)
-_EVENT_BODY_LENGTH = "Content-Length"  # inside an event: the length of its own body
+_unquote = unquote_value  # cached urllib.parse.unquote (esl/event.py)
+_EVENT_BODY_LENGTH = BODY_LENGTH  # inside an event: the length of its own body
 
 # Texts FreeSWITCH sends (misc_bad_auth.txt, misc_protocol.plain.txt).
 GOODBYE = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
@@ -194,19 +191,18 @@ def parse_plain_event(body):
     Channel-Write-Codec-Name, CHANNEL_HANGUP_COMPLETE Hangup-Cause); the last
     one wins, as with json.loads. A line without ': ' (never seen from
     FreeSWITCH) is skipped rather than losing the whole event.
+
+    Values are decoded when read (``Event.get``, esl/event.py), by the same
+    rule: the line is found on the undecoded text, then its value decoded.
     """
     if isinstance(body, str):
         body = body.encode("utf-8")
     head, _, rest = body.partition(b"\n\n")
-    lines = [line.partition(": ") for line in head.decode("utf-8", "replace").split("\n")]
-    headers = {
-        name: (_unquote(value) if "%" in value else value) for name, sep, value in lines if sep
-    }
-    text = None
-    length = headers.pop(_EVENT_BODY_LENGTH, None)
+    event = Event.plain(head.decode("utf-8", "replace"), content_type=names.EVENT_PLAIN)
+    length = head_value(event._head, _EVENT_BODY_LENGTH)
     if length is not None:
-        text = rest[: int(length)].decode("utf-8", "replace")
-    return Event(headers, text, names.EVENT_PLAIN)
+        event.body = rest[: int(length)].decode("utf-8", "replace")
+    return event
 
 
 def plain_event_pairs(body):

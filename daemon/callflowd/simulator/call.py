@@ -483,9 +483,13 @@ class SimulatedCall:
     # -- helpers -------------------------------------------------------------------------------
 
     def _emit(self, event, fields):
+        if self._server.skip_unwanted(event):
+            return
         self._server.emit(self._leg.render(event, fields, self._rewriter, templates.now_usec()))
 
     def _replay(self, source, frame, overrides=None):
+        if self._server.skip_unwanted(frame.name):
+            return
         now = templates.now_usec()
         self._server.emit(self._rewriter.frame(frame, source, now, overrides), frame.body)
 

@@ -1,0 +1,120 @@
+"""Every figure of issue 10's table, each beside its reference measured in the same run.
+
+Run from the repo root:
+
+    .venv/bin/python -m tests.benchmarks            # about 2-2.5 minutes on 2 cores
+    .venv/bin/python -m tests.benchmarks --quick    # about 1 minute, smaller counts
+
+Each benchmark runs in a process of its own (each monkey-patches, and RSS must be its own),
+as ``python -m tests.benchmarks.<module> --json``; the ingest and burst pairs are interleaved
+``--repeat`` times and the medians printed with their ranges. Results go in docs/benchmarks.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+
+def run(module, *options):
+    command = [sys.executable, "-m", "tests.benchmarks." + module, "--json"] + list(options)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def spread(values, fmt="%.0f"):
+    """Median (min-max)."""
+    values = [value for value in values if value is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt % values[0]
+    return (fmt + " (" + fmt + "-" + fmt + ")") % (statistics.median(values), min(values), max(values))
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor() or "?")
+    return "%d cores (nproc), %s, Python %s" % (os.cpu_count(), cpu, platform.python_version())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, one round each (about 1 min)")
+    parser.add_argument("--repeat", type=int, default=None, help="interleaved runs of ingest and burst (default 3)")
+    args = parser.parse_args()
+    repeat = args.repeat or (1 if args.quick else 3)
+    started = time.monotonic()
+    print("machine: %s" % machine())
+    print("command: python -m tests.benchmarks%s" % (" --quick" if args.quick else ""))
+    rows = []
+
+    ingest = [run("bench_event_socket", "--rounds", "2" if args.quick else "4") for _ in range(repeat)]
+    ours = [run_["callflowd"] for run_ in ingest]
+    stock = [run_["greenswitch"] for run_ in ingest]
+    rows.append(("ingest over TCP (real events, fresh uuids)",
+                 "%s events/s, %s us CPU/event" % (spread(ours), spread([r["callflowd_cpu_us"] for r in ingest], "%.1f")),
+                 "greenswitch %s events/s, %s us CPU/event; %s x" % (
+                     spread(stock), spread([r["greenswitch_cpu_us"] for r in ingest], "%.1f"),
+                     spread([o / s for o, s in zip(ours, stock)], "%.2f")),
+                 ">= 30,000/s and >= 3.5 x greenswitch"))
+
+    bursts, stock_bursts = [], []
+    for _ in range(repeat):
+        bursts.append(run("bench_burst", "--probe-ms", "1", "--strategy", "paced")["paced"])
+        stock_bursts.append(run("bench_burst", "--probe-ms", "1", "--client", "greenswitch")["greenswitch"])
+    rows.append(("20,000-event burst: 1 ms sleeper, RSS",
+                 "%s ms; +%s MiB; %s of 20,000 delivered" % (
+                     spread([b["worst_wait_ms"] for b in bursts], "%.1f"),
+                     spread([b["rss_growth_mib"] for b in bursts], "%.1f"),
+                     spread([b["events"] for b in bursts])),
+                 "greenswitch %s ms; +%s MiB" % (spread([b["worst_wait_ms"] for b in stock_bursts], "%.1f"),
+                                                 spread([b["rss_growth_mib"] for b in stock_bursts], "%.1f")),
+                 "<= 50 ms; < 50 MB"))
+
+    calls = run("bench_calls", *(["--calls", "500", "--seconds", "2", "--ringing", "2000,10000"] if args.quick
+                                 else ["--calls", "2000", "--seconds", "5", "--ringing", "2000,10000"]))
+    cpu = calls["cpu"]
+    rows.append(("daemon CPU per call (spec's flow)",
+                 "%.2f ms (%d calls; flows finished at %.0f/s)" % (cpu["cpu_ms_per_call"], cpu["calls"],
+                                                                   cpu["finished_rate"]),
+                 "simulator placed %.0f calls/s on the other core" % cpu["placing_rate"],
+                 "<= 1 ms"))
+    for paced, target in zip(calls["paced"], ("<= 2 ms", "<= 10 ms")):
+        rows.append(("event in -> command out, %d calls/s" % paced["asked_rate"],
+                     "p99 %.2f ms (p50 %.2f, max %.1f; %d samples)" % (paced["p99_ms"], paced["p50_ms"],
+                                                                        paced["max_ms"], paced["samples"]),
+                     "reached %.0f calls/s placed, %.0f/s finished; %.2f ms CPU/call"
+                     % (paced["placing_rate"], paced["finished_rate"], paced["cpu_ms_per_call"]),
+                     "p99 " + target + " at %d calls/s" % paced["asked_rate"]))
+
+    hooks = run("bench_webhook_outbox", "--rounds", "1" if args.quick else "3",
+                "--webhooks", "2000" if args.quick else "5000")
+    rounds = hooks["rounds"]
+    rows.append(("durable webhook deliveries/s",
+                 "%s/s, %s ms CPU each" % (spread([r["durable"] for r in rounds]),
+                                           spread([r["durable_cpu_ms"] for r in rounds], "%.2f")),
+                 "bare requests.Session %s/s; bare urllib3 %s/s" % (spread([r["requests"] for r in rounds]),
+                                                                   spread([r["urllib3"] for r in rounds])),
+                 ">= 2,500/s durable"))
+
+    for count, figures in calls["ringing"].items():
+        rows.append(("memory per ringing call, %s" % count,
+                     "%.1f KiB" % figures["kib_per_call"], "-", "<= 10 KiB at 10,000"))
+
+    print()
+    width = max(len(row[0]) for row in rows)
+    for figure, result, reference, target in rows:
+        print("%-*s  %s" % (width, figure, result))
+        print("%-*s  reference: %s" % (width, "", reference))
+        print("%-*s  target: %s" % (width, "", target))
+    print("\n(%.0f s; medians with ranges over %d interleaved runs where a range is shown)"
+          % (time.monotonic() - started, repeat))
+
+
+if __name__ == "__main__":
+    main()
