@@ -96,9 +96,20 @@ def make_session(settings):
     return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy)
 
 
-class Losses:
-    """What a dispatcher could not take: logged one by one with a running total, and counted
-    (``self._counts`` holds ``dropped`` and ``lost``)."""
+class OutboxIntake:
+    """The call path's side of a dispatcher: ``submit`` into the outbox, and what could not be
+    taken logged one by one with a running total and counted (``self._counts``: ``dropped``,
+    ``lost``). Needs ``state``, ``outbox`` and ``_clock``."""
+
+    def submit(self, request):
+        """Hand ``request`` to the outbox; never blocks. False (logged, counted) if dropped."""
+        if self.state is not State.RUNNING:
+            return self._drop(request, "dispatcher %s" % self.state.value)
+        try:
+            self.outbox.add(Item(request, 0, self._clock()))
+        except OutboxFull as exc:
+            return self._drop(request, "outbox full: %s" % exc)
+        return True
 
     def _drop(self, request, why):
         self._counts["dropped"] += 1
@@ -114,7 +125,7 @@ class Losses:
                       safe(item.request.call_id), item.request.describe(), self._counts["lost"])
 
 
-class WebhookDispatcher(Losses):
+class WebhookDispatcher(OutboxIntake):
     """Owns the outbox, the lanes and the attempt greenlets.
 
     ``rand`` feeds the back-off jitter and ``clock`` gives Unix time, both
@@ -239,16 +250,6 @@ class WebhookDispatcher(Losses):
         return len(items)
 
     # -- the call path -------------------------------------------------------------
-
-    def submit(self, request):
-        """Hand ``request`` to the outbox; never blocks. False (logged, counted) if dropped."""
-        if self.state is not State.RUNNING:
-            return self._drop(request, "dispatcher %s" % self.state.value)
-        try:
-            self.outbox.add(Item(request, 0, self._clock()))
-        except OutboxFull as exc:
-            return self._drop(request, "outbox full: %s" % exc)
-        return True
 
     @property
     def stats(self):

@@ -26,8 +26,8 @@ import gevent
 import gevent.pool
 
 from callflowd import metrics
-from callflowd.webhooks.dispatcher import DispatcherStats, Item, Losses, State
-from callflowd.webhooks.outbox import Outbox, OutboxFull
+from callflowd.webhooks.dispatcher import DispatcherStats, OutboxIntake, State
+from callflowd.webhooks.outbox import Outbox
 from callflowd.webhooks.store import OutboxStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ RESTART_DELAY = 1.0  # seconds before a dead delivery process is replaced
 STOP_MARGIN = 5.0  # seconds the child gets beyond its drain time before it is killed
 
 
-class OutboxFeeder(Losses):
+class OutboxFeeder(OutboxIntake):
     """The daemon's side: ``submit()`` commits to the outbox; a child process delivers."""
 
     def __init__(self, settings, state_dir, config_path, log_level="INFO", drain=10.0, clock=time.time):
@@ -61,16 +61,6 @@ class OutboxFeeder(Losses):
             lambda g: log.error("webhook delivery supervisor died", exc_info=g.exc_info))
         log.info("webhook outbox %s: %d waiting; delivery runs in its own process",
                  self.outbox.store.path, len(rows))
-
-    def submit(self, request):
-        """Hand ``request`` to the outbox; never blocks. False (logged, counted) if dropped."""
-        if self.state is not State.RUNNING:
-            return self._drop(request, "dispatcher %s" % self.state.value)
-        try:
-            self.outbox.add(Item(request, 0, self._clock()))
-        except OutboxFull as exc:
-            return self._drop(request, "outbox full: %s" % exc)
-        return True
 
     def stop(self, timeout=10.0, hurry=None):
         """Commit what was handed over, let the child deliver for ``timeout`` s, stop it.
