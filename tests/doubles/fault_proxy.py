@@ -28,6 +28,7 @@ import gevent.socket
 
 from callflowd.esl import names, protocol
 from callflowd.esl.limits import FrameLimits
+from tests.doubles.loopback import LoopbackServer, close_socket
 
 # The proxy itself reads whatever the switch sends; its limits are not under test.
 _WIDE_OPEN = FrameLimits(max_line=1 << 24, max_headers=1 << 16, max_body=1 << 28)
@@ -53,49 +54,19 @@ class _Session:
 
     def close(self):
         for sock in (self.client, self.upstream):
-            try:
-                sock.shutdown(gevent.socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+            close_socket(sock)
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """``start()`` it in front of ``(host, port)``; point the daemon at ``address``."""
 
     def __init__(self, upstream):
+        super().__init__()
         self.upstream = upstream
-        self.sessions = []
         self.commands = []
         self._changed = gevent.event.Event()
-        self._group = gevent.pool.Group()
-        self._server = None
 
     # ------------------------------------------------------------ control
-
-    def start(self):
-        self._server = gevent.socket.socket()
-        self._server.bind(("127.0.0.1", 0))
-        self._server.listen(8)
-        self._group.spawn(self._accept)
-        return self
-
-    @property
-    def address(self):
-        return self._server.getsockname()
-
-    def stop(self):
-        self._group.kill(block=True, timeout=5)
-        for session in self.sessions:
-            session.close()
-        if self._server is not None:
-            self._server.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     @property
     def current(self):

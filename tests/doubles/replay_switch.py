@@ -26,6 +26,7 @@ import gevent.queue
 import gevent.socket
 
 from callflowd.esl import names, protocol
+from tests.doubles.loopback import LoopbackServer, close_socket
 
 _REPLY_TYPES = (names.COMMAND_REPLY, names.API_RESPONSE)
 
@@ -112,59 +113,29 @@ class _Session:
         with self.lock:
             self.sock.sendall(data)
 
-    def drop(self):
-        try:
-            self.sock.shutdown(gevent.socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+    def close(self):
+        close_socket(self.sock)
 
 
 class _HungUp(Exception):
     """The fake switch closed this session."""
 
 
-class ReplaySwitch:
+class ReplaySwitch(LoopbackServer):
     """A scriptable fake FreeSWITCH: ``start()`` it, connect to ``address``, ``stop()`` it."""
 
     def __init__(self, password="ClueCon", script=None, greet=True):
+        super().__init__()
         self.password = password
         self.script = script
         self.greet = greet
         self.api_replies = {}        # "status" -> body of its api/response
         self.unknown_uuids = set()   # sendmsg to these gets -ERR invalid session id
         self.received = []           # every command block, bytes, in arrival order
-        self.sessions = []
         self._held = {}              # command prefix -> gevent Event that releases it
         self._changed = gevent.event.Event()
-        self._group = gevent.pool.Group()
-        self._server = None
 
     # ------------------------------------------------------------ control
-
-    def start(self):
-        self._server = gevent.socket.socket()
-        self._server.bind(("127.0.0.1", 0))
-        self._server.listen(8)
-        self._group.spawn(self._accept)
-        return self
-
-    @property
-    def address(self):
-        return self._server.getsockname()
-
-    def stop(self):
-        self._group.kill(block=True, timeout=5)
-        for session in self.sessions:
-            session.drop()
-        if self._server is not None:
-            self._server.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     def hold(self, prefix):
         """Answer nothing (this command or any after it, like FreeSWITCH) until release()."""
@@ -181,7 +152,7 @@ class ReplaySwitch:
     def drop(self):
         """Close the latest client's connection (it sees EOF)."""
         self.wait_connected()
-        self.sessions[-1].drop()
+        self.sessions[-1].close()
 
     def wait_connected(self, timeout=5.0):
         self._wait(lambda: self.sessions, timeout, "no client connected")
@@ -237,7 +208,7 @@ class ReplaySwitch:
         except (OSError, _HungUp):
             pass
         finally:
-            session.drop()
+            session.close()
 
     def _answer(self, session, block):
         line = block.decode("utf-8").partition("\n")[0]

@@ -5,16 +5,11 @@ data: none.
 Branches: ``_``.
 """
 
-import dataclasses
-
+from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
-    @classmethod
-    def parse(cls, raw, directory):
-        return cls()
+Data = fields.NoData
 
 
 def handle(call, data):

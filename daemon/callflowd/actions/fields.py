@@ -38,6 +38,16 @@ def required(raw, key, kind, describe=None):
     return optional(raw, key, kind, None, describe)
 
 
+def some(raw, key, kind, describe, most, when_empty, items):
+    """A required list or object holding 1 to ``most`` entries (``when_empty`` says what's missing)."""
+    value = required(raw, key, kind, describe)
+    if not value:
+        raise InvalidData(key, when_empty)
+    if len(value) > most:
+        raise InvalidData(key, "at most %d %s" % (most, items))
+    return value
+
+
 def integer_in(raw, key, default, low, high):
     value = optional(raw, key, int, default)
     if not low <= value <= high:
@@ -86,6 +96,14 @@ def known_id(raw, key, table, what):
     if value not in table:
         raise InvalidData(key, "unknown %s %r" % (what, value))
     return table[value]
+
+
+class NoData:
+    """The ``Data`` of an action that takes no data keys."""
+
+    @classmethod
+    def parse(cls, raw, directory):
+        return cls()
 
 
 def _describe(kind):

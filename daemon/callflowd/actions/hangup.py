@@ -5,16 +5,11 @@ data: none.
 Branches: none: the flow stops and the caller is hung up (``NORMAL_CLEARING``).
 """
 
-import dataclasses
-
+from callflowd.actions import fields
 from callflowd.actions.outcome import STOP
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
-    @classmethod
-    def parse(cls, raw, directory):
-        return cls()
+Data = fields.NoData
 
 
 def handle(call, data):

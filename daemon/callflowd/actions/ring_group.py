@@ -66,11 +66,8 @@ class Data:
 
     @classmethod
     def parse(cls, raw, directory):
-        listed = fields.required(raw, "endpoints", list, "a list of endpoints")
-        if not listed:
-            raise InvalidData("endpoints", "must list at least one endpoint")
-        if len(listed) > MAX_ENDPOINTS:
-            raise InvalidData("endpoints", "at most %d endpoints" % MAX_ENDPOINTS)
+        listed = fields.some(raw, "endpoints", list, "a list of endpoints", MAX_ENDPOINTS,
+                             "must list at least one endpoint", "endpoints")
         endpoints = []
         for index, entry in enumerate(listed):
             where = "endpoints[%d]" % index

@@ -29,11 +29,8 @@ class Data:
 
     @classmethod
     def parse(cls, raw, directory):
-        table = fields.required(raw, "variables", dict, "an object")
-        if not table:
-            raise InvalidData("variables", "must name at least one variable")
-        if len(table) > MAX_VARIABLES:
-            raise InvalidData("variables", "at most %d variables" % MAX_VARIABLES)
+        table = fields.some(raw, "variables", dict, "an object", MAX_VARIABLES,
+                            "must name at least one variable", "variables")
         pairs = []
         for name, value in table.items():
             where = "variables.%s" % name
