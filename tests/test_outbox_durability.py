@@ -226,19 +226,21 @@ def test_a_full_outbox_does_not_disturb_calls(tmp_path, switch, receiver, logs):
     # outbox would hang there, and the flows below would not finish.
     receiver.hold()
     config = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})},
-                          webhooks={"outbox": {"max": 5}, "timeout": 30})
+                          webhooks={"outbox": {"max": 5}, "timeout": 30},
+                          freeswitch={"command_timeout": 10})  # a busy machine's slow reply is no warning
     daemon = Daemon(config).start()
     try:
         calls = [switch.place_call(FRONT_DESK, scenario=Scenario(device="busy")) for _ in range(20)]
         for call in calls:
-            daemon.wait_finished(call.uuid)
+            daemon.wait_finished(call.uuid, timeout=30)
             call.wait_ended(15)
-        held = receiver.wait_for(5)  # the 5 the outbox took are in flight, unanswered
+        held = receiver.wait_for(5, timeout=30)  # the 5 the outbox took are in flight, unanswered
         receiver.release()
-        logs.wait_until(lambda: daemon.service.webhooks.stats.delivered == 5, what="the 5 accepted delivered")
+        logs.wait_until(lambda: daemon.service.webhooks.stats.delivered == 5, timeout=30,
+                        what="the 5 accepted delivered")
         later = switch.place_call(FRONT_DESK, scenario=Scenario(device="busy"))  # room again
-        daemon.wait_finished(later.uuid)
-        receiver.wait_for(6)
+        daemon.wait_finished(later.uuid, timeout=30)
+        receiver.wait_for(6, timeout=30)
     finally:
         receiver.release()
         daemon.stop()
