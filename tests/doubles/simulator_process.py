@@ -100,7 +100,7 @@ class SimulatorProcess:
     def _ask(self, command, timeout):
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
-        with gevent.Timeout(timeout, TimeoutError("the simulator process did not answer %r" % command)):
+        with gevent.Timeout(timeout, TimeoutError("the simulator process did not answer %r within %ss" % (command, timeout))):
             line = self.process.stdout.readline()  # cooperative: the test process is patched
         if not line:
             raise RuntimeError("the simulator process exited (status %s)" % self.process.poll())
