@@ -38,8 +38,8 @@ answer ``+OK`` (no event, as on the real switch); ``sendmsg hangup`` and ``api u
 hang the call up. Anything else a call is sent is answered ``+OK`` and counted in
 ``unexpected`` (a benchmark must check it is 0). What it does not model: variables the
 client sets do not show in later events (the daemon never reads them back from events);
-the B leg carries the capture's dial-string variables; timestamps and Event-Sequence are
-the capture's; ``show channels as json`` lists no channels (no recovery against it);
+the B leg carries the capture's dial-string variables; timestamps, Event-Sequence and the
+SIP Call-ID are the capture's; ``show channels as json`` lists no channels (no recovery against it);
 ``event json`` is not served (plain only).
 
 It is one thread with an epoll loop and no gevent (a greenlet switch per command would cost
