@@ -2,8 +2,8 @@
 
 Run from the repo root:
 
-    .venv/bin/python -m tests.benchmarks            # about 3.5-4 minutes on 2 cores
-    .venv/bin/python -m tests.benchmarks --quick    # about 1.5 minutes, smaller counts
+    .venv/bin/python -m tests.benchmarks            # about 4.5 minutes on 2 cores
+    .venv/bin/python -m tests.benchmarks --quick    # about 1.7 minutes, smaller counts
 
 Each benchmark runs in a process of its own (each monkey-patches, and RSS must be its own),
 as ``python -m tests.benchmarks.<module> --json``; the ingest and burst pairs are interleaved
@@ -44,7 +44,7 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts, one round each (about 1.5 min)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, one round each (about 1.7 min)")
     parser.add_argument("--repeat", type=int, default=None, help="interleaved runs of ingest and burst (default 3)")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
