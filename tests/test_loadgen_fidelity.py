@@ -155,6 +155,38 @@ def test_commands_to_a_call_it_does_not_have_get_freeswitchs_errors():
     assert frames[1][1] == b"-ERR No such channel!\n"
 
 
+def test_the_caller_stays_in_voicemail_as_long_as_asked():
+    now = [100.0]
+    output = []
+    switch = Switch(Templates(), voicemail_seconds=8.0, clock=lambda: now[0])
+    connection = switch.connect(output.append)
+    switch.command(connection, b"auth ClueCon")
+    switch.command(connection, ("event plain " + " ".join(names.SUBSCRIBED_EVENTS)).encode())
+    play_call(switch, fresh_event_uuids())
+    assert events_of(b"".join(output))[-1].get(names.APPLICATION) == "voicemail"
+    assert switch.due() == 8.0 and switch.stats()["live"] == 1
+    now[0] += 8.0
+    assert switch.due() is None
+    assert [e.name for e in events_of(b"".join(output))[-4:]] == [
+        names.CHANNEL_HANGUP, names.CHANNEL_EXECUTE_COMPLETE, names.CHANNEL_EXECUTE_COMPLETE,
+        names.CHANNEL_HANGUP_COMPLETE]
+    assert switch.stats()["ended"] == 1 and switch.stats()["live"] == 0
+
+
+def test_a_call_hung_up_between_applications_completes_none():
+    switch, output = subscribed_switch(" ".join(names.SUBSCRIBED_EVENTS))
+    uuid = switch.place()
+    output.clear()
+    switch.command(switch.connections[0], ("api uuid_kill %s" % uuid).encode())
+    frames = list(protocol.iter_frames(b"".join(output)))
+    assert frames[0][1] == b"+OK\n"
+    events = events_of(b"".join(output))
+    assert [e.name for e in events] == [names.CHANNEL_HANGUP, names.CHANNEL_EXECUTE_COMPLETE,
+                                        names.CHANNEL_HANGUP_COMPLETE]
+    assert events[1].get(names.APPLICATION) == "park"  # the park ends; nothing else was running
+    assert {e.get(names.UNIQUE_ID) for e in events} == {uuid}
+
+
 def test_the_capture_client_sent_the_applications_the_generator_serves():
     # the generator's segments are cut at the capture's client applications, in this order
     sent = [block for block in sent_commands(CAPTURE) if block.startswith(b"sendmsg")]
