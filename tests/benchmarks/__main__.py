@@ -2,8 +2,8 @@
 
 Run from the repo root:
 
-    .venv/bin/python -m tests.benchmarks            # about 2-2.5 minutes on 2 cores
-    .venv/bin/python -m tests.benchmarks --quick    # about 1 minute, smaller counts
+    .venv/bin/python -m tests.benchmarks            # about 4.5 minutes on 2 cores
+    .venv/bin/python -m tests.benchmarks --quick    # about 1.7 minutes, smaller counts
 
 Each benchmark runs in a process of its own (each monkey-patches, and RSS must be its own),
 as ``python -m tests.benchmarks.<module> --json``; the ingest and burst pairs are interleaved
@@ -44,7 +44,7 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts, one round each (about 1 min)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, one round each (about 1.7 min)")
     parser.add_argument("--repeat", type=int, default=None, help="interleaved runs of ingest and burst (default 3)")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
@@ -91,6 +91,29 @@ def main():
                      "reached %.0f calls/s placed, %.0f/s finished; %.2f ms CPU/call"
                      % (paced["placing_rate"], paced["finished_rate"], paced["cpu_ms_per_call"]),
                      "p99 " + target + " at %d calls/s" % paced["asked_rate"]))
+
+    rate = run("bench_call_rate", *(["--seconds", "2", "--sustain", "10"] if args.quick
+                                    else ["--seconds", "5", "--sustain", "30"]))
+
+    def call_rate(paced):
+        ok = (paced["expected_paths"] == paced["calls"] and not paced["other_paths"]
+              and not paced["webhooks_failed"] and not paced["webhooks_dropped"] and not paced["generator_unexpected"])
+        return ("finished %.0f calls/s (placed %.0f/s), %s; p99 %.2f ms (p50 %.2f, max %.1f); daemon CPU %.2f ms/call"
+                % (paced["finished_rate"], paced["placed_rate"],
+                   "every flow and webhook done" if ok else "NOT every flow/webhook done",
+                   paced["p99_ms"] or 0, paced["p50_ms"] or 0, paced["max_ms"] or 0, paced["cpu_ms_per_call"]))
+
+    for paced, target in zip(rate["paced"], ("p99 <= 2 ms at 200 calls/s", "p99 <= 10 ms at 1,000 calls/s")):
+        rows.append(("load generator, asked %d calls/s" % paced["asked_rate"], call_rate(paced),
+                     "generator %.3f ms CPU/call, receiver %.2f" % (paced["generator_cpu_ms_per_call"],
+                                                                    paced["receiver_cpu_ms_per_call"]), target))
+    if "sustained" in rate:
+        sustained = rate["sustained"]
+        rows.append(("load generator, %.0f s sustained at %d/s" % (sustained["seconds"], sustained["asked_rate"]),
+                     call_rate(sustained),
+                     "rate chosen: %s; generator %.3f ms CPU/call" % (sustained["why"],
+                                                                       sustained["generator_cpu_ms_per_call"]),
+                     ">= 1,000 calls/s for 30 s, every webhook delivered; CPU <= 1 ms/call"))
 
     hooks = run("bench_webhook_outbox", "--rounds", "1" if args.quick else "3",
                 "--webhooks", "2000" if args.quick else "5000")
