@@ -43,10 +43,10 @@ class DaemonProcess:
     """One callflowd process against the real switch; ``stop()`` checks it exits cleanly."""
 
     def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None,
-                 default_reconnect=False, devices=None, hooks=None, **switch_settings):
+                 default_reconnect=False, devices=None, hooks=None, log_level="debug", **switch_settings):
         self.workdir = pathlib.Path(workdir)
         self.config_path = self._write_config(esl, documents, dial_string, ring_timeout, webhooks or {},
-                                              default_reconnect, switch_settings, devices or {})
+                                              default_reconnect, switch_settings, devices or {}, log_level)
         if hooks:  # lifecycle hooks (issue 7)
             config = yaml.safe_load(self.config_path.read_text())
             config["hooks"] = hooks
@@ -58,7 +58,7 @@ class DaemonProcess:
         self.killed = False
 
     def _write_config(self, esl, documents, dial_string, ring_timeout, webhooks, default_reconnect,
-                      switch_settings, devices):
+                      switch_settings, devices, log_level):
         flows = self.workdir / "callflows.d"
         flows.mkdir(exist_ok=True)
         for name, document in documents.items():
@@ -68,7 +68,7 @@ class DaemonProcess:
             "freeswitch": {"host": host, "port": port, "password": password,
                            "connect_timeout": 3, "command_timeout": 5,
                            "reconnect": {"backoff_factor": 0.2, "backoff_max": 1}},
-            "log_level": "debug",
+            "log_level": log_level,  # a load run logs as a deployment does: info
             "devices": {"front_desk_device_id": {"dial_string": dial_string, "timeout": ring_timeout}},
             "voicemail_boxes": {"front_desk_voicemail_box_id": dict(VOICEMAIL_BOX)},
             "webhooks": dict({"timeout": 2, "retries": 1, "backoff_factor": 0.2, "backoff_max": 1}, **webhooks),
