@@ -55,6 +55,7 @@ import os  # noqa: E402
 import pathlib  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -64,11 +65,14 @@ import gevent  # noqa: E402
 
 from callflowd.demo.receiver import WebhookReceiver  # noqa: E402
 from tests.realswitch.conftest import esl_settings  # noqa: E402
-from tests.realswitch.daemon import FRONT_DESK, DaemonProcess, front_desk_flow  # noqa: E402
+from tests.realswitch.daemon import DaemonProcess, front_desk_flow  # noqa: E402
 from tests.realswitch.observer import SwitchObserver, SwitchUnreachable  # noqa: E402
 from tests.realswitch.sipp import Sipp  # noqa: E402
 
 LOCK = "/tmp/realswitch.lock"
+# A parked test number of our own (the switch parks ^\+?1?000555\d{4}$): the tier's tests all
+# route +10005559999, so a daemon a killed test left on the switch leaves these calls alone.
+NUMBER = "+10005550180"
 FREESWITCH_PIDFILE = "/usr/local/freeswitch/var/run/freeswitch/freeswitch.pid"
 CALLER_SCENARIO = "uac_answered_bye.xml"  # hangs up 1 s after the answer (voicemail's greeting)
 # What the observer asks for, so the switch sends it 3 events a call, not ~19: FreeSWITCH copies
@@ -197,6 +201,30 @@ def niceness(pid):
     return None
 
 
+def other_daemons(ours, port):
+    """``callflowd run`` processes other than ``ours`` with a TCP connection to ``port``: (pid,
+    command line). One with a front-desk callflow takes some of the parked calls (a killed
+    test's orphan did: bridges to another phone, webhooks to a receiver long gone)."""
+    connected = set()  # socket inodes connected to the port, from /proc/net/tcp
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if fields[2].endswith(":%04X" % port) and fields[3] == "01":  # ESTABLISHED
+                connected.add(fields[9])
+    found = []
+    for name in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if name.isdigit() and int(name) != ours:
+                words = pathlib.Path("/proc/%s/cmdline" % name).read_bytes().split(b"\0")
+                if b"callflowd" not in words or b"run" not in words:
+                    continue
+                sockets = {os.readlink("/proc/%s/fd/%s" % (name, fd))[8:-1]
+                           for fd in os.listdir("/proc/%s/fd" % name)}
+                if sockets & connected:
+                    found.append((int(name), b" ".join(words).decode(errors="replace").strip()))
+    return found
+
+
 def freeswitch_pid():
     with contextlib.suppress(OSError, ValueError):
         return int(pathlib.Path(FREESWITCH_PIDFILE).read_text().split()[0])
@@ -289,7 +317,7 @@ class Run:
             "sipp callers": lambda: process_cpu(getattr(self, "callers", None) and self.callers.pid),
             "this process": self_cpu,
         }).start()
-        self.callers = sipp.callers(FRONT_DESK, CALLER_SCENARIO, self.calls, self.rate, limit,
+        self.callers = sipp.callers(NUMBER, CALLER_SCENARIO, self.calls, self.rate, limit,
                                     timeout="%ds" % (self.seconds + drain + 60))
         sipp.finish(self.callers, timeout=self.seconds + drain + 90)
         self.complete = self._wait_all_over(drain)
@@ -313,7 +341,7 @@ class Run:
     def _parked(self):
         return [event.uuid for event in self.rig.observer.events[self.since_event:]
                 if event.name == "CHANNEL_PARK" and event.get("Call-Direction") == "inbound"
-                and event.get("Caller-Destination-Number") == FRONT_DESK]
+                and event.get("Caller-Destination-Number") == NUMBER]
 
     def _finished(self):
         return {match.group(1) for match in map(_FINISHED.search, self.rig.daemon.lines[self.since_line:]) if match}
@@ -432,8 +460,9 @@ class Run:
 class Rig:
     """The daemon, the receiver, the observer and the sipps, for every rate of one invocation."""
 
-    def __init__(self, workdir, esl, log_level):
+    def __init__(self, workdir, esl, log_level, sessions_per_second=SESSIONS_PER_SECOND):
         self.workdir, self.esl, self.log_level = workdir, esl, log_level
+        self.sessions_per_second = sessions_per_second
         self.observer = self.daemon = self.receiver = self.sipp = None
         self.freeswitch = freeswitch_pid()
         self.restore = None
@@ -451,13 +480,14 @@ class Rig:
         for header, value in FILTERS:
             self.observer.command("filter %s %s" % (header, value))
         self.restore = session_limits(self.observer)
-        self.observer.api("fsctl sps %d" % SESSIONS_PER_SECOND)
+        self.observer.api("fsctl sps %d" % self.sessions_per_second)
         if clear_channels(self.observer):
             raise SystemExit("the switch still has channels after hupall: not a clean start")
         self.receiver = WebhookReceiver().start()
         self.sipp = Sipp(self.workdir)
-        self.daemon = DaemonProcess(self.workdir, self.esl, {"front-desk": front_desk_flow(self.receiver.url("/missed"))},
-                                    webhooks={"timeout": 10}, log_level=self.log_level).start()
+        flow = dict(front_desk_flow(self.receiver.url("/missed")), numbers=[NUMBER])
+        self.daemon = DaemonProcess(self.workdir, self.esl, {"front-desk": flow}, webhooks={"timeout": 10},
+                                    log_level=self.log_level).start()
         self.sipp.register("1000")
         self.messages_before = self.voicemail_messages()
         return self
@@ -516,13 +546,22 @@ def describe(result):
     return "\n".join(lines)
 
 
+def _terminated(signum, frame):
+    """SIGTERM (``timeout``, a CI job cancelled) unwinds like Ctrl-C, so the rig's cleanup runs:
+    sps restored, channels hung up. gevent's hub passes SystemExit on to the main greenlet."""
+    raise SystemExit(128 + signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, _terminated)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="80", help="calls/s, one run each, in this order (default 80)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds of calls per rate (default 30)")
     parser.add_argument("--drain", type=float, default=60.0,
                         help="seconds after the last call placed for every call to be over (default 60)")
     parser.add_argument("--log-level", default="info", help="the daemon's log level (default info, as deployed)")
+    parser.add_argument("--sps", type=int, default=SESSIONS_PER_SECOND,
+                        help="fsctl sps for the run, restored after (default %d)" % SESSIONS_PER_SECOND)
     parser.add_argument("--json", action="store_true", help="one JSON line of figures")
     args = parser.parse_args()
     esl = esl_settings()
@@ -535,14 +574,18 @@ def main():
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="callflowd-bench-realswitch-"))
     with switch_lock():
         try:
-            rig_context = Rig(workdir, esl, args.log_level)
+            rig_context = Rig(workdir, esl, args.log_level, args.sps)
             with rig_context as rig:
                 results["sessions_before"] = list(rig.restore)
+                results["other_daemons"] = other_daemons(rig.daemon.process.pid, esl[1])
+                for pid, command in results["other_daemons"]:
+                    print("warning: another callflowd is connected to the switch (pid %d: %s): it may take some"
+                          " of the parked calls" % (pid, command), file=sys.stderr, flush=True)
                 results["nice"] = {"freeswitch": niceness(rig.freeswitch), "callflowd": niceness(rig.daemon.process.pid)}
                 if not args.json:
                     print("FreeSWITCH pid %s, nice %s; callflowd nice %s; fsctl sps was %s (max sessions %s), %d for the run"
                           % (rig.freeswitch, results["nice"]["freeswitch"], results["nice"]["callflowd"],
-                             rig.restore[0], rig.restore[1], SESSIONS_PER_SECOND), flush=True)
+                             rig.restore[0], rig.restore[1], rig.sessions_per_second), flush=True)
                 for rate in [int(rate) for rate in args.rates.split(",") if rate]:
                     run = Run(rig, rate, args.seconds)
                     run.place_and_wait(args.drain)

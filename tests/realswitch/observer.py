@@ -103,12 +103,16 @@ class SwitchObserver:
     def command(self, line):
         with self._command_lock:
             self._sock.sendall(("%s\n\n" % line).encode())
+            # Replies come in order: one that comes after its command gave up (timed out, or its
+            # greenlet was killed) must not answer the next command.
             try:
                 return self._replies.get(timeout=self.timeout)
             except Empty:
-                # Replies come in order: the late one must not answer the next command.
                 self._abandoned += 1
                 raise TimeoutError("no reply to %r within %ss" % (line.split("\n")[0], self.timeout)) from None
+            except BaseException:
+                self._abandoned += 1
+                raise
 
     def api(self, command):
         """The body of ``api <command>``, as text."""
