@@ -62,8 +62,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
+import requests  # noqa: E402
+import yaml  # noqa: E402
 
-from callflowd.demo.receiver import WebhookReceiver  # noqa: E402
+from callflowd.demo.receiver import WebhookReceiver, free_port  # noqa: E402
 from tests.realswitch.conftest import esl_settings  # noqa: E402
 from tests.realswitch.daemon import DaemonProcess, front_desk_flow  # noqa: E402
 from tests.realswitch.observer import SwitchObserver, SwitchUnreachable  # noqa: E402
@@ -285,6 +287,43 @@ class Sampler:
         return dict(peaks), max((row.get("channels", 0) for row in self.rows), default=0)
 
 
+# -- the daemon's own counters ------------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^(callflowd_\w+?)(?:\{([^}]*)\})? (\S+)$')
+
+
+def scrape(url):
+    """The daemon's /metrics: {(name, labels text): value}, or {} if it does not answer."""
+    try:
+        text = requests.get(url, timeout=5).text
+    except requests.RequestException:
+        return {}
+    samples = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            samples[(match.group(1), match.group(2) or "")] = float(match.group(3))
+    return samples
+
+
+def command_figures(before, after, calls):
+    """From two scrapes: events and commands a call, and how long FreeSWITCH took to answer the
+    daemon's commands (callflowd_command_seconds: mean, and the bucket bounds of p50 and p99)."""
+    def delta(name, match=""):
+        return sum(value - before.get(key, 0.0) for key, value in after.items()
+                   if key[0] == name and match in key[1])
+    count = delta("callflowd_command_seconds_count")
+    buckets = sorted((float(re.search(r'le="([^"]+)"', key[1]).group(1)), value - before.get(key, 0.0))
+                     for key, value in after.items() if key[0] == "callflowd_command_seconds_bucket")
+    def bound(share):
+        return next((le for le, cumulative in buckets if cumulative >= share * count), None)
+    return {"events_per_call": delta("callflowd_events_received_total") / max(1, calls),
+            "commands_per_call": count / max(1, calls),
+            "reply_mean_ms": delta("callflowd_command_seconds_sum") / count * 1e3 if count else None,
+            "reply_p50_le_ms": (bound(0.5) or 0) * 1e3 if count else None,
+            "reply_p99_le_ms": (bound(0.99) or 0) * 1e3 if count else None}
+
+
 # -- one run ------------------------------------------------------------------------------------
 
 def percentiles(values):
@@ -307,6 +346,7 @@ class Run:
         observer, daemon, receiver, sipp = rig.observer, rig.daemon, rig.receiver, rig.sipp
         self.since_event, self.since_request = len(observer.events), len(receiver.requests)
         self.since_line = len(daemon.lines)
+        self.metrics_before = scrape(rig.metrics_url)
         limit = max(50, int(self.rate * 10))  # sipp lowers the rate once this many callers are up
         self.phone = sipp.phone("uas_busy.xml", calls=self.calls, timeout="%ds" % (self.seconds + drain + 60))
         start = self._cpu()
@@ -322,6 +362,7 @@ class Run:
         sipp.finish(self.callers, timeout=self.seconds + drain + 90)
         self.complete = self._wait_all_over(drain)
         end = self._cpu()
+        self.metrics_after = scrape(rig.metrics_url)
         sampler.stop()
         self.peaks, self.most_channels = sampler.busiest()
         with contextlib.suppress(Exception):  # it ends by itself once it saw every INVITE it was told to
@@ -374,12 +415,14 @@ class Run:
         busy = {match.group(1) for match in map(_BUSY.search, lines) if match}
         parked = self._parked()
         failures, delivery_ids = collections.Counter(), collections.Counter()
-        seen, stamped, parks = [], [], []
+        seen, stamped, parks, lag = [], [], [], []
+        wall = time.time() - time.monotonic()  # seen_at is monotonic; Event-Date-Timestamp is epoch µs
         handled = 0
         for uuid in parked:
             mine = events[uuid]
             park = next(event for event in mine if event.name == "CHANNEL_PARK")
             parks.append(park.seen_at)
+            lag.append((park.seen_at + wall - int(park["Event-Date-Timestamp"]) / 1e6) * 1e3)
             first = [event for event in mine if event.name == "CHANNEL_EXECUTE"]  # set continue_on_fail
             ended = [event for event in mine if event.name == "CHANNEL_HANGUP_COMPLETE"]
             hooks = requests.get(uuid, [])
@@ -437,6 +480,7 @@ class Run:
             failures["channels left on the switch"] = left
         warnings = collections.Counter(match.group(1) for match in map(_LEVEL.match, lines) if match)
         cpu = {name: seconds / max(1, len(parked)) * 1e3 for name, seconds in self.cpu.items()}
+        commands = command_figures(self.metrics_before, self.metrics_after, len(parked))
         return {
             "asked_rate": self.rate, "seconds": self.seconds, "asked_calls": self.calls,
             "placed": placed,
@@ -453,6 +497,8 @@ class Run:
             "busiest_second": self.peaks, "machine_busy": self.machine * 100,
             "park_to_first_execute": percentiles(seen),
             "park_to_first_execute_switch_clock": percentiles(stamped),
+            "park_delivery_lag": percentiles(lag),
+            "daemon_commands": commands,
             "clean": handled == self.calls and not failures and left == 0,
         }
 
@@ -487,7 +533,12 @@ class Rig:
         self.sipp = Sipp(self.workdir)
         flow = dict(front_desk_flow(self.receiver.url("/missed")), numbers=[NUMBER])
         self.daemon = DaemonProcess(self.workdir, self.esl, {"front-desk": flow}, webhooks={"timeout": 10},
-                                    log_level=self.log_level).start()
+                                    log_level=self.log_level)
+        config = yaml.safe_load(self.daemon.config_path.read_text())
+        config["metrics"] = {"host": "127.0.0.1", "port": free_port()}  # its command reply times
+        self.daemon.config_path.write_text(yaml.safe_dump(config))
+        self.metrics_url = "http://127.0.0.1:%d/metrics" % config["metrics"]["port"]
+        self.daemon.start()
         self.sipp.register("1000")
         self.messages_before = self.voicemail_messages()
         return self
@@ -503,6 +554,8 @@ class Rig:
             self.sipp.stop_all()
         if self.daemon:
             self.daemon.stop()
+            with contextlib.suppress(OSError):  # kept beside the sipp logs, for a look afterwards
+                (self.workdir / "callflowd.log").write_text(self.daemon.log())
         if self.receiver:
             self.receiver.stop()
         if self.observer:
@@ -540,6 +593,16 @@ def describe(result):
                      "p99 %.1f, max %.1f (%d calls); by their Event-Date-Timestamp (20 ms ticks): p50 %.0f, p99 %.0f"
                      % (latency["p50_ms"], latency["p90_ms"], latency["p99_ms"], latency["max_ms"],
                         latency["samples"], stamped["p50_ms"], stamped["p99_ms"]))
+    commands = result["daemon_commands"]
+    if commands["reply_mean_ms"] is not None:
+        lines.append("  the daemon: %.1f events and %.1f commands a call; FreeSWITCH answered its commands in "
+                     "%.1f ms on average (p50 <= %g ms, p99 <= %g ms: callflowd_command_seconds buckets)"
+                     % (commands["events_per_call"], commands["commands_per_call"], commands["reply_mean_ms"],
+                        commands["reply_p50_le_ms"], commands["reply_p99_le_ms"]))
+    lag = result["park_delivery_lag"]
+    if lag["samples"]:
+        lines.append("  CHANNEL_PARK stamped by the switch -> read by the observer (the switch's event queues): "
+                     "p50 %.0f ms, p99 %.0f, max %.0f" % (lag["p50_ms"], lag["p99_ms"], lag["max_ms"]))
     if result["daemon_log_levels"]:
         lines.append("  daemon log: %s" % ", ".join("%d %s" % (n, level)
                                                    for level, n in sorted(result["daemon_log_levels"].items())))
@@ -581,11 +644,13 @@ def main():
                 for pid, command in results["other_daemons"]:
                     print("warning: another callflowd is connected to the switch (pid %d: %s): it may take some"
                           " of the parked calls" % (pid, command), file=sys.stderr, flush=True)
-                results["nice"] = {"freeswitch": niceness(rig.freeswitch), "callflowd": niceness(rig.daemon.process.pid)}
+                results["nice"] = {"freeswitch": niceness(rig.freeswitch),
+                                   "callflowd": niceness(rig.daemon.process.pid)}
                 if not args.json:
-                    print("FreeSWITCH pid %s, nice %s; callflowd nice %s; fsctl sps was %s (max sessions %s), %d for the run"
-                          % (rig.freeswitch, results["nice"]["freeswitch"], results["nice"]["callflowd"],
-                             rig.restore[0], rig.restore[1], rig.sessions_per_second), flush=True)
+                    print("FreeSWITCH pid %s, nice %s; callflowd nice %s; fsctl sps was %s (max sessions %s), "
+                          "%d for the run" % (rig.freeswitch, results["nice"]["freeswitch"],
+                                              results["nice"]["callflowd"], rig.restore[0], rig.restore[1],
+                                              rig.sessions_per_second), flush=True)
                 for rate in [int(rate) for rate in args.rates.split(",") if rate]:
                     run = Run(rig, rate, args.seconds)
                     run.place_and_wait(args.drain)
