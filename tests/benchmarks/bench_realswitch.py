@@ -12,14 +12,16 @@ prints ``skipped: no FreeSWITCH at ...`` and exits 0, so ``python -m tests.bench
 The rig is the real-switch tier's (``tests/realswitch``): the real ``callflowd run`` process
 (``daemon.py``, logging at ``info`` as deployed), the spec's front-desk flow (device user 1000,
 busy -> webhook -> voicemail), sipp registered as 1000 answering 486 to every INVITE, sipp callers
-to the parked test number on the external profile at each ``--rates`` calls/s for ``--seconds``
+to a parked test number of the benchmark's own (``NUMBER``) on the external profile at each
+``--rates`` calls/s for ``--seconds``
 (``uac_answered_bye.xml``: each caller hangs up 1 s after the answer, while voicemail still
 plays its greeting of 250 ms tones, so no message is recorded and a call lasts ~1.2 s), a real
 HTTP receiver (in this process) for the webhooks, and an independent event-socket client
 (``observer.py``) that records, for each caller's channel, its CHANNEL_PARK, the daemon's first
 CHANNEL_EXECUTE and its CHANNEL_HANGUP_COMPLETE (filtered in the switch: 3 events a call).
-``fsctl sps`` is raised to 200 for the run (each call takes two sessions) and restored
-afterwards; whatever happens, sipps are killed, the daemon stopped and channels hung up.
+``fsctl sps`` is raised to 200 for the run (``--sps``; each call takes two sessions) and
+restored afterwards; whatever happens (SIGTERM included), sipps are killed, the daemon stopped
+and channels hung up.
 
 Printed per rate:
 
@@ -37,7 +39,11 @@ Printed per rate:
   first command on the call, as both reached the observer (the daemon reading the event,
   deciding, writing its commands, the switch's parked session picking them up, which it does
   once per 20 ms frame, and the event coming back), and by their Event-Date-Timestamp (the
-  switch's clock, which moves in 20 ms ticks here: its timer runs at 20 ms).
+  switch's clock, which moves in 20 ms ticks here: its timer runs at 20 ms); how late the
+  PARK reached the observer (the switch's event queues); and, from the daemon's own
+  ``/metrics``, the events and commands a call and how long FreeSWITCH took to answer them.
+
+Results and what bounds them: docs/benchmarks.md, "the real-switch load run".
 
 ``--json`` prints one JSON line for ``python -m tests.benchmarks --realswitch``.
 """
