@@ -4,6 +4,11 @@ Run from the repo root:
 
     .venv/bin/python -m tests.benchmarks            # about 4.5 minutes on 2 cores
     .venv/bin/python -m tests.benchmarks --quick    # about 1.7 minutes, smaller counts
+    .venv/bin/python -m tests.benchmarks --realswitch   # and the real-switch load run (about 1 more minute)
+
+``--realswitch`` (on by itself when CALLFLOWD_REAL_FREESWITCH=1) adds ``bench_realswitch``: the
+spec's flow on the real FreeSWITCH at 80 calls/s for 30 s (10 s with ``--quick``); it takes
+/tmp/realswitch.lock itself, and says "skipped" when no switch answers.
 
 Each benchmark runs in a process of its own (each monkey-patches, and RSS must be its own),
 as ``python -m tests.benchmarks.<module> --json``; the ingest and burst pairs are interleaved
@@ -42,15 +47,42 @@ def machine():
     return "%d cores (nproc), %s, Python %s" % (os.cpu_count(), cpu, platform.python_version())
 
 
+def realswitch_rows(figures):
+    """The real-switch load run's rows: every call handled, and the CPU per call of each process."""
+    if "skipped" in figures:
+        return [("real switch, spec's flow at 80 calls/s", "skipped: %s" % figures["skipped"], "-",
+                 "every call handled")]
+    rows = []
+    for result in figures["runs"]:
+        failures = ", ".join("%s: %d" % item for item in sorted(result["failures"].items())) or "no failures"
+        cpu = result["cpu_ms_per_call"]
+        latency = result["park_to_first_execute"]
+        rows.append(("real switch, spec's flow at %d calls/s for %gs" % (result["asked_rate"], result["seconds"]),
+                     "%d/%d calls handled (%d parked at %.0f/s); %s; channels left %d; park -> first command "
+                     "p50 %s ms, p99 %s ms" % (
+                         result["handled"], result["asked_calls"], result["parked"], result["placing_rate"] or 0,
+                         failures, result["channels_left"],
+                         "-" if latency["p50_ms"] is None else "%.0f" % latency["p50_ms"],
+                         "-" if latency["p99_ms"] is None else "%.0f" % latency["p99_ms"]),
+                     "CPU per call: callflowd %.2f ms, FreeSWITCH %.2f ms, sipp %.2f ms; machine %.0f %% busy" % (
+                         cpu.get("callflowd", 0), cpu.get("freeswitch", 0), cpu.get("sipp", 0),
+                         result["machine_busy"]),
+                     "every call handled"))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts, one round each (about 1.7 min)")
     parser.add_argument("--repeat", type=int, default=None, help="interleaved runs of ingest and burst (default 3)")
+    parser.add_argument("--realswitch", action="store_true", default=os.environ.get("CALLFLOWD_REAL_FREESWITCH") == "1",
+                        help="also the load run on the real switch (default: on when CALLFLOWD_REAL_FREESWITCH=1)")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 3)
     started = time.monotonic()
     print("machine: %s" % machine())
-    print("command: python -m tests.benchmarks%s" % (" --quick" if args.quick else ""))
+    print("command: python -m tests.benchmarks%s%s" % (" --quick" if args.quick else "",
+                                                      " --realswitch" if args.realswitch else ""))
     rows = []
 
     ingest = [run("bench_event_socket", "--rounds", "2" if args.quick else "4") for _ in range(repeat)]
@@ -128,6 +160,9 @@ def main():
     for count, figures in calls["ringing"].items():
         rows.append(("memory per ringing call, %s" % count,
                      "%.1f KiB" % figures["kib_per_call"], "-", "<= 10 KiB at 10,000"))
+
+    if args.realswitch:
+        rows.extend(realswitch_rows(run("bench_realswitch", "--seconds", "10" if args.quick else "30")))
 
     print()
     width = max(len(row[0]) for row in rows)

@@ -15,7 +15,7 @@ import urllib.parse
 import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
-from gevent.queue import Queue
+from gevent.queue import Empty, Queue
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,17 @@ class ObservedEvent(dict):
 class SwitchObserver:
     """One authenticated inbound connection, subscribed to the channel events."""
 
-    def __init__(self, host, port, password="ClueCon", timeout=5.0):
+    def __init__(self, host, port, password="ClueCon", timeout=5.0, events=WATCHED_EVENTS, keep=None):
+        """``events``: the names to subscribe to; ``keep``: the header names each recorded event
+        keeps (all when None). A load run keeps a few: an event has ~150 headers, and
+        decoding them all would cost the test more CPU than the daemon spends on the call."""
         self.host, self.port, self.password, self.timeout = host, port, password, timeout
+        self.watched, self.keep = events, frozenset(keep) if keep else None
         self.events = []
         self._sock = None
         self._buffer = b""
         self._replies = Queue()
+        self._abandoned = 0  # commands that timed out: their replies, when they come, are dropped
         self._changed = Event()
         self._command_lock = Semaphore()
         self._reader = None
@@ -78,7 +83,7 @@ class SwitchObserver:
             raise SwitchUnreachable("no event socket at %s:%d: %s" % (self.host, self.port, exc)) from exc
         self._sock.settimeout(None)
         self._reader = gevent.spawn(self._read_loop)
-        self.command("event plain %s" % WATCHED_EVENTS)
+        self.command("event plain %s" % self.watched)
         return self
 
     def reconnect(self):
@@ -86,6 +91,7 @@ class SwitchObserver:
         self.close()
         self._buffer = b""
         self._replies = Queue()
+        self._abandoned = 0
         return self.connect()
 
     def close(self):
@@ -97,7 +103,16 @@ class SwitchObserver:
     def command(self, line):
         with self._command_lock:
             self._sock.sendall(("%s\n\n" % line).encode())
-            return self._replies.get(timeout=self.timeout)
+            # Replies come in order: one that comes after its command gave up (timed out, or its
+            # greenlet was killed) must not answer the next command.
+            try:
+                return self._replies.get(timeout=self.timeout)
+            except Empty:
+                self._abandoned += 1
+                raise TimeoutError("no reply to %r within %ss" % (line.split("\n")[0], self.timeout)) from None
+            except BaseException:
+                self._abandoned += 1
+                raise
 
     def api(self, command):
         """The body of ``api <command>``, as text."""
@@ -172,9 +187,12 @@ class SwitchObserver:
                 return
             kind = headers.get("Content-Type")
             if kind in ("command/reply", "api/response"):
-                self._replies.put((headers, body))
+                if self._abandoned:
+                    self._abandoned -= 1
+                else:
+                    self._replies.put((headers, body))
             elif kind == "text/event-plain":
-                event_headers, _ = _split_headers(body)
+                event_headers, _ = _split_headers(body, keep=self.keep)
                 self.events.append(ObservedEvent(event_headers, time.monotonic()))
                 self._changed.set()
 
@@ -204,13 +222,14 @@ class SwitchObserver:
         self._buffer += chunk
 
 
-def _split_headers(data, decode=True):
-    """``Name: value`` lines up to the first blank line; the rest is the body."""
+def _split_headers(data, decode=True, keep=None):
+    """``Name: value`` lines up to the first blank line (only the ``keep`` names, if given);
+    the rest is the body."""
     text = data.decode("utf-8", "replace")
     head, _, rest = text.partition("\n\n")
     headers = {}
     for line in head.split("\n"):
         name, sep, value = line.partition(": ")
-        if sep:
+        if sep and (keep is None or name in keep):
             headers[name] = urllib.parse.unquote(value) if decode else value
     return headers, rest

@@ -7,12 +7,16 @@ the ones shipped with the test FreeSWITCH (shared/freeswitch/sipp), so a clone w
 ``shared/`` can run the tier against any switch configured the same way.
 """
 
+import collections
 import errno
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
 import time
+
+from tests.realswitch.daemon import die_with_parent
 
 SCENARIOS = pathlib.Path(__file__).parent / "sipp"
 INTERNAL = "127.0.0.1:5060"
@@ -38,19 +42,43 @@ class Sipp:
         status = process.wait(timeout=30)
         assert status == 0, "registering %s failed (sipp exit %s): %s" % (user, status, self.output(process))
 
-    def phone(self, scenario, port=PHONE_PORT):
-        """A registered phone's behaviour for the next INVITE (uas_busy.xml, uas_answer.xml...).
+    def phone(self, scenario, port=PHONE_PORT, calls=1, timeout=SIPP_TIMEOUT):
+        """A registered phone's behaviour for the next ``calls`` INVITEs (uas_busy.xml, uas_answer.xml...).
 
         Returns once the phone listens on its port: an INVITE sent before that is refused
         by the kernel, and sofia turns the refusal into a local 503 at once.
         """
-        process = self._start("phone", INTERNAL, scenario, port)
+        process = self._start("phone", INTERNAL, scenario, port, calls=calls, timeout=timeout,
+                              stats=calls > 1)
         _wait_bound(process, port)
         return process
 
     def call(self, number, scenario="uac_wait_bye.xml", port=CALLER_PORT):
         """A caller dialling ``number`` on the external profile."""
         return self._start("caller", EXTERNAL, scenario, port, "-s", number)
+
+    def callers(self, number, scenario, calls, rate, limit, port=CALLER_PORT, timeout=SIPP_TIMEOUT):
+        """``calls`` callers dialling ``number``, ``rate`` new ones a second, at most ``limit`` at once
+        (sipp's own pacing, ``-r``/``-l``); their totals are in ``stats(process)`` once it ended."""
+        return self._start("callers", EXTERNAL, scenario, port, "-s", number, "-r", str(rate), "-rp", "1000",
+                           "-l", str(limit), calls=calls, timeout=timeout, stats=True)
+
+    def unexpected(self, process):
+        """What the calls sipp aborted got instead of what the scenario expected, counted:
+        ``{"503 Service Unavailable": 12, ...}`` (from its ``-trace_err`` file)."""
+        path = pathlib.Path(process.errors_path)
+        text = path.read_text(errors="replace") if path.exists() else ""
+        # Only aborted calls: "Dead call ... received '200 OK'" is a late retransmission, harmless.
+        return collections.Counter(re.findall(r"Aborting call on unexpected message.*?"
+                                              r"received 'SIP/2\.0 (\d{3}[^\r\n']*)", text))
+
+    def stats(self, process):
+        """sipp's cumulative counters (``-trace_stat``'s last row): name -> text, e.g.
+        ``TotalCallCreated``, ``SuccessfulCall(C)``, ``FailedCall(C)``, ``FailedCallTimeout(C)``."""
+        rows = pathlib.Path(process.stats_path).read_text(errors="replace").splitlines()
+        if len(rows) < 2:
+            return {}
+        return dict(zip(rows[0].rstrip(";").split(";"), rows[-1].rstrip(";").split(";")))
 
     def output(self, process):
         return pathlib.Path(process.log_path).read_text(errors="replace")[-2000:]
@@ -65,15 +93,22 @@ class Sipp:
                 process.kill()
                 process.wait(timeout=5)
 
-    def _start(self, role, target, scenario, port, *extra):
+    def _start(self, role, target, scenario, port, *extra, calls=1, timeout=SIPP_TIMEOUT, stats=False):
         log_path = self.workdir / ("sipp-%s-%d.log" % (role, len(self._processes)))
+        stats_path = self.workdir / ("sipp-%s-%d.csv" % (role, len(self._processes)))
+        errors_path = self.workdir / ("sipp-%s-%d-errors.log" % (role, len(self._processes)))
+        if stats:  # the counters, written every minute and once more at the end; why calls failed
+            extra += ("-trace_stat", "-stf", str(stats_path), "-fd", "60", "-trace_err", "-error_file",
+                      str(errors_path))
         args = ["sipp", target, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-                "-mp", str(media_port(port)), "-m", "1", "-nostdin", "-timeout", SIPP_TIMEOUT,
+                "-mp", str(media_port(port)), "-m", str(calls), "-nostdin", "-timeout", timeout,
                 "-timeout_error", *extra]
         with open(log_path, "wb") as out:
             process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                       cwd=self.workdir)
+                                       cwd=self.workdir, preexec_fn=die_with_parent)
         process.log_path = str(log_path)
+        process.stats_path = str(stats_path)
+        process.errors_path = str(errors_path)
         self._processes.append(process)
         return process
 
