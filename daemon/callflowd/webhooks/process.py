@@ -14,8 +14,15 @@ at once, SIGINT; end of file means the daemon died (``kill -9``, a crash): the
 child exits at once, so the restarted daemon's child is the only one sending.
 What is not delivered stays in the outbox. A child that dies while the daemon
 runs is started again after a pause.
+
+The child logs in the daemon's format (``--log-format`` follows the daemon's
+handler; under journald it inherits the journal stream), runs at a lower CPU
+priority than the daemon (``NICE`` in ``__main__``), and reports its attempts
+back on its stdout, a JSON line a second: the daemon adds them to its own
+``/metrics`` and ``stats`` (``metrics.add_delivery_report``).
 """
 
+import json
 import logging
 import signal
 import subprocess
@@ -24,8 +31,9 @@ import time
 
 import gevent
 import gevent.pool
+from gevent.event import Event
 
-from callflowd import metrics
+from callflowd import logsetup, metrics
 from callflowd.webhooks.dispatcher import DispatcherStats, OutboxIntake, State
 from callflowd.webhooks.outbox import Outbox
 from callflowd.webhooks.store import OutboxStore
@@ -50,13 +58,16 @@ class OutboxFeeder(OutboxIntake):
                              on_committed=self._committed, on_lost=self._lost, shared=True)
         self._group = gevent.pool.Group()
         self._child = None
-        self._counts = dict.fromkeys(("accepted", "dropped", "lost"), 0)
+        self._reports = None  # the greenlet reading the child's reports
+        self.reported = Event()  # set after each report from the child is counted
+        self._counts = dict.fromkeys(("accepted", "delivered", "failed", "dropped", "lost", "retried"), 0)
 
     def start(self):
         rows = self.outbox.open()
         self.state = State.RUNNING
         self.outbox.start(self._group)
         metrics.watch_outbox(lambda: self.outbox.size)
+        metrics.watch_delivery_process()
         self._group.spawn(self._supervise).link_exception(
             lambda g: log.error("webhook delivery supervisor died", exc_info=g.exc_info))
         log.info("webhook outbox %s: %d waiting; delivery runs in its own process",
@@ -88,6 +99,8 @@ class OutboxFeeder(OutboxIntake):
                 child.wait()
             if hurry is not None and timeout > 0:
                 hurried.kill(block=False)
+        if self._reports is not None:
+            self._reports.join(timeout=1.0)  # the child's last report, up to its stdout's end
         self.outbox.stop(timeout=5.0)
         left = self.outbox.store_rows_left()
         self.state = State.STOPPED
@@ -117,15 +130,43 @@ class OutboxFeeder(OutboxIntake):
         while self.state is State.RUNNING:
             self._child = subprocess.Popen(
                 [sys.executable, "-m", "callflowd.webhooks", "-c", self._config_path,
-                 "--log-level", self._log_level, "--drain", str(self.drain)],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+                 "--log-level", self._log_level, "--drain", str(self.drain),
+                 "--log-format", _log_format()],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             log.info("webhook delivery process %d started", self._child.pid)
+            self._reports = gevent.spawn(self._read_reports, self._child.stdout)
+            self._reports.link_exception(
+                lambda g: log.error("reading the delivery process's reports crashed; its metrics "
+                                    "are no longer counted", exc_info=g.exc_info))
             status = self._child.wait()
             if self.state is not State.RUNNING:
                 return
             log.error("webhook delivery process exited with %s; starting another in %gs "
                       "(its webhooks wait in the outbox)", _describe(status), RESTART_DELAY)
             gevent.sleep(RESTART_DELAY)
+
+
+    def _read_reports(self, stream):
+        """Add each report the child writes to our metrics and counts, until its stdout ends."""
+        for line in stream:
+            try:
+                report = json.loads(line)
+                counts = report.get("counts", {})
+                for name in ("delivered", "failed", "retried"):
+                    self._counts[name] += int(counts.get(name, 0))
+                metrics.add_delivery_report(report)
+                self.reported.set()
+            except (ValueError, TypeError, AttributeError) as exc:
+                log.warning("unreadable report from the webhook delivery process (%s); ignored", exc)
+        stream.close()
+
+
+def _log_format():
+    """The format this process logs in: the delivery process logs in the same."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, logsetup.JsonFormatter):
+            return "json"
+    return "text"
 
 
 def _describe(status):
