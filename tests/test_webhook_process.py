@@ -4,8 +4,12 @@ receiver is a real HTTP server."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import gevent
 
 import pytest
 import requests
@@ -17,7 +21,7 @@ from callflowd.retry import Retry
 from callflowd.simulator import Scenario
 from callflowd.webhooks.process import OutboxFeeder
 from callflowd.webhooks.request import WebhookRequest
-from tests.harness import FRONT_DESK, write_config
+from tests.harness import FRONT_DESK, front_desk_flow, write_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,3 +125,41 @@ def test_with_json_logs_the_delivery_process_logs_json_lines_with_the_same_field
     assert delivered["call_uuid"] == receiver.requests[0].form["call_id"][0]  # ...with the call's field
     assert any(e["logger"] == "callflowd.webhooks.process" and "started" in e["message"] for e in entries)
     assert set(delivered) <= {"time", "level", "logger", "message", "call_uuid", "switch", "exception"}
+
+
+def test_systemctl_stop_lets_the_delivery_process_deliver_the_webhooks_of_calls_still_finishing(
+        tmp_path, switch, receiver):
+    # systemd's KillMode=control-group: SIGTERM reaches the daemon and its delivery process at
+    # once. The call still ringing ends during the daemon's grace and fires its webhook after it.
+    config = write_config(tmp_path, switch, {"desk": front_desk_flow({"uri": receiver.url("/hook")}, False)},
+                          webhooks={"process": True}, log_level="info")
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log_file:
+        daemon = subprocess.Popen([sys.executable, "-m", "callflowd", "run", "-c", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True)
+        try:
+            switch.wait_for_clients(1, timeout=15)
+            wait_for_line(log_path, "webhook dispatcher started")  # the child is up
+            call = switch.place_call(FRONT_DESK, scenario=Scenario(device="busy", ring_seconds=150))
+            wait_for_line(log_path, "moving to action device")
+            os.killpg(daemon.pid, signal.SIGTERM)  # the whole unit, as systemctl stop does
+            call.wait_ended(30)
+            assert daemon.wait(timeout=40) == 0
+        finally:
+            if daemon.poll() is None:
+                os.killpg(daemon.pid, signal.SIGKILL)
+                daemon.wait()
+
+    [got] = receiver.requests  # the call ended after the SIGTERM; its webhook was delivered
+    assert got.form["call_id"][0] == call.uuid
+    log = log_path.read_text()
+    assert "SIGTERM: delivering until the daemon" in log
+    assert "exited with" not in log  # the child was not stopped early, nor restarted
+    assert "the outbox is empty" in log
+
+
+def wait_for_line(path, text, timeout=15):
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text():
+        assert time.monotonic() < deadline, "no %r in the log" % text
+        gevent.sleep(0.05)  # the log is a file: nothing to wait on but its growth

@@ -1,12 +1,20 @@
 """``python -m callflowd.webhooks -c CONFIG``: the delivery process (see ``webhooks.process``).
 
 Started by the daemon when ``webhooks.process`` is true, never by hand. It
-follows the outbox the daemon commits to: woken by a byte on stdin, and every
-``POLL_SECONDS`` in case a wake-up was missed. SIGTERM (the daemon stopping):
-it delivers what is due for ``--drain`` seconds, then exits. SIGINT, or the end
-of stdin (the daemon is gone: killed, crashed): it exits at once, so a
-restarted daemon's new delivery process is the only one sending. Either way
-what is not delivered stays in the outbox.
+follows the outbox the daemon commits to: woken by a byte on stdin (``WAKE``),
+and every ``POLL_SECONDS`` in case a wake-up was missed. The daemon says when
+to stop, on stdin too: ``DRAIN`` (the daemon is stopping: it has finished its
+calls and committed their webhooks): the child takes the last rows, delivers
+what is due for ``--drain`` seconds, then exits. SIGINT, or the end of stdin
+(the daemon is gone: killed, crashed): it exits at once, so a restarted
+daemon's new delivery process is the only one sending. Either way what is not
+delivered stays in the outbox.
+
+SIGTERM alone does not stop it: systemd's ``systemctl stop`` sends SIGTERM to
+every process of the unit at once (``KillMode=control-group``), and the child
+must keep delivering the webhooks of the calls the daemon is still finishing;
+the daemon's ``DRAIN`` (or its end) stops it, and systemd's final SIGKILL at
+``TimeoutStopSec`` bounds it all.
 
 It logs as the daemon does (``--log-format``, and journald's priority prefix when
 its stderr is the journal), and runs at a lower CPU priority (``NICE``): when the
@@ -35,6 +43,7 @@ from callflowd import logfmt, logsetup, metrics  # noqa: E402
 from callflowd.config.loader import load_config  # noqa: E402
 from callflowd.errors import ConfigError  # noqa: E402
 from callflowd.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
+from callflowd.webhooks.process import DRAIN  # noqa: E402
 from callflowd.webhooks.store import OutboxError  # noqa: E402
 
 log = logging.getLogger("callflowd.webhooks.process")
@@ -70,12 +79,6 @@ def main(argv=None):
             log.warning("cannot lower the delivery process's priority (%s); running at the daemon's",
                         exc.strerror or exc)
 
-    dispatcher = WebhookDispatcher(config.directory.webhooks, config.state_dir, shared=True)
-    try:
-        dispatcher.start()
-    except OutboxError as exc:
-        log.error("cannot start: %s", exc)
-        return 1
     stop = Event()
     wake = Event()
     drain = [args.drain]
@@ -84,12 +87,28 @@ def main(argv=None):
         drain[0] = 0.0
         stop.set()
 
-    gevent.signal_handler(signal.SIGTERM, stop.set)
+    def on_sigterm():
+        log.info("SIGTERM: delivering until the daemon, which is finishing its calls, says stop")
+
+    gevent.signal_handler(signal.SIGTERM, on_sigterm)
     gevent.signal_handler(signal.SIGINT, stop_now)
+
+    dispatcher = WebhookDispatcher(config.directory.webhooks, config.state_dir, shared=True)
+    try:
+        dispatcher.start()
+    except OutboxError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
 
     def read_wakeups():
         stdin = gevent.fileobject.FileObjectPosix(sys.stdin.fileno(), "rb", bufsize=0, close=False)
-        while stdin.read(4096):
+        while True:
+            data = stdin.read(4096)
+            if not data:
+                break
+            if DRAIN in data:
+                stop.set()
+                return
             wake.set()
         log.warning("the daemon is gone (end of stdin); stopping at once")
         stop_now()
@@ -104,6 +123,8 @@ def main(argv=None):
     workers = [gevent.spawn(read_wakeups), gevent.spawn(follow), gevent.spawn(reporter.run)]
     stop.wait()
     gevent.killall(workers)
+    if drain[0] > 0:
+        dispatcher.follow()  # what the daemon committed last, before it said stop
     dispatcher.stop(timeout=drain[0])
     reporter.report()  # the last attempts, before the daemon reads the end of our stdout
     return 0

@@ -9,9 +9,11 @@ delivers them with a ``WebhookDispatcher`` that follows the same SQLite file.
 
 The two talk through the child's stdin: the daemon writes a byte after each
 commit that added webhooks ("look at the outbox"). The daemon's ``stop()``
-sends SIGTERM (the child delivers what is due for the drain time) or, to stop
-at once, SIGINT; end of file means the daemon died (``kill -9``, a crash): the
-child exits at once, so the restarted daemon's child is the only one sending.
+writes ``DRAIN`` (the child delivers what is due for the drain time; SIGTERM
+alone, as systemd sends it to the whole unit, doesn't stop it: see
+``__main__``) or, to stop at once, sends SIGINT; end of file means the daemon
+died (``kill -9``, a crash): the child exits at once, so the restarted daemon's
+child is the only one sending.
 What is not delivered stays in the outbox. A child that dies while the daemon
 runs is started again after a pause.
 
@@ -40,6 +42,8 @@ from callflowd.webhooks.store import OutboxStore
 
 log = logging.getLogger(__name__)
 
+WAKE = b"."  # on the child's stdin: the daemon committed webhooks, look at the outbox
+DRAIN = b"T"  # the daemon is stopping: deliver what is due for the drain time, then exit
 RESTART_DELAY = 1.0  # seconds before a dead delivery process is replaced
 STOP_MARGIN = 5.0  # seconds the child gets beyond its drain time before it is killed
 
@@ -87,7 +91,10 @@ class OutboxFeeder(OutboxIntake):
         child, self._child = self._child, None
         self._group.kill(block=True, timeout=5)  # the supervisor: no restart from here on
         if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM if timeout > 0 else signal.SIGINT)
+            if timeout > 0:
+                _tell(child, DRAIN)
+            else:
+                child.send_signal(signal.SIGINT)
             if hurry is not None and timeout > 0:
                 hurried = gevent.spawn(_hurry_child, hurry, child)
             try:
@@ -120,11 +127,7 @@ class OutboxFeeder(OutboxIntake):
         child = self._child
         if child is None or child.poll() is not None:
             return  # a new child reads the whole outbox when it starts
-        try:
-            child.stdin.write(b".")
-            child.stdin.flush()
-        except OSError as exc:  # it just died: the supervisor replaces it, and it reads the outbox
-            log.warning("webhook delivery process unreachable (%s)", exc)
+        _tell(child, WAKE)
 
     def _supervise(self):
         while self.state is State.RUNNING:
@@ -132,7 +135,7 @@ class OutboxFeeder(OutboxIntake):
                 [sys.executable, "-m", "callflowd.webhooks", "-c", self._config_path,
                  "--log-level", self._log_level, "--drain", str(self.drain),
                  "--log-format", _log_format()],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_ignore_sigterm)
             log.info("webhook delivery process %d started", self._child.pid)
             self._reports = gevent.spawn(self._read_reports, self._child.stdout)
             self._reports.link_exception(
@@ -159,6 +162,23 @@ class OutboxFeeder(OutboxIntake):
             except (ValueError, TypeError, AttributeError) as exc:
                 log.warning("unreadable report from the webhook delivery process (%s); ignored", exc)
         stream.close()
+
+
+def _ignore_sigterm():
+    """In the forked child, before exec: SIGTERM ignored from its first instant (an ignored signal
+    stays ignored across exec), so systemd's SIGTERM to the whole unit can't stop it before it
+    installs its own handler; the daemon's DRAIN stops it (see ``__main__``)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _tell(child, what):
+    try:
+        child.stdin.write(what)
+        child.stdin.flush()
+    except OSError as exc:  # it just died: the supervisor replaces it, and it reads the outbox
+        log.warning("webhook delivery process unreachable (%s)", exc)
+        if what == DRAIN and child.poll() is None:
+            child.send_signal(signal.SIGINT)
 
 
 def _log_format():
