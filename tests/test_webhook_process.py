@@ -2,12 +2,14 @@
 its priority. The child is the real ``python -m callflowd.webhooks``, fed by a real outbox; the
 receiver is a real HTTP server."""
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 
 import gevent
 
@@ -15,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from callflowd import metrics
+from callflowd import logfmt, metrics
 from callflowd.config.loader import load_config
 from callflowd.retry import Retry
 from callflowd.simulator import Scenario
@@ -163,3 +165,45 @@ def wait_for_line(path, text, timeout=15):
     while text not in path.read_text():
         assert time.monotonic() < deadline, "no %r in the log" % text
         gevent.sleep(0.05)  # the log is a file: nothing to wait on but its growth
+
+
+def test_a_delivery_process_started_while_the_config_file_holds_a_refused_edit_still_delivers(
+        tmp_path, feeder, receiver):
+    # The daemon runs the config it loaded; the file may since hold an edit a reload refused.
+    # The child gets the daemon's settings, not the file's: a broken file can't stop delivery.
+    (tmp_path / "callflowd.yaml").write_text("freeswitch: [this is not a config\n")
+    feeder.start()
+    assert feeder.submit(webhook(receiver.url("/hook"), 1))
+    [got] = receiver.wait_for(1, timeout=15)
+    assert got.form["n"] == ["1"]
+    assert feeder.stop(timeout=5) == 0
+    assert feeder.stats.delivered == 1
+
+
+def test_the_delivery_process_never_logs_the_daemons_hidden_secrets(tmp_path, receiver):
+    # The signing secret and the daemon's hidden strings reach the child through its stdin, and it
+    # hides them: a receiver answering with the secret in its reason phrase never gets it logged.
+    config = tmp_path / "callflowd.yaml"
+    config.write_text(CONFIG % {"state_dir": tmp_path / "state"})
+    settings = dataclasses.replace(load_config(str(config)).directory.webhooks,
+                                   secrets=types.MappingProxyType({"": "whsec-child-777"}))
+    logfmt.hide("whsec-child-777")
+    log_path = tmp_path / "child.log"
+    with open(log_path, "w") as log_file:
+        feeder = OutboxFeeder(settings, str(tmp_path / "state"), str(config), log_level="INFO")
+        saved = os.dup(2)
+        os.dup2(log_file.fileno(), 2)  # the child inherits the daemon's stderr
+        try:
+            feeder.start()
+            receiver.respond_with(404)
+            assert feeder.submit(WebhookRequest(call_id="whsec-child-777", uri=receiver.url("/hook"), method="post",
+                                                fields=(("n", "1"),), retry=Retry(total=0)))
+            [got] = receiver.wait_for(1, timeout=15)
+            assert feeder.stop(timeout=5) == 0
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    assert got.header("X-Callflowd-Signature")  # signed in the child with the daemon's secret
+    text = log_path.read_text()
+    assert "webhook failed" in text and "call ***: webhook failed" in text
+    assert "whsec-child-777" not in text

@@ -29,9 +29,13 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import pickle  # noqa: E402
+import struct  # noqa: E402
+import types  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -63,15 +67,25 @@ def main(argv=None):
     parser.add_argument("--log-level", default=None)
     parser.add_argument("--drain", type=float, default=DRAIN_SECONDS)
     parser.add_argument("--log-format", choices=logsetup.FORMATS, default="text")
+    parser.add_argument("--settings-on-stdin", action="store_true",
+                        help="read the daemon's webhook settings from stdin, not the config file")
     parser.add_argument("--nice", type=int, default=NICE, help="added to the niceness (default %(default)s)")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("callflowd delivery: %s" % exc, file=sys.stderr)
-        return 2
-    logsetup.configure(args.log_level or config.log_level, log_format=args.log_format)
-    logfmt.hide(config.freeswitch.password, *config.directory.webhooks.secrets.values())
+    if args.settings_on_stdin:  # the daemon's running settings (process.OutboxFeeder)
+        given = _read_settings(sys.stdin.fileno())
+        settings, state_dir, level = given["settings"], given["state_dir"], args.log_level or "INFO"
+        settings = dataclasses.replace(settings, secrets=types.MappingProxyType(dict(settings.secrets)))
+        hidden = given["hidden"]
+    else:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print("callflowd delivery: %s" % exc, file=sys.stderr)
+            return 2
+        settings, state_dir, level = config.directory.webhooks, config.state_dir, args.log_level or config.log_level
+        hidden = [config.freeswitch.password, *settings.secrets.values()]
+    logsetup.configure(level, log_format=args.log_format)
+    logfmt.hide(*hidden)
     if args.nice:
         try:
             os.nice(args.nice)
@@ -93,7 +107,7 @@ def main(argv=None):
     gevent.signal_handler(signal.SIGTERM, on_sigterm)
     gevent.signal_handler(signal.SIGINT, stop_now)
 
-    dispatcher = WebhookDispatcher(config.directory.webhooks, config.state_dir, shared=True)
+    dispatcher = WebhookDispatcher(settings, state_dir, shared=True)
     try:
         dispatcher.start()
     except OutboxError as exc:
@@ -128,6 +142,22 @@ def main(argv=None):
     dispatcher.stop(timeout=drain[0])
     reporter.report()  # the last attempts, before the daemon reads the end of our stdout
     return 0
+
+
+def _read_settings(fd):
+    """The length-prefixed pickle the daemon writes first on our stdin; read with ``os.read``
+    so that no byte after it (a wake-up, DRAIN) is left in a buffer the wake-up reader can't see."""
+    def exactly(count):
+        data = b""
+        while len(data) < count:
+            chunk = os.read(fd, count - len(data))
+            if not chunk:
+                raise SystemExit("callflowd delivery: the daemon closed stdin before sending the settings")
+            data += chunk
+        return data
+
+    (length,) = struct.unpack("!I", exactly(4))
+    return pickle.loads(exactly(length))  # from the daemon, through a pipe only it holds
 
 
 class Reporter:

@@ -24,9 +24,12 @@ back on its stdout, a JSON line a second: the daemon adds them to its own
 ``/metrics`` and ``stats`` (``metrics.add_delivery_report``).
 """
 
+import dataclasses
 import json
 import logging
+import pickle
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -35,7 +38,7 @@ import gevent
 import gevent.pool
 from gevent.event import Event
 
-from callflowd import logsetup, metrics
+from callflowd import logfmt, logsetup, metrics
 from callflowd.webhooks.dispatcher import DispatcherStats, OutboxIntake, State
 from callflowd.webhooks.outbox import Outbox
 from callflowd.webhooks.store import OutboxStore
@@ -132,10 +135,11 @@ class OutboxFeeder(OutboxIntake):
     def _supervise(self):
         while self.state is State.RUNNING:
             self._child = subprocess.Popen(
-                [sys.executable, "-m", "callflowd.webhooks", "-c", self._config_path,
+                [sys.executable, "-m", "callflowd.webhooks", "-c", self._config_path, "--settings-on-stdin",
                  "--log-level", self._log_level, "--drain", str(self.drain),
                  "--log-format", _log_format()],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_ignore_sigterm)
+            _tell(self._child, self._settings_message())
             log.info("webhook delivery process %d started", self._child.pid)
             self._reports = gevent.spawn(self._read_reports, self._child.stdout)
             self._reports.link_exception(
@@ -148,6 +152,16 @@ class OutboxFeeder(OutboxIntake):
                       "(its webhooks wait in the outbox)", _describe(status), RESTART_DELAY)
             gevent.sleep(RESTART_DELAY)
 
+
+    def _settings_message(self):
+        """The settings the daemon runs with, for the child, as its first bytes on stdin.
+
+        Not the config file: it may hold an edit the daemon refused at a reload (or not yet
+        reloaded), and a child reading it would fail to start, again and again."""
+        blob = pickle.dumps({"settings": dataclasses.replace(self.settings, secrets=dict(self.settings.secrets)),
+                             "state_dir": self.outbox.store.state_dir,
+                             "hidden": sorted(logfmt.hidden())})
+        return struct.pack("!I", len(blob)) + blob
 
     def _read_reports(self, stream):
         """Add each report the child writes to our metrics and counts, until its stdout ends."""
