@@ -455,10 +455,10 @@ def test_the_client_keeps_connections_alive_ignores_the_environment_and_sets_tcp
     client = make_session(WebhookSettings(concurrency_per_endpoint=77))
     for n in range(3):
         assert delivery.attempt(client, webhook(receiver.url("/hook/%d" % n)), 2.0).outcome is Outcome.DELIVERED
-    pool = client.connection_from_url(receiver.url("/"))
-    assert pool.num_connections == 1  # one connection, kept alive for all three
-    assert pool.pool.maxsize == 77
-    assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in client.connection_pool_kw["socket_options"]
+    assert client.connections_made == 1  # one connection, kept alive for all three
+    assert client.maxsize == 77
+    [kept] = client.idle("http", "127.0.0.1", receiver.port)
+    assert kept.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_credentials_in_the_uri_are_sent_as_basic_auth_not_in_the_request_line(receiver):
@@ -581,3 +581,138 @@ def test_100_webhooks_a_second_for_10_seconds_to_a_receiver_taking_1s_each_arriv
     lags = sorted(r.received_at - submitted[r.header("X-Callflowd-Delivery")] for r in receiver.requests)
     assert len(lags) == 1000
     assert lags[-1] < 2.0, "slowest arrival %.2fs after its step (p50 %.3fs)" % (lags[-1], lags[500])
+
+
+# -- our HTTP/1.1 client on the wire (webhooks/client.py) ----------------------------------
+
+
+class ScriptedServer:
+    """A TCP server on 127.0.0.1:0 that answers each request (read up to its framing) with the
+    next of ``answers`` (raw bytes, or None to close the connection), recording what it got."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.requests = []
+        self.connections = 0
+        self.server = gevent.server.StreamServer(("127.0.0.1", 0), self._serve)
+        self.server.start()
+
+    def url(self, path="/hook"):
+        return "http://127.0.0.1:%d%s" % (self.server.server_port, path)
+
+    def _serve(self, sock, address):
+        self.connections += 1
+        reader = sock.makefile("rb")
+        while True:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = reader.readline()
+                if not line:
+                    return
+                head += line
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            self.requests.append(head + reader.read(length))
+            answer = self.answers.pop(0) if self.answers else b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+            if answer is None:
+                sock.close()
+                return
+            sock.sendall(answer)
+
+    def stop(self):
+        self.server.stop(timeout=0.1)
+
+
+@pytest.fixture
+def scripted():
+    made = []
+
+    def make(*answers):
+        server = ScriptedServer(answers)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+def test_a_request_is_one_http11_message_with_its_host_length_and_headers(scripted):
+    server = scripted()
+    client = delivery.make_client()
+    assert delivery.attempt(client, webhook(server.url("/a b?x=1"), fields=[("k", "v w")]), 2.0).outcome \
+        is Outcome.DELIVERED
+    [raw] = server.requests
+    head, body = raw.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /a%20b?x=1 HTTP/1.1"  # what a request line can't carry is escaped
+    assert "Host: 127.0.0.1:%d" % server.server.server_port in lines
+    assert "Content-Length: %d" % len(body) in lines
+    assert body == b"k=v+w"
+
+
+def test_chunked_and_interim_answers_are_read_whole_and_the_connection_reused(scripted):
+    server = scripted(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n",
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+    client = delivery.make_client()
+    first = delivery.attempt(client, webhook(server.url()), 2.0)
+    second = delivery.attempt(client, webhook(server.url()), 2.0)
+    assert (first.outcome, first.status, second.status) == (Outcome.DELIVERED, 201, 200)
+    assert (client.connections_made, server.connections) == (1, 1)
+
+
+def test_an_answer_with_connection_close_or_no_length_is_not_reused(scripted):
+    server = scripted(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                      b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                      b"HTTP/1.1 200 OK\r\n\r\nuntil the end", None)
+    client = delivery.make_client()
+    for _ in range(3):
+        assert delivery.attempt(client, webhook(server.url()), 2.0).outcome is Outcome.DELIVERED
+    assert client.connections_made == 3
+
+
+def test_a_kept_alive_connection_the_server_closed_while_idle_is_not_written_to(scripted):
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", None)
+    client = delivery.make_client()
+    assert delivery.attempt(client, webhook(server.url()), 2.0).outcome is Outcome.DELIVERED
+    # The server's handler closes the connection when it reads the next request: here it is an
+    # idle close seen before any write, so the next webhook goes on a new connection, once.
+    [kept] = client.idle("http", "127.0.0.1", server.server.server_port)
+    kept.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # makes the server close it
+    gevent.wait([gevent.spawn(lambda: kept.reader.read())], timeout=2)  # the close arrived
+    assert delivery.attempt(client, webhook(server.url()), 2.0).outcome is Outcome.DELIVERED
+    assert client.connections_made == 2
+    assert len(server.requests) == 3  # the first webhook, our poke, the second webhook: none twice
+
+
+@pytest.mark.parametrize("answer, reason", [
+    (b"SPAM\r\n\r\n", "bad answer: not an HTTP/1.x status line"),
+    (b"HTTP/1.1 200 OK\r\nBroken header\r\n\r\n", "bad answer: bad header line"),
+    (None, "connection closed without an answer"),
+])
+def test_a_garbled_or_missing_answer_is_sent_without_an_answer(scripted, answer, reason):
+    server = scripted(answer)
+    result = delivery.attempt(delivery.make_client(), webhook(server.url()), 2.0)
+    assert (result.outcome, result.reason) == (Outcome.NO_ANSWER, reason)
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(scripted):
+    server = scripted()
+    client = delivery.make_client()
+    result, response = delivery.send(client, webhook(server.url()), 2.0, secret=None)
+    assert response is not None
+    delivery.release(response, 2.0)
+    with pytest.raises(ValueError):
+        client.request("POST", server.url(), {"X-Evil": "a\r\nInjected: 1"}, b"", 2.0)
+    assert len(server.requests) == 1
+
+
+def test_refused_and_unresolvable_endpoints_are_never_sent():
+    client = delivery.make_client()
+    refused = delivery.attempt(client, webhook("http://127.0.0.1:%d/" % free_port()), 1.0)
+    assert (refused.outcome, refused.reason) == (Outcome.NOT_SENT, "connection refused")
+    unknown = delivery.attempt(client, webhook("http://hooks.invalid/"), 1.0)
+    assert (unknown.outcome, unknown.reason) == (Outcome.NOT_SENT, "dns failure")

@@ -74,6 +74,11 @@ def hide(*secrets):
         _SECRETS = _SECRETS | {secret for secret in secrets if secret}
 
 
+def hidden():
+    """The strings ``hide()`` was given (a delivery process is told them)."""
+    return _SECRETS
+
+
 def redact(text):
     """``text`` with URI credentials, secret-looking query values and hidden strings masked."""
     text = _USERINFO.sub(_mask_userinfo, text)

@@ -145,6 +145,69 @@ def webhook_dropped():
     WEBHOOKS_DROPPED.inc()
 
 
+# -- webhook delivery in a process of its own (webhooks.process) ----------------------------------
+#
+# The delivery process counts its attempts in its own registry (``timed_delivery``), which no
+# listener serves. Every second or so it writes what changed (``delivery_report``) to the daemon
+# over the pipe the daemon reads, and the daemon adds it to its own metrics (``add_delivery_report``):
+# a scrape of the daemon's /metrics sees every attempt, whichever process made it.
+
+
+def delivery_snapshot():
+    """The delivery counters of this process, as plain numbers (cumulative since it started)."""
+    attempts = {}
+    buckets = []
+    total = 0.0
+    for family in WEBHOOKS.collect() + WEBHOOK_SECONDS.collect():
+        for sample in family.samples:
+            if sample.name == "callflowd_webhook_deliveries_total":
+                attempts[sample.labels["result"]] = sample.value
+            elif sample.name == "callflowd_webhook_delivery_seconds_bucket":
+                buckets.append(sample.value)  # cumulative, in the order of the bounds (+Inf last)
+            elif sample.name == "callflowd_webhook_delivery_seconds_sum":
+                total = sample.value
+    return {"attempts": attempts, "buckets": buckets, "sum": total}
+
+
+def delivery_report(before, now, oldest_accepted_at=None):
+    """What changed between two ``delivery_snapshot()``s, as one JSON-able dict (None if nothing
+    did, unless the age of the oldest waiting webhook is worth telling: ``oldest_accepted_at``,
+    its Unix time, or None when nothing waits)."""
+    attempts = {result: value - before["attempts"].get(result, 0.0)
+                for result, value in now["attempts"].items()
+                if value - before["attempts"].get(result, 0.0) > 0}
+    old_buckets = before["buckets"] or [0.0] * len(now["buckets"])
+    cumulative = [new - old for new, old in zip(now["buckets"], old_buckets)]
+    buckets = [value - (cumulative[index - 1] if index else 0.0) for index, value in enumerate(cumulative)]
+    return {"attempts": attempts, "buckets": buckets, "sum": now["sum"] - before["sum"],
+            "oldest_accepted_at": oldest_accepted_at}
+
+
+_child_oldest = [None]  # the Unix time of the oldest webhook the delivery process has waiting
+
+
+def add_delivery_report(report):
+    """Add what a delivery process reported (``delivery_report``) to this process's metrics."""
+    for result, count in report.get("attempts", {}).items():
+        if count > 0:
+            WEBHOOKS.labels(str(result)).inc(count)
+    buckets = report.get("buckets", [])
+    if len(buckets) == len(WEBHOOK_SECONDS._buckets):
+        # prometheus_client keeps one non-cumulative count per bucket and the sum; a Histogram
+        # has no public way to add another's counts (tests/test_metrics.py checks this holds).
+        for value, count in zip(WEBHOOK_SECONDS._buckets, buckets):
+            if count > 0:
+                value.inc(count)
+        WEBHOOK_SECONDS._sum.inc(max(0.0, float(report.get("sum", 0.0))))
+    _child_oldest[0] = report.get("oldest_accepted_at")
+
+
+def watch_delivery_process():
+    """``callflowd_outbox_oldest_age_seconds`` from what the delivery process last reported."""
+    OUTBOX_OLDEST.set_function(
+        lambda: 0.0 if _child_oldest[0] is None else max(0.0, time.time() - _child_oldest[0]))
+
+
 def watch_outbox(depth, oldest_age=None):
     """Read the outbox at each scrape: ``depth()`` webhooks waiting, the oldest ``oldest_age()`` s old.
 

@@ -16,8 +16,11 @@ its own, so the figures are the client's. Printed, for each round:
   then while it delivers the N webhooks.
 
 ``--process`` runs the same with ``webhooks.process: true``: this process only commits to the
-outbox, a child ``python -m callflowd.webhooks`` delivers. ``--json`` prints one JSON line (the
-rounds only, no call path) for ``python -m tests.benchmarks``.
+outbox, a child ``python -m callflowd.webhooks`` delivers (its CPU is counted in the round's CPU
+per delivery). ``--lean-receiver`` swaps the pywsgi receiver for a minimal keep-alive HTTP/1.1
+server (request line, headers, a Content-Length body, a fixed 200), so the receiver's own cost is
+not what is measured; each round prints the share of a core the receiver used. ``--json`` prints
+one JSON line (the rounds only, no call path) for ``python -m tests.benchmarks``.
 """
 
 from gevent import monkey
@@ -83,8 +86,61 @@ print("%.3f %.3f %d" % (samples[len(samples) // 2] * 1e3, samples[int(len(sample
 """
 
 
-def start_receiver():
-    process = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+LEAN_RECEIVER = """
+from gevent import monkey; monkey.patch_all()
+import socket, gevent, gevent.server
+OK = b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n"
+BAD = b"HTTP/1.1 400 Bad Request\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n"
+def serve(sock, address):
+    # HTTP/1.1, keep-alive: a request line, headers up to the empty line, a Content-Length body.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = sock.makefile("rb")
+    while True:
+        line = reader.readline(65537)
+        if not line:
+            return
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+            sock.sendall(BAD)
+            return
+        length, close, chunked = 0, parts[2] == b"HTTP/1.0", False
+        for _ in range(101):
+            header = reader.readline(65537)
+            if header in (b"\\r\\n", b"\\n", b""):
+                break
+            name, _, value = header.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = b"close" in value.lower()
+            elif name == b"transfer-encoding":
+                chunked = True
+        if chunked or header == b"":  # chunked bodies: not sent by callflowd, refused here
+            sock.sendall(BAD)
+            return
+        if length and len(reader.read(length)) != length:
+            return
+        sock.sendall(OK)
+        if close:
+            return
+server = gevent.server.StreamServer(("127.0.0.1", 0), serve)
+server.start()
+print(server.server_port, flush=True)
+gevent.wait()
+"""
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat, proc(5))."""
+    with open("/proc/%d/stat" % pid) as stream:
+        fields = stream.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_receiver(lean=False):
+    process = subprocess.Popen([sys.executable, "-c", LEAN_RECEIVER if lean else RECEIVER],
+                               stdout=subprocess.PIPE, text=True)
     port = int(process.stdout.readline())
     return process, "http://127.0.0.1:%d/hook" % port
 
@@ -155,7 +211,9 @@ def durable(url, count, state_dir, synchronous, rate=None, process=False):
             gevent.sleep(0)  # calls arrive over time, not in one tight loop
     if process:
         dispatcher.outbox.flush(30)
-        while outbox_rows(state_dir):
+        # On a thread: sqlite on this process's hub would block the call-path probe's answers,
+        # a cost of the benchmark, not of the daemon.
+        while gevent.get_hub().threadpool.apply(outbox_rows, (state_dir,)):
             gevent.sleep(0.01)
     else:
         while dispatcher.stats.delivered + dispatcher.stats.failed < count:
@@ -194,7 +252,7 @@ def call_path_latency(seconds, load=None):
 
 def json_rounds(args):
     """Each round's three figures, interleaved, CPU per delivery included."""
-    receiver, url = start_receiver()
+    receiver, url = start_receiver(args.lean_receiver)
     workdir = tempfile.mkdtemp(prefix="callflowd-bench-outbox-")
     rounds = []
     try:
@@ -224,6 +282,8 @@ def main():
     parser.add_argument("--paced-rate", type=int, default=200,
                         help="webhooks/s for the paced call-path measurement (default 200)")
     parser.add_argument("--json", action="store_true", help="one JSON line of the rounds; no call path")
+    parser.add_argument("--lean-receiver", action="store_true",
+                        help="a minimal keep-alive HTTP/1.1 server (gevent StreamServer) instead of the pywsgi one")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.json:
@@ -235,19 +295,30 @@ def main():
                                                               requests.__version__))
     print("command: %s" % " ".join([os.path.basename(sys.executable), "-m", "tests.benchmarks.bench_webhook_outbox"]
                                     + sys.argv[1:]))
-    receiver, url = start_receiver()
+    print("receiver: %s, in its own process" % ("the lean StreamServer one" if args.lean_receiver
+                                                else "callflowd.demo.receiver (gevent pywsgi)"))
+    receiver, url = start_receiver(args.lean_receiver)
     workdir = tempfile.mkdtemp(prefix="callflowd-bench-outbox-")
     try:
         for round_number in range(1, args.rounds + 1):
             bare = bare_loop(url, args.webhooks)
             bare3 = bare_urllib3_loop(url, args.webhooks)
             state_dir = os.path.join(workdir, "round-%d" % round_number)
+            children_before = (os.times().children_user, os.times().children_system)
+            receiver_cpu = cpu_seconds(receiver.pid)
+            cpu = os.times()
             rate, batches = durable(url, args.webhooks, state_dir, args.synchronous, process=args.process)
+            cpu = (os.times().user - cpu.user) + (os.times().system - cpu.system)
+            if args.process:  # the delivery children, waited for by the feeder's stop()
+                cpu += (os.times().children_user + os.times().children_system
+                        - children_before[0] - children_before[1])
+            receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu
             print("round %d: bare requests.Session loop %6.0f requests/s | bare urllib3 loop %6.0f requests/s | "
                   "durable outbox (synchronous=%s%s) %6.0f deliveries/s (%.0f%% of the requests loop), "
-                  "%d commits for %d webhooks"
+                  "%.3f ms CPU each, %d commits for %d webhooks; the receiver used %.0f%% of a core"
                   % (round_number, bare, bare3, args.synchronous, ", delivery process" if args.process else "",
-                     rate, 100 * rate / bare, batches, args.webhooks))
+                     rate, 100 * rate / bare, cpu / args.webhooks * 1e3, batches, args.webhooks,
+                     100 * receiver_cpu * rate / args.webhooks))
         idle = call_path_latency(4)
         paced = call_path_latency(4, load=lambda: durable(
             url, 4 * args.paced_rate, os.path.join(workdir, "paced"), args.synchronous, rate=args.paced_rate,

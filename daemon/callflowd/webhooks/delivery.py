@@ -25,14 +25,14 @@ Redirects are never followed, for either method: a redirected POST turned into
 a GET would silently drop the fields, and a webhook URI is configuration the
 operator should fix, so a 3xx is ``REJECTED``.
 
-The client is urllib3's ``PoolManager`` (``make_client``), not a
-``requests.Session``: the same connection pools (requests is built on them),
-without requests' per-request work (merging session settings, scanning the
-proxy environment, re-parsing the answer): 1,900 requests/s in a bare loop on
-the sandbox, against 1,150 for ``requests.Session`` with ``trust_env=False``.
-Keep-alive pools are sized to the per-endpoint concurrency, with TCP_NODELAY;
-no environment is read (a proxy comes from ``webhooks.proxy``); credentials in
-the URI become a Basic ``Authorization`` header, as requests would send.
+The client (``make_client``) is our own keep-alive HTTP/1.1 client
+(``client.Client``): a request is one ``sendall``, its answer's head is parsed
+by hand, and a delivery costs a fraction of what urllib3's layers cost (see
+``client`` for the figures). Through a proxy (``webhooks.proxy``) it is
+urllib3's ``ProxyManager``, as before. Either way: keep-alive connections kept
+up to the per-endpoint concurrency, TCP_NODELAY, no environment read, and
+credentials in the URI sent as a Basic ``Authorization`` header (as requests
+would), never in the request line.
 
 Timeouts: ``timeout`` seconds to connect and ``timeout`` seconds for each read;
 on top of that a gevent deadline of ``DEADLINE_FACTOR * timeout`` bounds the
@@ -42,12 +42,13 @@ left of a short answer within ``timeout`` so the connection goes back to the
 keep-alive pool, or closes it.
 """
 
+import base64
 import dataclasses
 import enum
 import http.client
 import logging
-import base64
 import socket
+import ssl
 import time
 import urllib.parse
 
@@ -58,6 +59,7 @@ import urllib3.exceptions
 
 from callflowd.logfmt import safe
 from callflowd.retry import RETRY_STATUSES, parse_retry_after
+from callflowd.webhooks import client as http11
 from callflowd.webhooks import wire
 from callflowd.webhooks.redact import scrub
 
@@ -95,12 +97,15 @@ class AttemptResult:
 
 
 def make_client(concurrency_per_endpoint=125, proxy=None, pools=64):
-    """The HTTP client every attempt shares: keep-alive pools, TCP_NODELAY, no environment."""
-    options = dict(num_pools=pools, maxsize=concurrency_per_endpoint, block=False, retries=False,
-                   socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    """The HTTP client every attempt shares: keep-alive pools, TCP_NODELAY, no environment.
+
+    Ours (``client.Client``), or urllib3's ``ProxyManager`` when webhooks go through a proxy.
+    """
     if proxy:
-        return urllib3.ProxyManager(proxy, **options)
-    return urllib3.PoolManager(**options)
+        return urllib3.ProxyManager(proxy, num_pools=pools, maxsize=concurrency_per_endpoint,
+                                    block=False, retries=False,
+                                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    return http11.Client(maxsize=concurrency_per_endpoint, pools=pools)
 
 
 def send(client, request, timeout, *, attempt=1, secret=None, clock=time.time):
@@ -112,15 +117,19 @@ def send(client, request, timeout, *, attempt=1, secret=None, clock=time.time):
     deadline = gevent.Timeout(DEADLINE_FACTOR * timeout)
     deadline.start()
     try:
-        response = client.urlopen(
-            out.method, url, body=out.body, headers=headers, retries=False, redirect=False,
-            preload_content=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
-        )
+        if isinstance(client, http11.Client):
+            response = client.request(out.method, url, headers, out.body, timeout)
+        else:
+            response = client.urlopen(
+                out.method, url, body=out.body, headers=headers, retries=False, redirect=False,
+                preload_content=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            )
     except gevent.Timeout as exc:
         if exc is not deadline:
             raise
         return AttemptResult(Outcome.NO_ANSWER, "no answer within %gs" % (DEADLINE_FACTOR * timeout)), None
-    except (urllib3.exceptions.HTTPError, requests.RequestException, ValueError) as exc:
+    except (http11.Sending, http11.BadAnswer, urllib3.exceptions.HTTPError, requests.RequestException,
+            ValueError, OSError) as exc:
         return classify_error(exc, request.uri), None
     finally:
         deadline.close()
@@ -159,7 +168,9 @@ def release(response, timeout, request=None):
                   safe(request.call_id if request else "?"), timeout)
     finally:
         limit.close()
-        if done:
+        if isinstance(response, http11.Answer):
+            response.release(reuse=done)  # kept alive, or closed when half read
+        elif done:
             response.release_conn()  # back to the pool, kept alive
         else:
             response.close()  # a half-read answer: the connection can't be reused
@@ -197,6 +208,16 @@ def classify_error(exc, uri=None):
 
 
 def _classify_error(exc):
+    if isinstance(exc, http11.Sending):
+        return _not_sent(exc)
+    if isinstance(exc, ssl.SSLError):
+        return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost([exc]))
+    if isinstance(exc, http11.Closed):
+        return AttemptResult(Outcome.NO_ANSWER, "connection closed without an answer")
+    if isinstance(exc, http11.BadAnswer):
+        return AttemptResult(Outcome.NO_ANSWER, "bad answer: %s" % _innermost([exc]))
+    if isinstance(exc, TimeoutError):
+        return AttemptResult(Outcome.NO_ANSWER, "read timeout")
     chain = list(_causes(exc))
     if isinstance(exc, requests.exceptions.SSLError) or _has(chain, urllib3.exceptions.SSLError):
         return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost(chain))
@@ -230,6 +251,22 @@ def _classify_error(exc):
     return AttemptResult(Outcome.NO_ANSWER, "%s: %s" % (type(exc).__name__, _innermost(chain)))
 
 
+def _not_sent(exc):
+    """What kept our client's request from being written (``client.Sending``)."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost([cause]))
+    if isinstance(cause, socket.gaierror):
+        return AttemptResult(Outcome.NOT_SENT, "dns failure")
+    if isinstance(cause, ConnectionRefusedError):
+        return AttemptResult(Outcome.NOT_SENT, "connection refused")
+    if isinstance(cause, TimeoutError):
+        return AttemptResult(Outcome.NOT_SENT, "%s timeout" % exc.stage)
+    if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
+        return AttemptResult(Outcome.NOT_SENT, "connection reset before the request was sent")
+    return AttemptResult(Outcome.NOT_SENT, "cannot %s: %s" % (exc.stage, _innermost([cause or exc])))
+
+
 def _drain(response, request):
     """Read (a bounded part of) the answer so the connection can go back to the pool.
 
@@ -238,11 +275,13 @@ def _drain(response, request):
     """
     remaining = MAX_ANSWER_BYTES
     try:
+        if isinstance(response, http11.Answer):
+            return response.read_rest(remaining)
         for chunk in response.stream(8192, decode_content=False):
             remaining -= len(chunk)
             if remaining <= 0:
                 return False
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except (urllib3.exceptions.HTTPError, http11.BadAnswer, OSError) as exc:
         log.debug("call %s: webhook answer body unreadable (%s); status %d stands",
                   safe(request.call_id if request else "?"), safe(scrub(exc)), response.status)
         return False

@@ -255,6 +255,16 @@ class WebhookDispatcher(OutboxIntake):
     def stats(self):
         return DispatcherStats(pending=self.outbox.size, in_flight=self._in_flight, **self._counts)
 
+    def stats_counts(self):
+        """The counters alone, cheaply (a delivery process reports them to the daemon)."""
+        return self._counts
+
+    def oldest_accepted_at(self):
+        """Unix time the oldest webhook still waiting was accepted; None when none waits."""
+        for accepted_at in self._waiting.values():
+            return accepted_at
+        return None
+
     # -- scheduling ------------------------------------------------------------------
 
     def _oldest_age(self):

@@ -39,6 +39,7 @@ class Outbox:
         self._on_committed = on_committed  # called with the list of newly accepted items
         self._on_lost = on_lost  # called with items whose commit failed
         self._inserts = []  # items (see dispatcher.Item)
+        self._rows = []  # their rows, serialised as each was added
         self._updates = {}  # id -> (attempts, due, id)
         self._deletes = set()
         self._dirty = Event()
@@ -76,6 +77,10 @@ class Outbox:
         """Buffer ``item`` for the next commit; never blocks. Raises OutboxFull."""
         if self.size >= self.max_rows:
             raise OutboxFull("%d webhooks in the outbox" % self.size)
+        request = item.request
+        # Serialised here, a webhook at a time as calls hand them over, not a whole batch at
+        # once in the writer: a batch of thousands would hold the hub for tens of milliseconds.
+        self._rows.append((request.delivery_id, request.endpoint, item.attempts, item.due, request.to_json()))
         self._inserts.append(item)
         self._dirty.set()
 
@@ -130,6 +135,7 @@ class Outbox:
 
     def _commit_once(self):
         inserts, self._inserts = self._inserts, []
+        rows, self._rows = self._rows, []
         updates, self._updates = self._updates, {}
         deletes, self._deletes = self._deletes, set()
         if not (inserts or updates or deletes):
@@ -137,10 +143,7 @@ class Outbox:
         self._writing = True
         self._committing = len(inserts)
         try:
-            counted = self.store.apply(
-                [(i.request.delivery_id, i.request.endpoint, i.attempts, i.due, i.request.to_json())
-                 for i in inserts],
-                list(updates.values()), deletes, count=self.shared)
+            counted = self.store.apply(rows, list(updates.values()), deletes, count=self.shared)
         except OutboxError as exc:
             # Loud: these webhooks are lost (inserts), or may be sent again (deletes).
             log.error("outbox write failed: %s; %d new webhooks lost, %d finished ones may be "
