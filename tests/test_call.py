@@ -39,12 +39,14 @@ class Commands:
     def wait_up(self, timeout=None):
         return self.up.wait(timeout)
 
-    def execute(self, uuid, app, arg=None, event_uuid=None):
+    def execute(self, uuid, app, arg=None, event_uuid=None, before=()):
         self.sent.append((uuid, app, arg, event_uuid))
         if self.errors:
             raise self.errors.pop(0)
+        self.api_calls.extend(before)
         if self.on_execute:
             gevent.spawn(self.on_execute, app, event_uuid)
+        return ["+OK"] * len(before)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         self.sent.append((uuid, "hangup", cause, None))

@@ -51,6 +51,10 @@ def dial_string(device, timeout):
     return "{" + limit + "}" + target
 
 
+# Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
     call.set_variable("continue_on_fail", "true")
     result = call.execute(

@@ -105,6 +105,10 @@ class Data:
         return self.timeout + max(endpoint.delay for endpoint in self.endpoints)
 
 
+# Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
     call.set_variable("continue_on_fail", "true")
     dial = data.dial_string()

@@ -94,6 +94,9 @@ class Call:
         # asks whether a branch exists (Kazoo's cf_exe:attempt) but never walks to it.
         self.branches = frozenset()
         self._hangup_sent = False
+        # Recovery marks (``uuid_setvar_multi`` arguments) not written yet: they go out in
+        # the same write as the next sendmsg, ahead of it (see ``mark_step``).
+        self._marks = []
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -135,9 +138,10 @@ class Call:
                 return caught_up
         event_uuid = str(uuidlib.uuid4())
         if app in resume.LONG_APPLICATIONS:
-            # Written before the app is sent: a recovery finds either the marker and no
-            # app (it runs it) or both (it waits for the app or reads its outcome).
-            self._mark(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
+            # Written before the app is sent (ahead of it, in the same write): a recovery
+            # finds either the marker and no app (it runs it) or both (it waits for the
+            # app or reads its outcome).
+            self._marks.append(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
         self.log.debug("executing %s %s", app, arg or "")
         self.waiting = (app, event_uuid)
         try:
@@ -150,13 +154,30 @@ class Call:
         finally:
             self.waiting = None
 
-    def mark_step(self, node):
-        """Tell the switch which node this call is at, before running it (see marker.py)."""
+    def mark_step(self, node, with_first_command=False):
+        """Tell the switch which node this call is at, before running it (see marker.py).
+
+        ``with_first_command``: the step's first effect is a command on the channel
+        (an action's ``FIRST_EFFECT_IS_A_COMMAND``), so the mark goes out ahead of that
+        command, in the same write and the same wait: FreeSWITCH sets the variables
+        before it reads the command (esl/connection.py, ``execute``), so the switch
+        still has the mark before the step does anything. Otherwise (a webhook, a
+        fetch) it is written now, on its own.
+        """
         self.node_path = node.path
-        self._mark(marker.step_variables(self.owner, self.current_callflow_id, node.path, self.returns))
+        self._marks.append(marker.step_variables(self.owner, self.current_callflow_id, node.path,
+                                                 self.returns))
+        if not with_first_command:
+            self.write_marks()
+
+    def write_marks(self):
+        """Write the marks still waiting for a command, on their own (one ``api`` each)."""
+        while self._marks:
+            self._mark(self._marks.pop(0))
 
     def clear_variables(self, *variable_names):
         """Unset channel variables at once (``uuid_setvar_multi``: no application, no event)."""
+        self.write_marks()
         self._await_switch()
         reply = self._commands.api("uuid_setvar_multi %s %s" % (
             self.uuid, ";".join("%s=" % name for name in variable_names)))
@@ -172,6 +193,7 @@ class Call:
 
     def channel_state(self):
         """The channel as the switch has it now (``uuid_dump``: headers and variables)."""
+        self.write_marks()
         text = self._commands.api("uuid_dump %s" % self.uuid)
         if text.startswith("-ERR"):
             self._ended = True
@@ -206,24 +228,35 @@ class Call:
           it again: see _wait_for_start.
         - ``-ERR invalid session id``: the channel is gone: the call ended.
         - any other ``-ERR``: refused: an EslError (the executor hangs up).
+
+        The pending recovery marks go ahead of it in the same write; they are
+        written exactly when the app is (sent again with it after NotConnected).
         """
         while True:
             self._await_switch()
+            marks = self._marks
             try:
-                self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
-                return None
+                replies = self._commands.execute(
+                    self.uuid, app, arg, event_uuid=event_uuid,
+                    before=tuple("uuid_setvar_multi %s %s" % (self.uuid, mark) for mark in marks))
             except NotConnected as exc:
                 self.log.warning("%s not sent (%s); sending it once the switch is back", app, exc)
                 self._drain_pending()
                 continue
             except CommandTimeout as exc:
+                self._marks = []  # written with it, answers unknown
                 self.log.warning("%s sent, no answer (%s); waiting for a sign FreeSWITCH took it",
                                  app, exc)
                 return exc
             except EslError as exc:
+                self._marks = []
                 self._drain_pending()  # a hangup may explain the refusal
                 self._raise_if_gone(exc)
                 raise
+            self._marks = []
+            for reply in replies or ():
+                self._marked(reply)
+            return None
 
     def _wait_for_start(self, app, event_uuid, unanswered):
         """After a sendmsg without reply: did FreeSWITCH take the app?
@@ -321,6 +354,9 @@ class Call:
         except EslError as exc:  # the record lags one step; the flow itself goes on
             self.log.warning("could not mark the channel for recovery: %s", exc)
             return
+        self._marked(reply)
+
+    def _marked(self, reply):
         if not reply.startswith("+OK"):
             self.log.debug("could not mark the channel: %s", reply.strip())
 

@@ -111,9 +111,11 @@ class SwitchLink:
 
     # -- commands for calls ------------------------------------------------------------
 
-    def execute(self, uuid, app, arg=None, event_uuid=None):
+    def execute(self, uuid, app, arg=None, event_uuid=None, before=()):
+        """sendmsg ``app``, with ``api`` commands ``before`` it in the same write (their
+        bodies are returned; esl/connection.py says why they run first)."""
         with metrics.command(self.name, app):
-            self._current().execute(uuid, app, arg, event_uuid=event_uuid)
+            return self._current().execute(uuid, app, arg, event_uuid=event_uuid, before=before)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         with metrics.command(self.name, "hangup"):

@@ -77,8 +77,10 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
             call.history.append(Step(node.module, "skipped", node.path, callflow.id))
             node = node.child(DEFAULT_BRANCH)
             continue
-        call.mark_step(node)
+        action = REGISTRY[node.module]
+        call.mark_step(node, with_first_command=getattr(action, "FIRST_EFFECT_IS_A_COMMAND", False))
         outcome = _run_action(call, node, callflow)
+        call.write_marks()  # an action that ended without a command: the mark still goes out
         if isinstance(outcome, Branch):  # a fetched flow (pivot): Kazoo's cf_exe:branch
             call.history.append(Step(node.module, "branch", node.path, callflow.id))
             call.log.info("%s fetched a flow; continuing at its %s", node.module, outcome.flow.module)
