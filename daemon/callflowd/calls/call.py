@@ -64,6 +64,12 @@ class Step:
 class Call:
     """A parked inbound channel driven by one callflow."""
 
+    # Thousands may sit ringing at once (issue 10: memory per ringing call): no __dict__.
+    __slots__ = ("uuid", "facts", "callflow_id", "webhooks", "history", "hangup_cause", "log",
+                 "_commands", "_command_timeout", "_outage_limit", "_events", "_ended", "owner",
+                 "resuming", "waiting", "node_path", "captures", "current_callflow_id", "returns",
+                 "branches", "_hangup_sent", "_marks")
+
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
                  outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None):
         self.uuid = uuid
