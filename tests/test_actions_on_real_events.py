@@ -43,7 +43,7 @@ class CallReplayingCapture:
         self.executed = []
         self.log = logging.LoggerAdapter(logging.getLogger("test"), {})
 
-    def set_variable(self, name, value):
+    def set_variable(self, name, value, ahead=False):
         self.executed.append(("set", "%s=%s" % (name, value)))
 
     def answer(self):

@@ -56,7 +56,8 @@ FIRST_EFFECT_IS_A_COMMAND = True
 
 
 def handle(call, data):
-    call.set_variable("continue_on_fail", "true")
+    # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
+    call.set_variable("continue_on_fail", "true", ahead=True)
     result = call.execute(
         "bridge", dial_string(data.device, data.timeout),
         timeout=data.timeout + _BRIDGE_GRACE_SECONDS,

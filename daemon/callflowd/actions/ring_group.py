@@ -110,7 +110,8 @@ FIRST_EFFECT_IS_A_COMMAND = True
 
 
 def handle(call, data):
-    call.set_variable("continue_on_fail", "true")
+    # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
+    call.set_variable("continue_on_fail", "true", ahead=True)
     dial = data.dial_string()
     keys = (DEFAULT,)
     for round_number in range(1, data.repeats + 1):

@@ -68,7 +68,7 @@ class Call:
     __slots__ = ("uuid", "facts", "callflow_id", "webhooks", "history", "hangup_cause", "log",
                  "_commands", "_command_timeout", "_outage_limit", "_events", "_ended", "owner",
                  "resuming", "waiting", "node_path", "captures", "current_callflow_id", "returns",
-                 "branches", "_hangup_sent", "_marks")
+                 "branches", "_hangup_sent", "_ahead")
 
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
                  outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None):
@@ -100,9 +100,10 @@ class Call:
         # asks whether a branch exists (Kazoo's cf_exe:attempt) but never walks to it.
         self.branches = frozenset()
         self._hangup_sent = False
-        # Recovery marks (``uuid_setvar_multi`` arguments) not written yet: they go out in
-        # the same write as the next sendmsg, ahead of it (see ``mark_step``).
-        self._marks = []
+        # What goes out in the same write as the next application, ahead of it, in order:
+        # recovery marks (``uuid_setvar_multi`` arguments, see ``mark_step``) and quick
+        # applications not waited for, as (app, arg) (``set_variable(..., ahead=True)``).
+        self._ahead = []
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -147,11 +148,12 @@ class Call:
             # Written before the app is sent (ahead of it, in the same write): a recovery
             # finds either the marker and no app (it runs it) or both (it waits for the
             # app or reads its outcome).
-            self._marks.append(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
+            self._ahead.append(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
         self.log.debug("executing %s %s", app, arg or "")
         self.waiting = (app, event_uuid)
+        ahead, self._ahead = self._ahead, []
         try:
-            unanswered = self._send_execute(app, arg, event_uuid)
+            unanswered = self._send_execute(app, arg, event_uuid, ahead)
             if unanswered is not None:
                 completion = self._wait_for_start(app, event_uuid, unanswered)
                 if completion is not None:
@@ -171,15 +173,20 @@ class Call:
         fetch) it is written now, on its own.
         """
         self.node_path = node.path
-        self._marks.append(marker.step_variables(self.owner, self.current_callflow_id, node.path,
+        self._ahead.append(marker.step_variables(self.owner, self.current_callflow_id, node.path,
                                                  self.returns))
         if not with_first_command:
             self.write_marks()
 
     def write_marks(self):
-        """Write the marks still waiting for a command, on their own (one ``api`` each)."""
-        while self._marks:
-            self._mark(self._marks.pop(0))
+        """Send, now and in order, what still waits to go ahead of an application: each mark
+        on its own ``api``, each application queued ahead on its own sendmsg (not waited for)."""
+        ahead, self._ahead = self._ahead, []
+        for item in ahead:
+            if item.__class__ is tuple:
+                self._send_execute(item[0], item[1], str(uuidlib.uuid4()), ())
+            else:
+                self._mark(item)
 
     def clear_variables(self, *variable_names):
         """Unset channel variables at once (``uuid_setvar_multi``: no application, no event)."""
@@ -223,7 +230,7 @@ class Call:
                             names.APPLICATION_UUID: event_uuid})
             self.deliver(Event(headers))
 
-    def _send_execute(self, app, arg, event_uuid):
+    def _send_execute(self, app, arg, event_uuid, ahead=()):
         """Send ``sendmsg execute`` once; return None, or the CommandTimeout if unanswered.
 
         What is safe depends on what we know (errors.py):
@@ -235,33 +242,33 @@ class Call:
         - ``-ERR invalid session id``: the channel is gone: the call ended.
         - any other ``-ERR``: refused: an EslError (the executor hangs up).
 
-        The pending recovery marks go ahead of it in the same write; they are
-        written exactly when the app is (sent again with it after NotConnected).
+        ``ahead`` (marks, and quick applications not waited for) goes out in the
+        same write, before it; written exactly when the app is (sent again with it
+        after NotConnected).
         """
+        before = tuple("uuid_setvar_multi %s %s" % (self.uuid, item) if item.__class__ is str
+                       else (item[0], item[1], str(uuidlib.uuid4())) for item in ahead)
         while True:
             self._await_switch()
-            marks = self._marks
             try:
-                replies = self._commands.execute(
-                    self.uuid, app, arg, event_uuid=event_uuid,
-                    before=tuple("uuid_setvar_multi %s %s" % (self.uuid, mark) for mark in marks))
+                replies = self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid, before=before)
             except NotConnected as exc:
                 self.log.warning("%s not sent (%s); sending it once the switch is back", app, exc)
                 self._drain_pending()
                 continue
             except CommandTimeout as exc:
-                self._marks = []  # written with it, answers unknown
                 self.log.warning("%s sent, no answer (%s); waiting for a sign FreeSWITCH took it",
                                  app, exc)
                 return exc
             except EslError as exc:
-                self._marks = []
                 self._drain_pending()  # a hangup may explain the refusal
                 self._raise_if_gone(exc)
                 raise
-            self._marks = []
-            for reply in replies or ():
-                self._marked(reply)
+            for item, reply in zip(ahead, replies or ()):
+                if item.__class__ is str:
+                    self._marked(reply)
+                elif reply.startswith("-ERR"):  # the app after it was taken: go on, but say so
+                    self.log.warning("%s %s refused: %s", item[0], item[1], reply.strip())
             return None
 
     def _wait_for_start(self, app, event_uuid, unanswered):
@@ -319,8 +326,29 @@ class Call:
                             % (self._commands.name, self._outage_limit))
         self.log.info("switch %s is back; the flow goes on", self._commands.name)
 
-    def set_variable(self, name, value):
-        return self.execute("set", "%s=%s" % (name, value), timeout=self._command_timeout)
+    def set_variable(self, name, value, ahead=False):
+        """``set name=value`` on the channel, waiting for it to complete.
+
+        ``ahead``: don't wait: the ``set`` goes out in the same write as the next
+        application, before it, and its completion is not awaited (one round trip
+        and one wake-up fewer). FreeSWITCH runs a channel's queued applications one
+        after the other, in the order they came (switch_ivr_parse_all_events), so
+        the variable is set before that application starts.
+        """
+        arg = "%s=%s" % (name, value)
+        if not ahead:
+            return self.execute("set", arg, timeout=self._command_timeout)
+        self._drain_pending()
+        if self._ended:
+            raise CallEnded(self.hangup_reason())
+        record = self.resuming
+        if record is not None:
+            if record.waiting_app is not None:  # ran before the restart, as in _resume
+                self.log.debug("resuming: set already ran")
+                return None
+            self.resuming = None  # parked between steps: the node runs afresh
+        self._ahead.append(("set", arg))
+        return None
 
     def answer(self):
         return self.execute("answer", timeout=self._command_timeout)

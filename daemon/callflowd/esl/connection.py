@@ -130,6 +130,15 @@ class _Pending:
         return None
 
 
+def _execute_headers(app, arg, event_uuid):
+    headers = [("call-command", "execute"), ("execute-app-name", app)]
+    if arg:
+        headers.append(("execute-app-arg", arg))
+    if event_uuid:
+        headers.append(("Event-UUID", event_uuid))
+    return headers
+
+
 class _Lost:
     """Queued after the last event, so on_disconnect comes after every event before it."""
 
@@ -299,22 +308,21 @@ class EslConnection(greenswitch_esl.InboundESL):
         CHANNEL_EXECUTE_COMPLETE whose Application-UUID is ``event_uuid``
         (g_event_uuid_playback_bgapi.json).
 
-        ``before``: ``api`` commands (without ``api``) written in the same write,
-        ahead of the sendmsg, and answered in one wait; their api/response bodies
-        are returned, in order. FreeSWITCH runs each to its end before it reads the
-        sendmsg: mod_event_socket's listener reads one command at a time and runs an
-        ``api`` in its own thread (``parse_command``: ``api_exec(NULL, &acs)``,
-        ``acs.bg = 0``), so whatever they set on the channel is set before the app
-        is queued. A ``-ERR`` from one of them is its body, not an error.
+        ``before``: commands written in the same write, ahead of the sendmsg, and
+        answered in one wait: an ``api`` command (a str, without ``api``) or another
+        application for the same channel, not waited for (app, arg, event_uuid).
+        Their replies are returned, in order: an api/response body, or a sendmsg's
+        Reply-Text; a ``-ERR`` among them is a reply, not an error. FreeSWITCH runs
+        each ``api`` to its end before it reads the next command: mod_event_socket's
+        listener reads one command at a time and runs an ``api`` in its own thread
+        (``parse_command``: ``api_exec(NULL, &acs)``, ``acs.bg = 0``), so whatever
+        it sets on the channel is set before the app is queued; queued applications
+        run in the order they were queued.
         """
-        headers = [("call-command", "execute"), ("execute-app-name", app)]
-        if arg:
-            headers.append(("execute-app-arg", arg))
-        if event_uuid:
-            headers.append(("Event-UUID", event_uuid))
         line = "sendmsg " + uuid
-        commands = [(self._encode("api " + command), "api " + command) for command in before]
-        commands.append((self._encode(line, headers), line))
+        commands = [(self._encode("api " + item), "api " + item) if item.__class__ is str
+                    else (self._encode(line, _execute_headers(*item)), line) for item in before]
+        commands.append((self._encode(line, _execute_headers(app, arg, event_uuid)), line))
         replies = self._request_all(commands, timeout)
         self._check_reply(replies[-1], "execute %s on %s" % (app, uuid))
         return [reply.body or "" if reply.content_type == names.API_RESPONSE
