@@ -46,7 +46,7 @@ class CallReplayingCapture:
     def set_variable(self, name, value, ahead=False):
         self.executed.append(("set", "%s=%s" % (name, value)))
 
-    def answer(self):
+    def answer(self, ahead=False):
         self.executed.append(("answer", None))
 
     def execute(self, app, arg=None, timeout=None):

@@ -35,7 +35,7 @@ FIRST_EFFECT_IS_A_COMMAND = True
 
 def handle(call, data):
     box = data.box
-    call.answer()
+    call.answer(ahead=True)  # not waited for: it goes out with voicemail, ahead of it
     call.execute("voicemail", "%s %s %s" % (box.profile, box.domain, box.mailbox),
                  timeout=MAX_VOICEMAIL_SECONDS)
     return DEFAULT

@@ -327,31 +327,38 @@ class Call:
         self.log.info("switch %s is back; the flow goes on", self._commands.name)
 
     def set_variable(self, name, value, ahead=False):
-        """``set name=value`` on the channel, waiting for it to complete.
-
-        ``ahead``: don't wait: the ``set`` goes out in the same write as the next
-        application, before it, and its completion is not awaited (one round trip
-        and one wake-up fewer). FreeSWITCH runs a channel's queued applications one
-        after the other, in the order they came (switch_ivr_parse_all_events), so
-        the variable is set before that application starts.
-        """
+        """``set name=value`` on the channel, waiting for it to complete (``ahead``: see ``queue``)."""
         arg = "%s=%s" % (name, value)
-        if not ahead:
-            return self.execute("set", arg, timeout=self._command_timeout)
+        if ahead:
+            return self.queue("set", arg)
+        return self.execute("set", arg, timeout=self._command_timeout)
+
+    def answer(self, ahead=False):
+        """Answer the channel, waiting for it to complete (``ahead``: see ``queue``)."""
+        if ahead:
+            return self.queue("answer")
+        return self.execute("answer", timeout=self._command_timeout)
+
+    def queue(self, app, arg=None):
+        """Run a quick application without waiting for it: it goes out in the same write as
+        the next application, before it, and its completion is not awaited (one round trip
+        and one wake-up fewer). FreeSWITCH runs a channel's queued applications one after
+        the other, in the order they came (switch_ivr_parse_all_events), so it has run
+        before that application starts. Only for an app whose outcome nobody reads
+        (``set``, ``answer``); a call that ends first still raises CallEnded here or there.
+        """
         self._drain_pending()
         if self._ended:
             raise CallEnded(self.hangup_reason())
         record = self.resuming
         if record is not None:
             if record.waiting_app is not None:  # ran before the restart, as in _resume
-                self.log.debug("resuming: set already ran")
+                self.log.debug("resuming: %s already ran", app)
                 return None
             self.resuming = None  # parked between steps: the node runs afresh
-        self._ahead.append(("set", arg))
+        self.log.debug("queueing %s %s", app, arg or "")
+        self._ahead.append((app, arg))
         return None
-
-    def answer(self):
-        return self.execute("answer", timeout=self._command_timeout)
 
     def hangup(self, cause="NORMAL_CLEARING"):
         """Hang the caller up, unless the channel is already gone. Never raises EslError.
