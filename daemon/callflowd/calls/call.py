@@ -149,11 +149,12 @@ class Call:
             # finds either the marker and no app (it runs it) or both (it waits for the
             # app or reads its outcome).
             self._ahead.append(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
-        self.log.debug("executing %s %s", app, arg or "")
         self.waiting = (app, event_uuid)
         ahead, self._ahead = self._ahead, []
         try:
             unanswered = self._send_execute(app, arg, event_uuid, ahead)
+            # said once sent: what went ahead of it (its marks) is on the switch by now
+            self.log.debug("executing %s %s", app, arg or "")
             if unanswered is not None:
                 completion = self._wait_for_start(app, event_uuid, unanswered)
                 if completion is not None:
