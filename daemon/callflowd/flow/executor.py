@@ -47,8 +47,7 @@ def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS
         call.hangup()
     except CallEnded as ended:
         # one line for the end and the tally: a line costs ~10 us of the daemon's CPU
-        call.log.info("flow ends: %s; callflow %s finished after %d steps", ended, callflow.id,
-                      len(call.history))
+        call.log.info("callflow %s finished after %d steps: %s", callflow.id, len(call.history), ended)
         return
     except EslError as exc:
         # the switch refused a step: the caller must not stay parked with nobody driving it
