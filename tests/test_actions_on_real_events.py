@@ -43,10 +43,10 @@ class CallReplayingCapture:
         self.executed = []
         self.log = logging.LoggerAdapter(logging.getLogger("test"), {})
 
-    def set_variable(self, name, value):
+    def set_variable(self, name, value, ahead=False):
         self.executed.append(("set", "%s=%s" % (name, value)))
 
-    def answer(self):
+    def answer(self, ahead=False):
         self.executed.append(("answer", None))
 
     def execute(self, app, arg=None, timeout=None):

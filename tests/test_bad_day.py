@@ -160,6 +160,9 @@ def test_an_unsolicited_reply_is_dropped_and_never_answers_another_callers_comma
     proxy.delay_reply_to(RINGING, 0.5)
     sim_call = ring_the_desk(sim, daemon)
     proxy.wait_for_command(RINGING)
+    # the bridge's recovery mark is written ahead of it, in the same write: once its reply
+    # is through, the sendmsg is the command waiting
+    proxy.wait_for_reply_to("callflowd_waiting=bridge")
     proxy.inject(protocol.encode_command_reply("-ERR invalid session id [%s]" % OTHER_CHANNEL))
     assert "it names channel %s" % OTHER_CHANNEL in logs.wait_for("dropping a reply nobody asked for (it names")
     assert_reached_voicemail(daemon, sim_call, receiver)

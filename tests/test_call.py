@@ -39,12 +39,14 @@ class Commands:
     def wait_up(self, timeout=None):
         return self.up.wait(timeout)
 
-    def execute(self, uuid, app, arg=None, event_uuid=None):
+    def execute(self, uuid, app, arg=None, event_uuid=None, before=()):
         self.sent.append((uuid, app, arg, event_uuid))
         if self.errors:
             raise self.errors.pop(0)
+        self.api_calls.extend(before)
         if self.on_execute:
             gevent.spawn(self.on_execute, app, event_uuid)
+        return ["+OK"] * len(before)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         self.sent.append((uuid, "hangup", cause, None))
@@ -237,3 +239,36 @@ def test_a_second_hangup_is_not_sent_once_one_was_confirmed():
     call.hangup()
     call.hangup()
     assert [item[1] for item in commands.sent] == ["hangup"]
+
+
+def test_a_steps_mark_rides_ahead_of_its_first_application_and_is_sent_again_with_it_after_a_cut():
+    from callflowd.flow.model import Node
+
+    commands = Commands(errors=[NotConnected("cut")])
+    call = make_call(commands)
+    call.mark_step(Node("device", None, path="flow"), with_first_command=True)
+    assert commands.api_calls == []  # nothing written yet: it goes with the first application
+    call.set_variable("continue_on_fail", "true", ahead=True)
+    assert [item[1] for item in commands.sent] == []
+    with pytest.raises(ActionTimeout):
+        call.execute("bridge", "user/1000", timeout=0.05)
+    # sent twice (the first write never left), each time with the mark, the set and the
+    # bridge's own waiting mark ahead of it, in that order
+    assert [item[1] for item in commands.sent] == ["bridge", "bridge"]
+    marks = [item for item in commands.api_calls if isinstance(item, str)]
+    assert len(marks) == 2 and "callflowd_node=flow;" in marks[0] and "callflowd_waiting=bridge/" in marks[1]
+    assert [item[:2] for item in commands.api_calls if isinstance(item, tuple)] == [("set", "continue_on_fail=true")]
+
+
+def test_a_mark_without_a_command_after_it_is_written_on_its_own():
+    from callflowd.flow.model import Node
+
+    commands = Commands()
+    call = make_call(commands)
+    call.mark_step(Node("webhook", None, path="flow"))  # not a command first: written at once
+    assert len(commands.api_calls) == 1
+    call.mark_step(Node("answer", None, path="flow.children._"), with_first_command=True)
+    call.answer(ahead=True)
+    call.write_marks()  # the executor's, after an action that sent nothing more
+    assert len(commands.api_calls) == 2 and "callflowd_node=flow.children._;" in commands.api_calls[1]
+    assert [item[1] for item in commands.sent] == ["answer"]

@@ -177,6 +177,30 @@ def test_execute_without_argument_and_hangup_match_the_recorded_sendmsgs(conn, s
     assert switch.received[-2:] == [recorded[4], recorded[6]]
 
 
+def test_commands_ahead_of_an_execute_share_its_write_keep_their_order_and_return_their_replies(
+        conn, switch, monkeypatch):
+    writes = []
+    write = conn._write
+    monkeypatch.setattr(conn, "_write", lambda raw, what, deadline: (writes.append(raw), write(raw, what, deadline)))
+    switch.api_replies["uuid_setvar_multi %s a=1" % UUID] = "+OK\n"
+    replies = conn.execute(UUID, "bridge", "user/1000", event_uuid="e-bridge", before=(
+        "uuid_setvar_multi %s a=1" % UUID, ("set", "continue_on_fail=true", "e-set"), "no_such_command"))
+    assert replies == ["+OK\n", "+OK", "-ERR no_such_command Command not found!\n"]
+    assert len(writes) == 1  # one write, one wait
+    sent = switch.received[-4:]
+    assert sent[0] == ("api uuid_setvar_multi %s a=1\n\n" % UUID).encode()
+    assert b"execute-app-name: set\nexecute-app-arg: continue_on_fail=true\nEvent-UUID: e-set\n" in sent[1]
+    assert sent[2] == b"api no_such_command\n\n"
+    assert b"execute-app-name: bridge\n" in sent[3] and b"Event-UUID: e-bridge\n" in sent[3]
+
+
+def test_a_refused_execute_raises_even_when_what_went_ahead_of_it_was_taken(conn, switch):
+    switch.unknown_uuids.add(UUID)
+    with pytest.raises(EslError, match="invalid session id"):
+        conn.execute(UUID, "answer", before=("status",))
+    assert conn.api("status").startswith("-ERR")  # the replies after it stay matched
+
+
 def test_execute_on_an_unknown_channel_raises(conn, switch):
     switch.unknown_uuids.add(UUID)
     with pytest.raises(EslError, match="invalid session id"):

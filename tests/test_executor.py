@@ -27,8 +27,11 @@ class FakeCall:
 
     ended = False
 
-    def mark_step(self, node):
+    def mark_step(self, node, with_first_command=False):
         self.marked = getattr(self, "marked", []) + [node.path]
+
+    def write_marks(self):
+        pass
 
     def hangup(self, cause="NORMAL_CLEARING"):
         self.hung_up = True
@@ -156,7 +159,7 @@ def jump(target, children=None, path="flow"):
 class MarkingCall(FakeCall):
     """Records what a real Call would write on the channel: callflow id and node path."""
 
-    def mark_step(self, node):
+    def mark_step(self, node, with_first_command=False):
         self.marked = getattr(self, "marked", []) + [(self.current_callflow_id, node.path)]
 
 

@@ -178,5 +178,5 @@ def test_a_caller_who_hangs_up_while_the_desk_rings_ends_the_flow_quietly(receiv
     assert path_of(call) == [("device", "ORIGINATOR_CANCEL")]
     assert [app for app, _ in sim_call.applications] == ["set", "bridge"]
     assert daemon.service.webhooks.stats.accepted == 0
-    assert logs.matching("flow ends: caller hung up")
+    assert logs.matching("finished after 1 steps: caller hung up")
     assert not [r for r in logs.records if r.levelname in ("ERROR", "CRITICAL")]

@@ -81,8 +81,11 @@ def hidden():
 
 def redact(text):
     """``text`` with URI credentials, secret-looking query values and hidden strings masked."""
-    text = _USERINFO.sub(_mask_userinfo, text)
-    text = _SECRET_QUERY.sub(r"\1***", text)
+    # Every log line passes here: the patterns can only match around a '@' or a '='.
+    if "@" in text:
+        text = _USERINFO.sub(_mask_userinfo, text)
+    if "=" in text:
+        text = _SECRET_QUERY.sub(r"\1***", text)
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "***")

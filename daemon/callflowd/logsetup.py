@@ -88,6 +88,7 @@ class _SafeFormatter(logging.Formatter):
     def __init__(self, timestamps=True):
         super().__init__()
         self.timestamps = timestamps
+        self._second = None  # (whole second, its text): strftime once a second, not once a line
 
     def message(self, record):
         """The record's message: one line, escaped, redacted."""
@@ -112,7 +113,11 @@ class _SafeFormatter(logging.Formatter):
         return "<%d>" % _PRIORITY.get(record.levelno, 6) if self.priority_prefix else ""
 
     def timestamp(self, record):
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + ".%03d" % record.msecs
+        second = int(record.created)
+        cached = self._second
+        if cached is None or cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second)))
+        return "%s.%03d" % (cached[1], record.msecs)
 
 
 class TextFormatter(_SafeFormatter):

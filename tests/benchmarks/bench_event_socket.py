@@ -5,6 +5,12 @@ It replays the real 200-call capture (5,000 events), every round with fresh uuid
 and prints events per second and CPU per event, for callflowd's EslConnection and,
 as the reference in the same run, stock greenswitch's InboundESL over the same socket.
 ``--json`` prints one JSON line for ``python -m tests.benchmarks``.
+
+``--formats`` compares the two event formats FreeSWITCH offers on the same call (the
+a_device_answers capture, taken both as ``event plain`` and as ``event json``): plain,
+decoded lazily (what the daemon subscribes to), against json decoded by the stdlib and,
+if it is installed, by orjson; parsing alone, parsing plus the five reads a call makes of
+an event, and over TCP.
 Figures go in docs/benchmarks.md with the machine they came from.
 """
 
@@ -27,12 +33,17 @@ from callflowd.esl.connection import EslConnection  # noqa: E402
 from tests.doubles.replay_switch import ReplaySwitch, load_capture  # noqa: E402
 
 CAPTURE = "load_200_calls.plain.txt.gz"
+# One call captured in both formats (tests/fixtures/README.md).
+FORMAT_CAPTURES = {"plain": "a_device_answers.plain.txt", "json": "a_device_answers.json.txt"}
+# What the router and a call read of an event (calls/router.py, calls/call.py, actions/device.py).
+CALL_READS = ("Unique-ID", "Event-Name", "Application-UUID", "variable_originate_disposition",
+              "Hangup-Cause")
 
 
-def event_frames():
-    data = load_capture(CAPTURE)
+def event_frames(capture=CAPTURE, content_type="text/event-plain"):
+    data = load_capture(capture)
     return [raw for headers, body, raw in protocol.iter_frames(data)
-            if headers.get("Content-Type") == "text/event-plain"]
+            if headers.get("Content-Type") == content_type]
 
 
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -67,13 +78,16 @@ def bench_parse(frames, rounds):
     return len(parsed) * rounds / elapsed
 
 
-def bench_tcp(frames, rounds, client="callflowd"):
-    """Events/s and CPU µs/event for ``client`` ("callflowd" or "greenswitch") over loopback TCP."""
+def bench_tcp(frames, rounds, client="callflowd", reads=()):
+    """Events/s and CPU µs/event for ``client`` ("callflowd" or "greenswitch") over loopback TCP;
+    ``reads``: headers read of each event, as a call would."""
     total = len(frames) * rounds
     seen = [0]
     done = Event()
 
     def on_event(event):
+        for name in reads:
+            event.get(name)
         seen[0] += 1
         if seen[0] == total:
             done.set()
@@ -106,11 +120,74 @@ def bench_tcp(frames, rounds, client="callflowd"):
     return total / elapsed, cpu / total * 1e6
 
 
+def json_decoders():
+    """{"json": the stdlib's loads, "orjson": orjson's if installed}: what parse_json_event calls."""
+    decoders = {"json": json.loads}
+    try:
+        import orjson
+    except ImportError:
+        return decoders
+    decoders["orjson"] = orjson.loads
+    return decoders
+
+
+def with_json_loads(loads, run):
+    """``run()`` with protocol.parse_json_event decoding through ``loads``."""
+    saved = protocol.json
+    protocol.json = type("Decoder", (), {"loads": staticmethod(loads)})
+    try:
+        return run()
+    finally:
+        protocol.json = saved
+
+
+def bench_formats(seconds=1.0, tcp_events=20000):
+    """Per format and decoder: parse only, parse + CALL_READS (events/s), over TCP (events/s, µs CPU)."""
+    variants = [("plain", "plain", None)] + [("json", name, loads) for name, loads in json_decoders().items()]
+    results = {}
+    for fmt, decoder, loads in variants:
+        frames = event_frames(FORMAT_CAPTURES[fmt], "text/event-" + fmt)
+        parsed = [(h, b) for h, b, _ in protocol.iter_frames(b"".join(frames))]
+
+        def rate(read):
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                for headers, body in parsed:
+                    event = protocol.parse_frame(headers, body)
+                    if read:
+                        for name in CALL_READS:
+                            event.get(name)
+                count += len(parsed)
+            return count / (time.perf_counter() - start)
+
+        rounds = max(1, tcp_events // len(frames))
+        figures = with_json_loads(loads or json.loads, lambda: (
+            rate(False), rate(True), bench_tcp(frames, rounds, reads=CALL_READS)))
+        results["%s/%s" % (fmt, decoder)] = {
+            "events_in_capture": len(frames), "parse": figures[0], "parse_and_read": figures[1],
+            "tcp_and_read": figures[2][0], "tcp_and_read_cpu_us": figures[2][1]}
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="times to replay the capture (default 4)")
     parser.add_argument("--json", action="store_true", help="one JSON line of figures")
+    parser.add_argument("--formats", action="store_true",
+                        help="only compare event plain (lazy) with event json (stdlib json, orjson)")
     args = parser.parse_args()
+    if args.formats:
+        results = bench_formats()
+        if args.json:
+            print(json.dumps(results))
+            return
+        print("one call (a_device_answers) in both formats; reads per event: %s" % ", ".join(CALL_READS))
+        for variant, figures in results.items():
+            print("%-12s %2d events: parse %7.0f/s, parse + reads %7.0f/s; "
+                  "over TCP with the reads %7.0f/s, %5.1f µs CPU/event"
+                  % (variant, figures["events_in_capture"], figures["parse"], figures["parse_and_read"],
+                     figures["tcp_and_read"], figures["tcp_and_read_cpu_us"]))
+        return
     frames = event_frames()
     parse = bench_parse(frames, args.rounds)
     ours, ours_cpu = bench_tcp(frames, args.rounds)

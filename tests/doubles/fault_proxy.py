@@ -15,7 +15,8 @@ afterwards (the daemon reconnecting) is healthy again:
 - ``inject(data)``: raw bytes to the daemon between two frames (a 1 GB
   Content-Length, a 64 MB header line, a malformed event, a reply nobody asked for).
 
-Commands seen are in ``commands`` (str), for ``wait_for_command``.
+Commands seen are in ``commands`` (str), for ``wait_for_command``; those whose reply
+went on to the daemon in ``replied``, for ``wait_for_reply_to``.
 """
 
 import collections
@@ -64,6 +65,7 @@ class FaultProxy(LoopbackServer):
         super().__init__()
         self.upstream = upstream
         self.commands = []
+        self.replied = []
         self._changed = gevent.event.Event()
 
     # ------------------------------------------------------------ control
@@ -101,6 +103,11 @@ class FaultProxy(LoopbackServer):
         """The first command seen holding ``text``."""
         return self._wait(lambda: next((c for c in self.commands if text in c), None), timeout,
                           "no command holding %r" % text)
+
+    def wait_for_reply_to(self, text, timeout=5.0):
+        """The first command holding ``text`` whose reply was handed on to the daemon."""
+        return self._wait(lambda: next((c for c in self.replied if text in c), None), timeout,
+                          "no reply to a command holding %r" % text)
 
     def _wait(self, probe, timeout, message):
         with gevent.Timeout(timeout, AssertionError("%s within %ss" % (message, timeout))):
@@ -148,12 +155,17 @@ class FaultProxy(LoopbackServer):
         try:
             while (frame := protocol.read_frame(stream, _WIDE_OPEN)) is not None:
                 headers, body = frame
+                answers = None
                 if headers.get(names.CONTENT_TYPE) in _REPLY_TYPES and session.unanswered:
-                    self._maybe_delay(session, session.unanswered.popleft())
+                    answers = session.unanswered.popleft()
+                    self._maybe_delay(session, answers)
                 if session.silent:
                     continue
                 raw = "".join("%s: %s\n" % item for item in headers.items()).encode("utf-8") + b"\n"
                 session.send_to_client(raw + (body or b""))
+                if answers is not None:
+                    self.replied.append(answers)
+                    self._note_change()
         except (OSError, protocol.ProtocolError):
             pass
         finally:

@@ -59,9 +59,9 @@ class TappedDaemon:
         daemon = self
 
         class Tapped(EslConnection):
-            def execute(self, uuid, app, arg=None, event_uuid=None):
+            def execute(self, uuid, app, arg=None, event_uuid=None, **kwargs):
                 daemon.sent_event_uuids.add(event_uuid)
-                return super().execute(uuid, app, arg, event_uuid=event_uuid)
+                return super().execute(uuid, app, arg, event_uuid=event_uuid, **kwargs)
 
         def tap(event):
             self.received.append(event)

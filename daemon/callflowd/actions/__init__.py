@@ -12,6 +12,10 @@ Every action module has the same small interface:
 - optionally ``with_branch_keys(data, keys, directory)``: for an action that
   branches on names it knows (``temporal_route``'s rule ids), the loader hands
   it the node's children keys once they are parsed.
+- optionally ``FIRST_EFFECT_IS_A_COMMAND = True``: the action does nothing
+  (no request, no webhook) before its first command on the channel, so the
+  step's recovery mark can go out ahead of that command in the same write
+  instead of in a round trip of its own (``Call.mark_step``).
 
 The JSON ``"module"`` word, the file name and the README section share one name.
 """

@@ -12,6 +12,10 @@ from callflowd.actions.outcome import DEFAULT
 Data = fields.NoData
 
 
+# Its first effect is answer: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
     call.answer()
     return DEFAULT

@@ -51,8 +51,13 @@ def dial_string(device, timeout):
     return "{" + limit + "}" + target
 
 
+# Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
-    call.set_variable("continue_on_fail", "true")
+    # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
+    call.set_variable("continue_on_fail", "true", ahead=True)
     result = call.execute(
         "bridge", dial_string(data.device, data.timeout),
         timeout=data.timeout + _BRIDGE_GRACE_SECONDS,

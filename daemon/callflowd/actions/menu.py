@@ -65,6 +65,10 @@ class Data:
             + _GREETING_ALLOWANCE_SECONDS
 
 
+# Its first effect is answer: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
     call.answer()
     for attempt in range(1, data.retries + 1):

@@ -42,6 +42,10 @@ class Data:
         )
 
 
+# Its first effect is answer or ``set playback_terminators``: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
     if data.answer:
         call.answer()

@@ -39,6 +39,10 @@ class Data:
         return "%d %s" % (self.code, self.message) if self.message else str(self.code)
 
 
+# Its first effect is an application: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
     if data.media:
         call.execute("pre_answer", timeout=call.command_timeout)

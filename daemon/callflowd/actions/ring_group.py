@@ -105,8 +105,13 @@ class Data:
         return self.timeout + max(endpoint.delay for endpoint in self.endpoints)
 
 
+# Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
-    call.set_variable("continue_on_fail", "true")
+    # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
+    call.set_variable("continue_on_fail", "true", ahead=True)
     dial = data.dial_string()
     keys = (DEFAULT,)
     for round_number in range(1, data.repeats + 1):

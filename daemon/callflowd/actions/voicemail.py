@@ -29,9 +29,13 @@ class Data:
         return cls(box=fields.known_id(raw, "id", directory.voicemail_boxes, "voicemail box"))
 
 
+# Its first effect is answer: the step's recovery mark rides ahead of it (actions/__init__.py).
+FIRST_EFFECT_IS_A_COMMAND = True
+
+
 def handle(call, data):
     box = data.box
-    call.answer()
+    call.answer(ahead=True)  # not waited for: it goes out with voicemail, ahead of it
     call.execute("voicemail", "%s %s %s" % (box.profile, box.domain, box.mailbox),
                  timeout=MAX_VOICEMAIL_SECONDS)
     return DEFAULT

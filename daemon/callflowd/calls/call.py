@@ -64,6 +64,12 @@ class Step:
 class Call:
     """A parked inbound channel driven by one callflow."""
 
+    # Thousands may sit ringing at once (issue 10: memory per ringing call): no __dict__.
+    __slots__ = ("uuid", "facts", "callflow_id", "webhooks", "history", "hangup_cause", "log",
+                 "_commands", "_command_timeout", "_outage_limit", "_events", "_ended", "owner",
+                 "resuming", "waiting", "node_path", "captures", "current_callflow_id", "returns",
+                 "branches", "_hangup_sent", "_ahead")
+
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
                  outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None):
         self.uuid = uuid
@@ -94,6 +100,10 @@ class Call:
         # asks whether a branch exists (Kazoo's cf_exe:attempt) but never walks to it.
         self.branches = frozenset()
         self._hangup_sent = False
+        # What goes out in the same write as the next application, ahead of it, in order:
+        # recovery marks (``uuid_setvar_multi`` arguments, see ``mark_step``) and quick
+        # applications not waited for, as (app, arg) (``set_variable(..., ahead=True)``).
+        self._ahead = []
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -135,13 +145,16 @@ class Call:
                 return caught_up
         event_uuid = str(uuidlib.uuid4())
         if app in resume.LONG_APPLICATIONS:
-            # Written before the app is sent: a recovery finds either the marker and no
-            # app (it runs it) or both (it waits for the app or reads its outcome).
-            self._mark(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
-        self.log.debug("executing %s %s", app, arg or "")
+            # Written before the app is sent (ahead of it, in the same write): a recovery
+            # finds either the marker and no app (it runs it) or both (it waits for the
+            # app or reads its outcome).
+            self._ahead.append(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
         self.waiting = (app, event_uuid)
+        ahead, self._ahead = self._ahead, []
         try:
-            unanswered = self._send_execute(app, arg, event_uuid)
+            unanswered = self._send_execute(app, arg, event_uuid, ahead)
+            # said once sent: what went ahead of it (its marks) is on the switch by now
+            self.log.debug("executing %s %s", app, arg or "")
             if unanswered is not None:
                 completion = self._wait_for_start(app, event_uuid, unanswered)
                 if completion is not None:
@@ -150,13 +163,35 @@ class Call:
         finally:
             self.waiting = None
 
-    def mark_step(self, node):
-        """Tell the switch which node this call is at, before running it (see marker.py)."""
+    def mark_step(self, node, with_first_command=False):
+        """Tell the switch which node this call is at, before running it (see marker.py).
+
+        ``with_first_command``: the step's first effect is a command on the channel
+        (an action's ``FIRST_EFFECT_IS_A_COMMAND``), so the mark goes out ahead of that
+        command, in the same write and the same wait: FreeSWITCH sets the variables
+        before it reads the command (esl/connection.py, ``execute``), so the switch
+        still has the mark before the step does anything. Otherwise (a webhook, a
+        fetch) it is written now, on its own.
+        """
         self.node_path = node.path
-        self._mark(marker.step_variables(self.owner, self.current_callflow_id, node.path, self.returns))
+        self._ahead.append(marker.step_variables(self.owner, self.current_callflow_id, node.path,
+                                                 self.returns))
+        if not with_first_command:
+            self.write_marks()
+
+    def write_marks(self):
+        """Send, now and in order, what still waits to go ahead of an application: each mark
+        on its own ``api``, each application queued ahead on its own sendmsg (not waited for)."""
+        ahead, self._ahead = self._ahead, []
+        for item in ahead:
+            if item.__class__ is tuple:
+                self._send_execute(item[0], item[1], str(uuidlib.uuid4()), ())
+            else:
+                self._mark(item)
 
     def clear_variables(self, *variable_names):
         """Unset channel variables at once (``uuid_setvar_multi``: no application, no event)."""
+        self.write_marks()
         self._await_switch()
         reply = self._commands.api("uuid_setvar_multi %s %s" % (
             self.uuid, ";".join("%s=" % name for name in variable_names)))
@@ -172,6 +207,7 @@ class Call:
 
     def channel_state(self):
         """The channel as the switch has it now (``uuid_dump``: headers and variables)."""
+        self.write_marks()
         text = self._commands.api("uuid_dump %s" % self.uuid)
         if text.startswith("-ERR"):
             self._ended = True
@@ -195,7 +231,7 @@ class Call:
                             names.APPLICATION_UUID: event_uuid})
             self.deliver(Event(headers))
 
-    def _send_execute(self, app, arg, event_uuid):
+    def _send_execute(self, app, arg, event_uuid, ahead=()):
         """Send ``sendmsg execute`` once; return None, or the CommandTimeout if unanswered.
 
         What is safe depends on what we know (errors.py):
@@ -206,12 +242,17 @@ class Call:
           it again: see _wait_for_start.
         - ``-ERR invalid session id``: the channel is gone: the call ended.
         - any other ``-ERR``: refused: an EslError (the executor hangs up).
+
+        ``ahead`` (marks, and quick applications not waited for) goes out in the
+        same write, before it; written exactly when the app is (sent again with it
+        after NotConnected).
         """
+        before = tuple("uuid_setvar_multi %s %s" % (self.uuid, item) if item.__class__ is str
+                       else (item[0], item[1], str(uuidlib.uuid4())) for item in ahead)
         while True:
             self._await_switch()
             try:
-                self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid)
-                return None
+                replies = self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid, before=before)
             except NotConnected as exc:
                 self.log.warning("%s not sent (%s); sending it once the switch is back", app, exc)
                 self._drain_pending()
@@ -224,6 +265,12 @@ class Call:
                 self._drain_pending()  # a hangup may explain the refusal
                 self._raise_if_gone(exc)
                 raise
+            for item, reply in zip(ahead, replies or ()):
+                if item.__class__ is str:
+                    self._marked(reply)
+                elif reply.startswith("-ERR"):  # the app after it was taken: go on, but say so
+                    self.log.warning("%s %s refused: %s", item[0], item[1], reply.strip())
+            return None
 
     def _wait_for_start(self, app, event_uuid, unanswered):
         """After a sendmsg without reply: did FreeSWITCH take the app?
@@ -280,11 +327,39 @@ class Call:
                             % (self._commands.name, self._outage_limit))
         self.log.info("switch %s is back; the flow goes on", self._commands.name)
 
-    def set_variable(self, name, value):
-        return self.execute("set", "%s=%s" % (name, value), timeout=self._command_timeout)
+    def set_variable(self, name, value, ahead=False):
+        """``set name=value`` on the channel, waiting for it to complete (``ahead``: see ``queue``)."""
+        arg = "%s=%s" % (name, value)
+        if ahead:
+            return self.queue("set", arg)
+        return self.execute("set", arg, timeout=self._command_timeout)
 
-    def answer(self):
+    def answer(self, ahead=False):
+        """Answer the channel, waiting for it to complete (``ahead``: see ``queue``)."""
+        if ahead:
+            return self.queue("answer")
         return self.execute("answer", timeout=self._command_timeout)
+
+    def queue(self, app, arg=None):
+        """Run a quick application without waiting for it: it goes out in the same write as
+        the next application, before it, and its completion is not awaited (one round trip
+        and one wake-up fewer). FreeSWITCH runs a channel's queued applications one after
+        the other, in the order they came (switch_ivr_parse_all_events), so it has run
+        before that application starts. Only for an app whose outcome nobody reads
+        (``set``, ``answer``); a call that ends first still raises CallEnded here or there.
+        """
+        self._drain_pending()
+        if self._ended:
+            raise CallEnded(self.hangup_reason())
+        record = self.resuming
+        if record is not None:
+            if record.waiting_app is not None:  # ran before the restart, as in _resume
+                self.log.debug("resuming: %s already ran", app)
+                return None
+            self.resuming = None  # parked between steps: the node runs afresh
+        self.log.debug("queueing %s %s", app, arg or "")
+        self._ahead.append((app, arg))
+        return None
 
     def hangup(self, cause="NORMAL_CLEARING"):
         """Hang the caller up, unless the channel is already gone. Never raises EslError.
@@ -321,6 +396,9 @@ class Call:
         except EslError as exc:  # the record lags one step; the flow itself goes on
             self.log.warning("could not mark the channel for recovery: %s", exc)
             return
+        self._marked(reply)
+
+    def _marked(self, reply):
         if not reply.startswith("+OK"):
             self.log.debug("could not mark the channel: %s", reply.strip())
 

@@ -5,8 +5,11 @@ step the daemon sets channel variables saying whose call it is, which callflow, 
 node, and (before a long application) which application it is waiting for and the
 ``Event-UUID`` it was sent with. ``uuid_dump`` gives them back as ``variable_<name>``.
 
-Written with ``api uuid_setvar_multi <uuid> a=1;b=2`` (one round trip; ``name=`` with
-no value unsets, checked on FreeSWITCH 1.10.12). Values are percent-encoded so a ``;``
+Written with ``api uuid_setvar_multi <uuid> a=1;b=2`` (``name=`` with no value unsets,
+checked on FreeSWITCH 1.10.12), most often in the same write as the step's first
+application, ahead of it: FreeSWITCH runs an ``api`` to its end before it reads the next
+command, so the marks are set before the application is queued (calls/call.py,
+``mark_step``; esl/connection.py, ``execute``). Values are percent-encoded so a ``;``
 or a space in a callflow id can't split the list.
 """
 

@@ -130,6 +130,15 @@ class _Pending:
         return None
 
 
+def _execute_headers(app, arg, event_uuid):
+    headers = [("call-command", "execute"), ("execute-app-name", app)]
+    if arg:
+        headers.append(("execute-app-arg", arg))
+    if event_uuid:
+        headers.append(("Event-UUID", event_uuid))
+    return headers
+
+
 class _Lost:
     """Queued after the last event, so on_disconnect comes after every event before it."""
 
@@ -292,20 +301,32 @@ class EslConnection(greenswitch_esl.InboundESL):
         # misc_protocol.plain.txt: "Reply-Text: +OK Job-UUID: <uuid>" plus a Job-UUID header
         return reply.get(names.JOB_UUID) or text.partition("Job-UUID: ")[2].strip()
 
-    def execute(self, uuid, app, arg=None, event_uuid=None, timeout=None):
+    def execute(self, uuid, app, arg=None, event_uuid=None, timeout=None, before=()):
         """Queue application ``app`` on channel ``uuid`` with sendmsg.
 
         The ``+OK`` only means queued (protocol fact 6); the app's end is a
         CHANNEL_EXECUTE_COMPLETE whose Application-UUID is ``event_uuid``
         (g_event_uuid_playback_bgapi.json).
+
+        ``before``: commands written in the same write, ahead of the sendmsg, and
+        answered in one wait: an ``api`` command (a str, without ``api``) or another
+        application for the same channel, not waited for (app, arg, event_uuid).
+        Their replies are returned, in order: an api/response body, or a sendmsg's
+        Reply-Text; a ``-ERR`` among them is a reply, not an error. FreeSWITCH runs
+        each ``api`` to its end before it reads the next command: mod_event_socket's
+        listener reads one command at a time and runs an ``api`` in its own thread
+        (``parse_command``: ``api_exec(NULL, &acs)``, ``acs.bg = 0``), so whatever
+        it sets on the channel is set before the app is queued; queued applications
+        run in the order they were queued.
         """
-        headers = [("call-command", "execute"), ("execute-app-name", app)]
-        if arg:
-            headers.append(("execute-app-arg", arg))
-        if event_uuid:
-            headers.append(("Event-UUID", event_uuid))
-        reply = self._command("sendmsg " + uuid, headers, timeout=timeout)
-        self._check_reply(reply, "execute %s on %s" % (app, uuid))
+        line = "sendmsg " + uuid
+        commands = [(self._encode("api " + item), "api " + item) if item.__class__ is str
+                    else (self._encode(line, _execute_headers(*item)), line) for item in before]
+        commands.append((self._encode(line, _execute_headers(app, arg, event_uuid)), line))
+        replies = self._request_all(commands, timeout)
+        self._check_reply(replies[-1], "execute %s on %s" % (app, uuid))
+        return [reply.body or "" if reply.content_type == names.API_RESPONSE
+                else reply.get(names.REPLY_TEXT, "") for reply in replies[:-1]]
 
     def hangup(self, uuid, cause="NORMAL_CLEARING", timeout=None):
         """Hang channel ``uuid`` up with ``cause`` (b_device_busy_voicemail.plain.sent.txt)."""
@@ -343,36 +364,64 @@ class EslConnection(greenswitch_esl.InboundESL):
             raise EslError("refusing a line break in %s" % (what or repr(line))) from None
 
     def _request(self, raw, what, timeout):
-        """Write a command and wait for its reply, all within ``timeout``.
+        """Write a command and wait for its reply, all within ``timeout``."""
+        return self._request_all(((raw, what),), timeout)[0]
 
-        The slot is queued under the same lock as the write, so the queue's
+    def _request_all(self, commands, timeout):
+        """Write (raw, what) commands in one write; wait for all their replies within ``timeout``.
+
+        The slots are queued under the same lock as the write, so the queue's
         order is the wire's; a slot whose waiter timed out stays queued and
-        takes its late reply, so the replies after it stay matched.
+        takes its late reply, so the replies after it stay matched. Replies come
+        in command order, so once the last is in, every one is.
         """
         timeout = self.command_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        slot = _Pending(what)
+        slots = [_Pending(what) for _, what in commands]
+        last = slots[-1]
+        what = last.command
         if not self._write_lock.acquire(timeout=timeout):
             # the greenlet holding the lock loses the connection at its own deadline
             raise NotConnected("%s: not sent within %ss, writes are stuck" % (what, timeout))
         try:
             if self._state != _UP:
                 raise NotConnected("%s: not connected (%s)" % (what, self._reason or self._state))
-            self._pending.append(slot)
-            self._write(raw, what, deadline)
-            slot.sent_at = time.monotonic()  # no yield since sendall returned: see _Pending.refuses
-            slot.overdue_at = slot.sent_at + max(timeout, self.reply_stall)
+            self._pending.extend(slots)
+            self._write(commands[0][0] if len(commands) == 1 else b"".join(raw for raw, _ in commands),
+                        what, deadline)
+            sent_at = time.monotonic()  # no yield since sendall returned: see _Pending.refuses
+            overdue_at = sent_at + max(timeout, self.reply_stall)
+            for slot in slots:
+                slot.sent_at, slot.overdue_at = sent_at, overdue_at
         finally:
             self._write_lock.release()
+        result = last.result
         try:
-            return slot.result.get(timeout=max(0.0, deadline - time.monotonic()))
+            result.get(timeout=max(0.0, deadline - time.monotonic()))
         except gevent.Timeout:
-            slot.abandoned = True
+            for slot in slots:
+                slot.abandoned = not slot.result.ready()
             raise CommandTimeout("%s: no reply within %ss" % (what, timeout),
-                                 late_reply=slot.result) from None
+                                 late_reply=result) from None
+        return [slot.result.get() for slot in slots]
 
     def _write(self, raw, what, deadline):
-        """sendall before the deadline; a failed or cut-short write leaves the stream unusable."""
+        """sendall before the deadline; a failed or cut-short write leaves the stream unusable.
+
+        A command nearly always fits in the socket's buffer at once: that first try
+        needs no timer (``timeout=0.0``: gevent raises instead of waiting); only
+        what is left after it is written under the deadline's timer.
+        """
+        try:
+            sent = self.sock.send(raw, 0, timeout=0.0)
+        except BlockingIOError:
+            sent = 0
+        except OSError as err:
+            self._lose("write failed: %s" % err)
+            raise NotConnected("%s: write failed: %s" % (what, err)) from err
+        if sent == len(raw):
+            return
+        raw = memoryview(raw)[sent:]
         timer = gevent.Timeout(max(0.0, deadline - time.monotonic()))
         timer.start()
         try:

@@ -24,6 +24,7 @@ What a command that fails means, and what is safe (errors.py names the cases):
 - ``exit`` (close): best effort, bounded; the socket is closed anyway.
 """
 
+import contextlib
 import functools
 import logging
 import time
@@ -111,9 +112,19 @@ class SwitchLink:
 
     # -- commands for calls ------------------------------------------------------------
 
-    def execute(self, uuid, app, arg=None, event_uuid=None):
-        with metrics.command(self.name, app):
-            self._current().execute(uuid, app, arg, event_uuid=event_uuid)
+    def execute(self, uuid, app, arg=None, event_uuid=None, before=()):
+        """sendmsg ``app``, with ``before`` it in the same write ``api`` commands and
+        applications not waited for (their replies are returned; esl/connection.py says
+        why they run first). Each application counts as a command, with the write's result."""
+        queued = [item[0] for item in before if item.__class__ is tuple]
+        if not queued:
+            with metrics.command(self.name, app):
+                return self._current().execute(uuid, app, arg, event_uuid=event_uuid, before=before)
+        with contextlib.ExitStack() as counted:
+            for name in queued:
+                counted.enter_context(metrics.command(self.name, name))
+            counted.enter_context(metrics.command(self.name, app))
+            return self._current().execute(uuid, app, arg, event_uuid=event_uuid, before=before)
 
     def hangup(self, uuid, cause="NORMAL_CLEARING"):
         with metrics.command(self.name, "hangup"):
