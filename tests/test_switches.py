@@ -205,3 +205,31 @@ def test_a_reload_connects_a_switch_added_and_lets_go_of_one_removed_once_its_ca
         daemon.wait_finished(call_b.uuid, WAIT)
     finally:
         daemon.stop()
+
+
+def test_a_call_parked_while_the_link_takes_back_its_calls_waits_without_calling_the_switch_down(
+        tmp_path, receiver, logs):
+    with FreeswitchSimulator(time_scale=0.01) as sim:
+        path = write_config(tmp_path, sim, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
+        daemon = Daemon(path)
+        daemon.start()
+        hooks_running, hooks_may_end = gevent.event.Event(), gevent.event.Event()
+
+        def slow_recovery(link):
+            hooks_running.set()
+            hooks_may_end.wait(WAIT)
+
+        daemon.service.on_connected.append(slow_recovery)
+        try:
+            sim.disconnect_clients("The system is being shut down.")
+            assert hooks_running.wait(WAIT), "the daemon did not reconnect"
+            uuid = sim.place_call(FRONT_DESK, scenario=Scenario(device="busy")).uuid
+            logs.wait_for("is back and taking back its calls; the flow waits for that")
+            assert sent_to(sim, uuid) == []  # nothing goes to the call before the hooks end
+            hooks_may_end.set()
+            call = daemon.wait_finished(uuid)
+            assert [step.module for step in call.history] == ["device", "webhook", "voicemail"]
+            assert not [r for r in logs.records if "is down; the flow waits" in r.getMessage()]
+        finally:
+            hooks_may_end.set()
+            daemon.stop()

@@ -319,8 +319,13 @@ class Call:
         """Return once the call's switch is connected; CallEnded after the outage limit."""
         if self._commands.connected:
             return
-        self.log.warning("switch %s is down; the flow waits up to %ss for it",
-                         self._commands.name, self._outage_limit)
+        if getattr(self._commands, "taking_back", False):
+            # Just reconnected: the link is taking back its calls before it lets any flow on.
+            self.log.info("switch %s is back and taking back its calls; the flow waits for that",
+                          self._commands.name)
+        else:
+            self.log.warning("switch %s is down; the flow waits up to %ss for it",
+                             self._commands.name, self._outage_limit)
         if not self._commands.wait_up(self._outage_limit):
             self._commands.hangup_later(self.uuid, "NORMAL_TEMPORARY_FAILURE")
             raise CallEnded("switch %s down for %ss; the caller is hung up once it is back"

@@ -59,6 +59,9 @@ class SwitchLink:
         self.state = DOWN
         self.reason = "not started"
         self.connection = None
+        # Connected, and the on_connected hooks (recovery) are still running: calls wait for
+        # them, but the switch is not down.
+        self.taking_back = False
         self.on_state = list(on_state)
         self.on_connected = list(on_connected)
         self.on_lost = list(on_lost)
@@ -201,7 +204,11 @@ class SwitchLink:
             self.connection = connection
             log.info("switch %s: connected to FreeSWITCH at %s; subscribed to %d events",
                      self.name, where, len(names.SUBSCRIBED_EVENTS))
-            self._notify(self.on_connected, "on_connected")
+            self.taking_back = True
+            try:
+                self._notify(self.on_connected, "on_connected")
+            finally:
+                self.taking_back = False
             self._up.set()
             self._set_state(UP, "connected to %s" % where)
             self._send_hangups()
