@@ -98,7 +98,8 @@ def test_the_delivery_process_runs_at_a_lower_cpu_priority_than_the_daemon(feede
     assert feeder.submit(webhook(receiver.url("/hook"), 1))
     receiver.wait_for(1, timeout=15)  # the child is up and delivering
     child = feeder._child.pid
-    assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+    # nice +10 from the daemon's, at most 19 (the kernel's cap, when the daemon itself is niced)
+    assert os.getpriority(os.PRIO_PROCESS, child) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
 
 
 def test_with_json_logs_the_delivery_process_logs_json_lines_with_the_same_fields(tmp_path, switch, receiver):
