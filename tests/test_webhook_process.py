@@ -208,3 +208,28 @@ def test_the_delivery_process_never_logs_the_daemons_hidden_secrets(tmp_path, re
     text = log_path.read_text()
     assert "webhook failed" in text and "call ***: webhook failed" in text
     assert "whsec-child-777" not in text
+
+
+def test_log_level_on_the_command_line_holds_for_the_delivery_process_too(tmp_path, switch, receiver):
+    flow = {"numbers": [FRONT_DESK], "flow": {"module": "webhook", "data": {"uri": receiver.url("/hook")}}}
+    config = write_config(tmp_path, switch, {"one": flow}, webhooks={"process": True}, log_level="info")
+    log_path = tmp_path / "run.log"
+    with open(log_path, "w") as log_file:
+        daemon = subprocess.Popen([sys.executable, "-m", "callflowd", "run", "-c", str(config),
+                                   "--log-format", "json", "--log-level", "warning"],
+                                  stdout=subprocess.DEVNULL, stderr=log_file)
+        try:
+            switch.wait_for_clients(1, timeout=15)
+            call = switch.place_call(FRONT_DESK, scenario=Scenario())
+            call.wait_ended(30)
+            receiver.wait_for(1, timeout=15)
+            daemon.send_signal(15)
+            assert daemon.wait(timeout=30) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    # the config says info, the command line warning: neither process writes an info line
+    assert [e["message"] for e in entries if e["level"] in ("DEBUG", "INFO")] == []

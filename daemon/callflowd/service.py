@@ -92,7 +92,9 @@ class Service:
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
-        self.webhooks = dispatcher or _webhook_dispatcher(config)
+        # --log-level (pinned) wins over the config's, for the delivery child too
+        log_level = logging.getLevelName(logging.getLogger().level) if pin_log_level else config.log_level
+        self.webhooks = dispatcher or _webhook_dispatcher(config, log_level)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
         self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks,
                                  on_call_finished=on_call_finished, owner=owner or default_owner(),
@@ -375,11 +377,11 @@ class Service:
             self.request_stop()
 
 
-def _webhook_dispatcher(config):
+def _webhook_dispatcher(config, log_level):
     """Deliver in this process, or (``webhooks.process``) commit here and deliver from a child."""
     settings = config.directory.webhooks
     if settings.process:
-        return OutboxFeeder(settings, config.state_dir, config.source, log_level=config.log_level,
+        return OutboxFeeder(settings, config.state_dir, config.source, log_level=log_level,
                             drain=WEBHOOK_DRAIN_SECONDS)
     return WebhookDispatcher(settings, config.state_dir)
 

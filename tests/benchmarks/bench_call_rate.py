@@ -52,7 +52,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 # ------------------------------------------------------------------------------- the daemon's process
 
 
-def serve_daemon(port, url, log_level):
+def serve_daemon(port, url, log_level, webhooks_process=False):
     """The daemon's process: the real Service against the generator on ``port``; orders on stdin.
 
     ``expect N``: the next N calls are a phase (latencies reset); ``wait``: answers once N
@@ -70,7 +70,7 @@ def serve_daemon(port, url, log_level):
     latency.install()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="callflowd-bench-rate-"))
     switch = types.SimpleNamespace(host="127.0.0.1", port=port)
-    daemon = start_daemon(workdir / "daemon", switch, url, 1000000)
+    daemon = start_daemon(workdir / "daemon", switch, url, 1000000, webhooks_process=webhooks_process)
     paths = collections.Counter()
     finished = [0]
 
@@ -148,8 +148,9 @@ class Child:
             self.process.wait(10)
 
 
-def tree_cpu(pid):
-    """User+system CPU seconds of ``pid`` and every live descendant (and reaped children)."""
+def tree_cpu(pid, descendants=True):
+    """User+system CPU seconds of ``pid`` and every live descendant (and reaped children);
+    ``descendants=False``: of ``pid`` alone."""
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -162,7 +163,8 @@ def tree_cpu(pid):
         stat = _stat(str(current))
         if stat:
             total += sum(int(value) for value in stat[11:15])  # utime stime cutime cstime
-        todo.extend(parents.get(current, ()))
+        if descendants:
+            todo.extend(parents.get(current, ()))
     return total / _TICK
 
 
@@ -179,19 +181,19 @@ def _stat(pid):
 def run_phase(daemon, generator, receiver_pid, count, rate):
     """``count`` calls at ``rate``/s (0: as fast as the generator places them)."""
     daemon.ask("expect %d" % count)
-    cpu = tree_cpu(daemon.pid)
+    cpu, own = tree_cpu(daemon.pid), tree_cpu(daemon.pid, descendants=False)
     receiver = tree_cpu(receiver_pid)
     generator_cpu = json.loads(generator.ask("stats")[1])["cpu"]
     start = time.perf_counter()
     placing = float(generator.ask("place %d %s" % (count, rate))[1])
     done = json.loads(daemon.ask("wait")[1])
     elapsed = time.perf_counter() - start
-    cpu = tree_cpu(daemon.pid) - cpu
+    cpu, own = tree_cpu(daemon.pid) - cpu, tree_cpu(daemon.pid, descendants=False) - own
     receiver = tree_cpu(receiver_pid) - receiver
     stats = json.loads(generator.ask("stats")[1])
     paths = json.loads(daemon.ask("paths")[1])
     return dict(done, calls=count, asked_rate=rate, placed_rate=count / placing, finished_rate=count / elapsed,
-                cpu_ms_per_call=cpu / count * 1e3,
+                cpu_ms_per_call=cpu / count * 1e3, own_cpu_ms_per_call=own / count * 1e3,
                 generator_cpu_ms_per_call=(stats["cpu"] - generator_cpu) / count * 1e3,
                 receiver_cpu_ms_per_call=receiver / count * 1e3,
                 expected_paths=paths.pop(EXPECTED_PATH, 0), other_paths=paths,
@@ -224,10 +226,13 @@ def describe(run):
         ok += "; generator saw %d unexpected commands: %s" % (run["generator_unexpected"],
                                                               run["generator_unexpected_first"])
     return ("%d calls asked at %s/s: placed at %.0f/s, finished at %.0f/s; %s\n"
-            "  daemon CPU %.2f ms/call (reference: generator %.3f ms/call, receiver %.2f ms/call)\n"
+            "  daemon CPU %.2f ms/call%s (reference: generator %.3f ms/call, receiver %.2f ms/call)\n"
             "  event in -> next command out: p50 %.2f ms, p99 %.2f ms, max %.1f ms (%d samples)"
             % (run["calls"], run["asked_rate"] or "max", run["placed_rate"], run["finished_rate"], ok,
-               run["cpu_ms_per_call"], run["generator_cpu_ms_per_call"], run["receiver_cpu_ms_per_call"],
+               run["cpu_ms_per_call"],
+               "" if abs(run["own_cpu_ms_per_call"] - run["cpu_ms_per_call"]) < 0.005 else
+               ", of which the call-control process %.2f" % run["own_cpu_ms_per_call"],
+               run["generator_cpu_ms_per_call"], run["receiver_cpu_ms_per_call"],
                run["p50_ms"] or 0, run["p99_ms"] or 0, run["max_ms"] or 0, run["samples"]))
 
 
@@ -241,11 +246,14 @@ def main():
     parser.add_argument("--log-level", default="error", help="the daemon's log level, to /dev/null (default error)")
     parser.add_argument("--json", action="store_true", help="one JSON line of figures")
     parser.add_argument("--profile-generator", metavar="FILE", help="cProfile the generator's process, stats to FILE")
-    parser.add_argument("--serve-daemon", nargs=3, metavar=("PORT", "URL", "LOG_LEVEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--webhooks-process", action="store_true",
+                        help="deliver webhooks from the delivery child (webhooks.process: true): both cores")
+    parser.add_argument("--serve-daemon", nargs=4, metavar=("PORT", "URL", "LOG_LEVEL", "PROCESS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_daemon:
-        port, url, log_level = args.serve_daemon
-        serve_daemon(int(port), url, log_level)
+        port, url, log_level, process = args.serve_daemon
+        serve_daemon(int(port), url, log_level, process == "process")
         return
     from tests.benchmarks.bench_webhook_outbox import start_receiver
 
@@ -256,7 +264,8 @@ def main():
         profile = ["-m", "cProfile", "-o", args.profile_generator] if args.profile_generator else []
         generator = Child([sys.executable] + profile + ["-m", "tests.benchmarks.loadgen"])
         daemon = Child([sys.executable, "-m", "tests.benchmarks.bench_call_rate", "--serve-daemon",
-                        generator.first[0].strip(), url, args.log_level])
+                        generator.first[0].strip(), url, args.log_level,
+                        "process" if args.webhooks_process else "inline"])
         daemon.pid = int(daemon.first[1])
         run_phase(daemon, generator, receiver.pid, WARM_UP, 0)
         results["paced"] = [run_phase(daemon, generator, receiver.pid, int(rate * args.seconds), rate)

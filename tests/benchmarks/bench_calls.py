@@ -162,10 +162,11 @@ def wait_for(probe, timeout, what):
         gevent.sleep(0.01)
 
 
-def start_daemon(workdir, simulator, url, outbox_max):
+def start_daemon(workdir, simulator, url, outbox_max, webhooks_process=False):
+    """``webhooks_process``: deliver from the child process (``webhooks.process: true``)."""
     workdir.mkdir()
     config = write_config(workdir, simulator, {"front-desk": front_desk_flow({"uri": url})},
-                          webhooks={"outbox": {"max": outbox_max}, "timeout": 10},
+                          webhooks={"outbox": {"max": outbox_max}, "timeout": 10, "process": webhooks_process},
                           freeswitch={"command_timeout": 30},
                           devices={"front_desk_device_id": {"dial_string": "user/1000@example.com",
                                                             "timeout": 3600}})
