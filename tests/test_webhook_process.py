@@ -102,13 +102,11 @@ def test_the_delivery_process_runs_at_a_lower_cpu_priority_than_the_daemon(feede
     assert os.getpriority(os.PRIO_PROCESS, child) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
 
 
-def test_with_json_logs_the_delivery_process_logs_json_lines_with_the_same_fields(tmp_path, switch, receiver):
-    flow = {"numbers": [FRONT_DESK], "flow": {"module": "webhook", "data": {"uri": receiver.url("/hook")}}}
-    config = write_config(tmp_path, switch, {"one": flow}, webhooks={"process": True}, log_level="info")
-    log_path = tmp_path / "run.log"
+def one_call_through_a_daemon(config, log_path, switch, receiver, *options):
+    """``callflowd run --log-format json`` for one call and its webhook, then SIGTERM; its log lines."""
     with open(log_path, "w") as log_file:
         daemon = subprocess.Popen([sys.executable, "-m", "callflowd", "run", "-c", str(config),
-                                   "--log-format", "json"], stdout=subprocess.DEVNULL, stderr=log_file)
+                                   "--log-format", "json", *options], stdout=subprocess.DEVNULL, stderr=log_file)
         try:
             switch.wait_for_clients(1, timeout=15)
             call = switch.place_call(FRONT_DESK, caller_id_number="+15550001234", scenario=Scenario())
@@ -120,8 +118,13 @@ def test_with_json_logs_the_delivery_process_logs_json_lines_with_the_same_field
             if daemon.poll() is None:
                 daemon.kill()
                 daemon.wait()
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
 
-    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]  # all JSON
+
+def test_with_json_logs_the_delivery_process_logs_json_lines_with_the_same_fields(tmp_path, switch, receiver):
+    flow = {"numbers": [FRONT_DESK], "flow": {"module": "webhook", "data": {"uri": receiver.url("/hook")}}}
+    config = write_config(tmp_path, switch, {"one": flow}, webhooks={"process": True}, log_level="info")
+    entries = one_call_through_a_daemon(config, tmp_path / "run.log", switch, receiver)  # all JSON
     [delivered] = [e for e in entries if "webhook delivered" in e["message"]]
     assert delivered["logger"] == "callflowd.webhooks.dispatcher"  # written by the child...
     assert delivered["level"] == "INFO" and "time" in delivered
@@ -213,23 +216,6 @@ def test_the_delivery_process_never_logs_the_daemons_hidden_secrets(tmp_path, re
 def test_log_level_on_the_command_line_holds_for_the_delivery_process_too(tmp_path, switch, receiver):
     flow = {"numbers": [FRONT_DESK], "flow": {"module": "webhook", "data": {"uri": receiver.url("/hook")}}}
     config = write_config(tmp_path, switch, {"one": flow}, webhooks={"process": True}, log_level="info")
-    log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log_file:
-        daemon = subprocess.Popen([sys.executable, "-m", "callflowd", "run", "-c", str(config),
-                                   "--log-format", "json", "--log-level", "warning"],
-                                  stdout=subprocess.DEVNULL, stderr=log_file)
-        try:
-            switch.wait_for_clients(1, timeout=15)
-            call = switch.place_call(FRONT_DESK, scenario=Scenario())
-            call.wait_ended(30)
-            receiver.wait_for(1, timeout=15)
-            daemon.send_signal(15)
-            assert daemon.wait(timeout=30) == 0
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
-
-    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    entries = one_call_through_a_daemon(config, tmp_path / "run.log", switch, receiver, "--log-level", "warning")
     # the config says info, the command line warning: neither process writes an info line
     assert [e["message"] for e in entries if e["level"] in ("DEBUG", "INFO")] == []
