@@ -127,6 +127,12 @@ def check_every_webhook_arrived_once_by_id(requests):
     assert len(delivered) == WEBHOOKS == len(by_id)  # every one, each with one id
 
 
+def wait_for_distinct_ids(receiver, count, timeout=60):
+    deadline = time.monotonic() + timeout
+    while len({r.header("X-Callflowd-Delivery") for r in receiver.requests}) < count:
+        receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
+
+
 def test_a_daemon_killed_with_500_webhooks_pending_delivers_every_one_after_restart(
         tmp_path, switch, receiver, daemons):
     receiver.hold()  # requests arrive and hang: the outbox fills
@@ -166,9 +172,7 @@ def test_sigterm_with_500_webhooks_pending_to_a_slow_receiver_loses_none_across_
 
     receiver.delay(0)
     second = daemons(config, tmp_path / "second.log")
-    deadline = time.monotonic() + 60
-    while len({r.header("X-Callflowd-Delivery") for r in receiver.requests}) < WEBHOOKS:
-        receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
+    wait_for_distinct_ids(receiver, WEBHOOKS)
     assert second.terminate() == 0
     assert "resuming %d undelivered webhooks" % left in second.log()
     check_every_webhook_arrived_once_by_id(receiver.requests)
@@ -191,9 +195,7 @@ def test_a_second_sigterm_stops_at_once_and_still_loses_no_accepted_webhook(
 
     receiver.delay(0)
     second = daemons(config, tmp_path / "second.log")
-    deadline = time.monotonic() + 60
-    while len({r.header("X-Callflowd-Delivery") for r in receiver.requests}) < WEBHOOKS:
-        receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
+    wait_for_distinct_ids(receiver, WEBHOOKS)
     assert second.terminate() == 0
     check_every_webhook_arrived_once_by_id(receiver.requests)
 
@@ -267,12 +269,6 @@ def test_a_full_outbox_does_not_disturb_calls(tmp_path, switch, receiver, logs):
 
 
 # -- with delivery in a process of its own (webhooks.process) -----------------------------
-
-
-def wait_for_distinct_ids(receiver, count, timeout=60):
-    deadline = time.monotonic() + timeout
-    while len({r.header("X-Callflowd-Delivery") for r in receiver.requests}) < count:
-        receiver.wait_for(len(receiver.requests) + 1, timeout=max(0.1, deadline - time.monotonic()))
 
 
 def test_with_a_delivery_process_every_webhook_arrives_and_sigterm_stops_both(
