@@ -84,7 +84,7 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
             continue
         action = REGISTRY[node.module]
         call.mark_step(node, with_first_command=getattr(action, "FIRST_EFFECT_IS_A_COMMAND", False))
-        outcome = _run_action(call, node, callflow, came_by)
+        outcome = _run_action(call, action, node, callflow, came_by)
         came_by = None
         call.write_marks()  # an action that ended without a command: the mark still goes out
         if isinstance(outcome, Branch):  # a fetched flow (pivot): Kazoo's cf_exe:branch
@@ -134,14 +134,14 @@ def _enter(call, callflow, returns):
     call.returns = tuple((flow.id, node.path if node is not None else "") for flow, node in returns)
 
 
-def _run_action(call, node, callflow, came_by=None):
+def _run_action(call, action, node, callflow, came_by=None):
     if came_by is None:
         call.log.info("moving to action %s (%s)", node.module, node.path)
     else:
         call.log.info("moving to action %s (%s) on branch %s of %s", node.module, node.path, *came_by)
     call.branches = frozenset(node.children)
     try:
-        return REGISTRY[node.module].handle(call, node.data)
+        return action.handle(call, node.data)
     except CallEnded:
         call.history.append(Step(node.module, "call ended", node.path, callflow.id))
         raise

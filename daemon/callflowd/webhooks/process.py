@@ -152,7 +152,6 @@ class OutboxFeeder(OutboxIntake):
                       "(its webhooks wait in the outbox)", _describe(status), RESTART_DELAY)
             gevent.sleep(RESTART_DELAY)
 
-
     def _settings_message(self):
         """The settings the daemon runs with, for the child, as its first bytes on stdin.
 
