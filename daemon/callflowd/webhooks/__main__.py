@@ -44,8 +44,6 @@ import gevent.fileobject  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from callflowd import logfmt, logsetup, metrics  # noqa: E402
-from callflowd.config.loader import load_config  # noqa: E402
-from callflowd.errors import ConfigError  # noqa: E402
 from callflowd.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
 from callflowd.webhooks.process import DRAIN  # noqa: E402
 from callflowd.webhooks.store import OutboxError  # noqa: E402
@@ -63,29 +61,20 @@ COUNTS = ("delivered", "failed", "retried")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m callflowd.webhooks", description=__doc__.splitlines()[0])
+    # names the daemon's config in ps; never read: the settings come on stdin (_read_settings)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--log-level", default=None)
     parser.add_argument("--drain", type=float, default=DRAIN_SECONDS)
     parser.add_argument("--log-format", choices=logsetup.FORMATS, default="text")
-    parser.add_argument("--settings-on-stdin", action="store_true",
-                        help="read the daemon's webhook settings from stdin, not the config file")
     parser.add_argument("--nice", type=int, default=NICE, help="added to the niceness (default %(default)s)")
     args = parser.parse_args(argv)
-    if args.settings_on_stdin:  # the daemon's running settings (process.OutboxFeeder)
-        given = _read_settings(sys.stdin.fileno())
-        settings, state_dir, level = given["settings"], given["state_dir"], args.log_level or "INFO"
-        settings = dataclasses.replace(settings, secrets=types.MappingProxyType(dict(settings.secrets)))
-        hidden = given["hidden"]
-    else:
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            print("callflowd delivery: %s" % exc, file=sys.stderr)
-            return 2
-        settings, state_dir, level = config.directory.webhooks, config.state_dir, args.log_level or config.log_level
-        hidden = [config.freeswitch.password, *settings.secrets.values()]
-    logsetup.configure(level, log_format=args.log_format)
-    logfmt.hide(*hidden)
+    # The daemon's running settings (process.OutboxFeeder), not the file's: it may hold an edit
+    # a reload refused.
+    given = _read_settings(sys.stdin.fileno())
+    settings = dataclasses.replace(given["settings"],
+                                   secrets=types.MappingProxyType(dict(given["settings"].secrets)))
+    logsetup.configure(args.log_level or "INFO", log_format=args.log_format)
+    logfmt.hide(*given["hidden"])
     if args.nice:
         try:
             os.nice(args.nice)
@@ -107,7 +96,7 @@ def main(argv=None):
     gevent.signal_handler(signal.SIGTERM, on_sigterm)
     gevent.signal_handler(signal.SIGINT, stop_now)
 
-    dispatcher = WebhookDispatcher(settings, state_dir, shared=True)
+    dispatcher = WebhookDispatcher(settings, given["state_dir"], shared=True)
     try:
         dispatcher.start()
     except OutboxError as exc:

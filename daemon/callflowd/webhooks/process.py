@@ -135,7 +135,7 @@ class OutboxFeeder(OutboxIntake):
     def _supervise(self):
         while self.state is State.RUNNING:
             self._child = subprocess.Popen(
-                [sys.executable, "-m", "callflowd.webhooks", "-c", self._config_path, "--settings-on-stdin",
+                [sys.executable, "-m", "callflowd.webhooks", "-c", self._config_path,
                  "--log-level", self._log_level, "--drain", str(self.drain),
                  "--log-format", _log_format()],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_ignore_sigterm)
