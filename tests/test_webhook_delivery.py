@@ -461,6 +461,16 @@ def test_the_client_keeps_connections_alive_ignores_the_environment_and_sets_tcp
     assert kept.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
+def test_with_a_proxy_configured_webhooks_go_through_it(receiver):
+    # The receiver stands in for the proxy: the webhook names a host nothing listens on, so only
+    # a request sent to the proxy (absolute URI in the request line) can arrive.
+    client = delivery.make_client(proxy=receiver.url("/"))
+    result = delivery.attempt(client, webhook("http://127.0.0.1:9/through/proxy"), 2.0)
+    assert result.outcome is Outcome.DELIVERED
+    [got] = receiver.requests
+    assert got.path.endswith("/through/proxy") and got.form["call_id"]
+
+
 def test_credentials_in_the_uri_are_sent_as_basic_auth_not_in_the_request_line(receiver):
     uri = receiver.url("/hook").replace("http://", "http://hook%20user:p%40ss@")
     assert delivery.attempt(delivery.make_client(), webhook(uri), 2.0).outcome is Outcome.DELIVERED
