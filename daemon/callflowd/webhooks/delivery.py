@@ -102,10 +102,43 @@ def make_client(concurrency_per_endpoint=125, proxy=None, pools=64):
     Ours (``client.Client``), or urllib3's ``ProxyManager`` when webhooks go through a proxy.
     """
     if proxy:
-        return urllib3.ProxyManager(proxy, num_pools=pools, maxsize=concurrency_per_endpoint,
-                                    block=False, retries=False,
-                                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        return _ThroughProxy(proxy, concurrency_per_endpoint, pools)
     return http11.Client(maxsize=concurrency_per_endpoint, pools=pools)
+
+
+class _ThroughProxy:
+    """urllib3's ``ProxyManager`` behind our client's interface (``request()`` returning an
+    answer with ``read_rest()`` and ``release()``), so one attempt path serves both."""
+
+    def __init__(self, proxy, maxsize, pools):
+        self._manager = urllib3.ProxyManager(proxy, num_pools=pools, maxsize=maxsize, block=False,
+                                             retries=False,
+                                             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+
+    def request(self, method, url, headers, body, timeout):
+        return _ProxiedAnswer(self._manager.urlopen(
+            method, url, body=body, headers=headers, retries=False, redirect=False,
+            preload_content=False, timeout=urllib3.Timeout(connect=timeout, read=timeout)))
+
+
+class _ProxiedAnswer:
+    """A urllib3 response as our client's ``Answer``: status line and headers now, body later."""
+
+    def __init__(self, response):
+        self._response = response
+        self.status, self.reason, self.headers = response.status, response.reason, response.headers
+
+    def read_rest(self, limit):
+        for chunk in self._response.stream(8192, decode_content=False):
+            limit -= len(chunk)
+            if limit <= 0:
+                return False
+        return True
+
+    def release(self, reuse):
+        if not reuse:
+            self._response.close()  # a half-read answer: the connection can't be reused
+        self._response.release_conn()
 
 
 def send(client, request, timeout, *, attempt=1, secret=None, clock=time.time):
@@ -117,13 +150,7 @@ def send(client, request, timeout, *, attempt=1, secret=None, clock=time.time):
     deadline = gevent.Timeout(DEADLINE_FACTOR * timeout)
     deadline.start()
     try:
-        if isinstance(client, http11.Client):
-            response = client.request(out.method, url, headers, out.body, timeout)
-        else:
-            response = client.urlopen(
-                out.method, url, body=out.body, headers=headers, retries=False, redirect=False,
-                preload_content=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            )
+        response = client.request(out.method, url, headers, out.body, timeout)
     except gevent.Timeout as exc:
         if exc is not deadline:
             raise
@@ -168,13 +195,7 @@ def release(response, timeout, request=None):
                   safe(request.call_id if request else "?"), timeout)
     finally:
         limit.close()
-        if isinstance(response, http11.Answer):
-            response.release(reuse=done)  # kept alive, or closed when half read
-        elif done:
-            response.release_conn()  # back to the pool, kept alive
-        else:
-            response.close()  # a half-read answer: the connection can't be reused
-            response.release_conn()
+        response.release(reuse=done)  # kept alive, or closed when half read
 
 
 def attempt(client, request, timeout, *, secret=None, clock=time.time):
@@ -273,19 +294,12 @@ def _drain(response, request):
     True if the whole answer was read. The status is what counts: a broken body
     after a status line is logged and ignored.
     """
-    remaining = MAX_ANSWER_BYTES
     try:
-        if isinstance(response, http11.Answer):
-            return response.read_rest(remaining)
-        for chunk in response.stream(8192, decode_content=False):
-            remaining -= len(chunk)
-            if remaining <= 0:
-                return False
+        return response.read_rest(MAX_ANSWER_BYTES)
     except (urllib3.exceptions.HTTPError, http11.BadAnswer, OSError) as exc:
         log.debug("call %s: webhook answer body unreadable (%s); status %d stands",
                   safe(request.call_id if request else "?"), safe(scrub(exc)), response.status)
         return False
-    return True
 
 
 def _phrase(response):
