@@ -26,7 +26,6 @@ machine too busy to place 100 calls a second, it fails saying so (docs/benchmark
 import calendar
 import fcntl
 import json
-import os
 import pathlib
 import signal
 import time
@@ -36,6 +35,7 @@ import yaml
 
 from tests.doubles.process import DaemonProcess
 from tests.doubles.simulator_process import SimulatorProcess, run_queue_wait
+from tests.benchmarks.procstat import cpu_seconds
 from tests.harness import write_config
 
 RATE = 100  # calls placed per second
@@ -103,12 +103,6 @@ def roomy_pipe(stream):
         fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
     except OSError:  # above /proc/sys/fs/pipe-max-size: the default size still works
         pass
-
-
-def cpu_seconds(pid):
-    """User + system CPU seconds of process ``pid`` so far (proc(5): fields 14 and 15 of stat)."""
-    fields = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def most_waiting(arrivals, answered_after):

@@ -43,10 +43,11 @@ import types  # noqa: E402
 
 import gevent  # noqa: E402
 
+from tests.benchmarks.procstat import cpu_seconds, tree_cpu  # noqa: E402
+
 WARM_UP = 200
 KEEPS_UP = 0.95
 EXPECTED_PATH = "device>webhook>voicemail"
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------------- the daemon's process
@@ -148,47 +149,17 @@ class Child:
             self.process.wait(10)
 
 
-def tree_cpu(pid, descendants=True):
-    """User+system CPU seconds of ``pid`` and every live descendant (and reaped children);
-    ``descendants=False``: of ``pid`` alone."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _stat(entry)
-            if stat:
-                parents.setdefault(int(stat[1]), []).append(int(entry))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        stat = _stat(str(current))
-        if stat:
-            total += sum(int(value) for value in stat[11:15])  # utime stime cutime cstime
-        if descendants:
-            todo.extend(parents.get(current, ()))
-    return total / _TICK
-
-
-def _stat(pid):
-    """Fields of /proc/PID/stat from the state on (index 0 = state, 1 = ppid), or None."""
-    try:
-        with open("/proc/%s/stat" % pid) as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()
-
-
 def run_phase(daemon, generator, receiver_pid, count, rate):
     """``count`` calls at ``rate``/s (0: as fast as the generator places them)."""
     daemon.ask("expect %d" % count)
-    cpu, own = tree_cpu(daemon.pid), tree_cpu(daemon.pid, descendants=False)
+    cpu, own = tree_cpu(daemon.pid), cpu_seconds(daemon.pid)
     receiver = tree_cpu(receiver_pid)
     generator_cpu = json.loads(generator.ask("stats")[1])["cpu"]
     start = time.perf_counter()
     placing = float(generator.ask("place %d %s" % (count, rate))[1])
     done = json.loads(daemon.ask("wait")[1])
     elapsed = time.perf_counter() - start
-    cpu, own = tree_cpu(daemon.pid) - cpu, tree_cpu(daemon.pid, descendants=False) - own
+    cpu, own = tree_cpu(daemon.pid) - cpu, cpu_seconds(daemon.pid) - own
     receiver = tree_cpu(receiver_pid) - receiver
     stats = json.loads(generator.ask("stats")[1])
     paths = json.loads(daemon.ask("paths")[1])

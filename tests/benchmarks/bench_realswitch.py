@@ -76,6 +76,7 @@ from tests.realswitch.conftest import esl_settings  # noqa: E402
 from tests.realswitch.daemon import DaemonProcess, front_desk_flow  # noqa: E402
 from tests.realswitch.observer import SwitchObserver, SwitchUnreachable  # noqa: E402
 from tests.realswitch.sipp import Sipp  # noqa: E402
+from tests.benchmarks.procstat import cpu_seconds, tree_cpu  # noqa: E402
 
 LOCK = "/tmp/realswitch.lock"
 # A parked test number of our own (the switch parks ^\+?1?000555\d{4}$): the tier's tests all
@@ -98,7 +99,6 @@ KEEP = ("Event-Name", "Unique-ID", "Event-Date-Timestamp", "Call-Direction", "Ca
         "variable_last_bridge_proto_specific_hangup_cause", "variable_current_application")
 DELIVERY_HEADER = "x-callflowd-delivery"
 SESSIONS_PER_SECOND = 200
-TICK = os.sysconf("SC_CLK_TCK")
 _FINISHED = re.compile(r"call (\S+): callflow \S+ finished")
 _BUSY = re.compile(r"call (\S+): bridge failed: USER_BUSY")
 _LEVEL = re.compile(r"^(?:\S+ )?(WARNING|ERROR|CRITICAL) ")
@@ -155,43 +155,6 @@ def clear_channels(observer, timeout=15.0):
 
 
 # -- CPU from /proc ------------------------------------------------------------------------------
-
-def _stat(pid):
-    """(ppid, own user+sys, reaped children's user+sys) in seconds, or None if gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    # after "pid (comm)": state ppid ... utime(14) stime(15) cutime(16) cstime(17), 1-based in proc(5)
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
-
-
-def tree_cpu(root):
-    """User+sys seconds of ``root`` and every descendant, alive or reaped (cutime, cstime)."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            found = _stat(int(name))
-            if found:
-                table[int(name)] = found
-    children = collections.defaultdict(list)
-    for pid, (ppid, _, _) in table.items():
-        children[ppid].append(pid)
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in table:
-            _, own, reaped = table[pid]
-            total += own + reaped
-            todo.extend(children[pid])
-    return total
-
-
-def process_cpu(pid):
-    found = _stat(pid) if pid else None
-    return found[1] if found else None
-
 
 def machine_busy():
     """(busy, total) jiffies of every core, /proc/stat's first line."""
@@ -358,9 +321,9 @@ class Run:
         start = self._cpu()
         sampler = Sampler(observer, {
             "callflowd": lambda: tree_cpu(daemon.process.pid),
-            "freeswitch": lambda: process_cpu(rig.freeswitch),
-            "sipp phone": lambda: process_cpu(self.phone.pid),
-            "sipp callers": lambda: process_cpu(getattr(self, "callers", None) and self.callers.pid),
+            "freeswitch": lambda: cpu_seconds(rig.freeswitch),
+            "sipp phone": lambda: cpu_seconds(self.phone.pid),
+            "sipp callers": lambda: cpu_seconds(getattr(self, "callers", None) and self.callers.pid),
             "this process": self_cpu,
         }).start()
         self.callers = sipp.callers(NUMBER, CALLER_SCENARIO, self.calls, self.rate, limit,
@@ -382,7 +345,7 @@ class Run:
 
     def _cpu(self):
         return {"at": time.monotonic(), "callflowd": tree_cpu(self.rig.daemon.process.pid),
-                "freeswitch": process_cpu(self.rig.freeswitch), "sipp": children_cpu(),
+                "freeswitch": cpu_seconds(self.rig.freeswitch), "sipp": children_cpu(),
                 "this process": self_cpu(), "machine": machine_busy()}
 
     def _parked(self):

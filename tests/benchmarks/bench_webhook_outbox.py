@@ -50,6 +50,7 @@ from callflowd.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
 from callflowd.webhooks.process import OutboxFeeder  # noqa: E402
 from callflowd.webhooks.request import WebhookRequest  # noqa: E402
 from callflowd.webhooks.store import FILENAME  # noqa: E402
+from tests.benchmarks.procstat import cpu_seconds  # noqa: E402
 
 FIELDS = tuple((name, "value-%d" % n) for n, name in enumerate(
     ("call_id", "caller_id_name", "caller_id_number", "callee_id_number", "call_direction",
@@ -129,13 +130,6 @@ server.start()
 print(server.server_port, flush=True)
 gevent.wait()
 """
-
-
-def cpu_seconds(pid):
-    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat, proc(5))."""
-    with open("/proc/%d/stat" % pid) as stream:
-        fields = stream.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_receiver(lean=False):
