@@ -47,6 +47,7 @@ from types import MappingProxyType
 import yaml
 
 from callflowd.actions import REGISTRY, webhook
+from callflowd.config import documents
 from callflowd.config.model import (
     Config,
     Converter,
@@ -86,12 +87,13 @@ MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
 _TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
              "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
-             "temporal_rules")
+             "temporal_rules", "account", "users", "groups", "menus", "media", "resources", "vmboxes",
+             "recordings_dir")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
 _LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
-_DEVICE_KEYS = ("dial_string", "timeout")
+_DEVICE_KEYS = ("dial_string", "timeout", "owner_id", "enabled", "name", "custom_sip_headers", "id")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "retry_after_max", "format",
                  "concurrency", "concurrency_per_endpoint", "outbox", "breaker", "proxy",
@@ -130,11 +132,14 @@ def load_config(path):
     shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
     if shutdown_grace > MAX_SHUTDOWN_GRACE:
         top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
+    kazoo = _kazoo_documents(top, base)
     directory = Directory(
-        devices=_devices(top),
-        voicemail_boxes=_voicemail_boxes(top),
+        devices=MappingProxyType(dict(_devices(top), **kazoo.pop("devices"))),
+        voicemail_boxes=MappingProxyType(dict(_voicemail_boxes(top), **kazoo.pop("vmboxes"))),
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS), base),
         temporal_rules=_temporal_rules(top),
+        recordings_dir=os.path.join(base, top.string("recordings_dir")) if top.given("recordings_dir") else "",
+        **kazoo,
     )
     metrics = _metrics(top)
     routing = _routing(top)
@@ -515,14 +520,142 @@ def _password(section, base):
 
 
 def _devices(top):
+    """``devices:`` entries of ours (a ``dial_string``, no ``sip``), checked key by key; Kazoo
+    device documents (a list, or entries with ``sip``) are read by ``_kazoo_documents``."""
     devices = {}
-    for device_id, section in top.entries("devices", _DEVICE_KEYS):
-        devices[device_id] = Device(
-            id=device_id,
-            dial_string=section.string("dial_string", spaces=False),
-            timeout=section.integer("timeout", Device.timeout, 1, 3600),
-        )
-    return MappingProxyType(devices)
+    raw = top.raw.get("devices")
+    if isinstance(raw, list):
+        return devices
+    if isinstance(raw, dict):
+        raw = {key: value for key, value in raw.items() if not isinstance(value, dict) or _our_device(value)}
+    table = _Section({"devices": raw}, top.source, top.path, ("devices",))
+    for device_id, section in table.entries("devices", _DEVICE_KEYS):
+        section.string("dial_string", spaces=False)
+        section.integer("timeout", Device.timeout, 1, 3600)
+        try:
+            devices[device_id] = documents.parse_device(section.raw, device_id)
+        except InvalidData as exc:
+            section.fail(exc.key, exc.message)
+    return devices
+
+
+def _our_device(entry):
+    return isinstance(entry, dict) and "sip" not in entry and (
+        "dial_string" in entry or not set(entry) - set(_DEVICE_KEYS))
+
+
+# Kazoo documents: config key (and folder beside the callflows) -> its parser.
+_KAZOO_PARSERS = {
+    "devices": "device", "users": "user", "groups": "group", "menus": "menu", "media": "media",
+    "resources": "resource", "vmboxes": "vmbox",
+}
+
+
+def _kazoo_documents(top, base):
+    """The Kazoo documents: ``account``, then each kind from the config and from
+    ``<callflows_dir>/<kind>/*.json`` (config/documents.py). Ids are unique per kind; a
+    document is found by its ``id`` and by its ``_id``."""
+    account = None
+    given = []  # (raw, source, path) of the account document
+    if top.given("account"):
+        given.append((top.raw["account"], top.source, "account"))
+    folder = os.path.join(base, top.string("callflows_dir")) if top.given("callflows_dir") else None
+    if folder is not None and os.path.isfile(os.path.join(folder, "account.json")):
+        source = os.path.normpath(os.path.join(top.string("callflows_dir"), "account.json"))
+        given.append((_parse_json(_read_text(os.path.join(folder, "account.json"), source), source),
+                      source, ""))
+    for raw, source, path in given:
+        raw, path = _unwrap_document(raw, path)
+        if not isinstance(raw, dict):
+            raise ConfigError("must be an object (an account document)", source, path or None)
+        account = _parse_document(documents.parse_account, raw, source, path)
+    realm = account.realm if account is not None else ""
+    found = {"account": account}
+    for kind, parser_name in _KAZOO_PARSERS.items():
+        parse = getattr(documents, "parse_" + parser_name)
+        table = {}
+        for raw, source, path, fallback in _kazoo_raw(top, base, folder, kind):
+            raw, path = _unwrap_document(raw, path)
+            if not isinstance(raw, dict):
+                raise ConfigError("must be an object (a %s document)" % parser_name, source, path or None)
+            if kind == "media" and isinstance(raw, dict) and "__file__" in raw:
+                value = raw["__file__"]
+                names = (fallback,)
+            else:
+                args = (raw, fallback) + ((realm,) if kind in ("devices", "vmboxes") else ())
+                value = _parse_document(parse, raw, source, path, *args[1:])
+                if kind == "media":
+                    value = value[1] or _media_file(folder, value[0])
+                    if not value:
+                        raise ConfigError("no sound for this media: give file (a path FreeSWITCH reads) or "
+                                          "url, or put media/<id>.wav beside the callflows",
+                                          source, path or None)
+                names = documents.aliases(raw) or (fallback,)
+            for name in names:
+                if name in table:
+                    raise ConfigError("%s id %r is given twice" % (parser_name, name), source, path or None)
+                table[name] = value
+        if kind == "resources":
+            found[kind] = tuple(dict.fromkeys(table.values()))  # one entry per document, in order
+        else:
+            found[kind] = MappingProxyType(table)
+    return found
+
+
+_MEDIA_EXTENSIONS = (".wav", ".mp3", ".ogg", ".flac", ".au", ".raw")
+
+
+def _media_file(folder, media_id):
+    """``<callflows_dir>/media/<id>.<ext>``, if there is one."""
+    if folder is None:
+        return None
+    for extension in _MEDIA_EXTENSIONS:
+        candidate = os.path.join(folder, "media", media_id + extension)
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    return None
+
+
+def _unwrap_document(raw, path):
+    inner = documents.unwrap(raw)
+    if inner is not raw:
+        return inner, _join(path, "data")
+    return raw, path
+
+
+def _parse_document(parse, raw, source, path, *args):
+    try:
+        return parse(raw, *args)
+    except InvalidData as exc:
+        raise ConfigError(exc.message, source, _join(path, exc.key) if exc.key else path or None) from None
+
+
+def _kazoo_raw(top, base, folder, kind):
+    """(raw document, source, path, fallback id) of one kind: the config's, then the folder's."""
+    raw = top.raw.get(kind)
+    if raw is not None:
+        _check_json_shaped(raw, top.source, kind, 0)
+        if isinstance(raw, list):
+            for index, entry in enumerate(raw):
+                yield entry, top.source, "%s[%d]" % (kind, index), None
+        elif isinstance(raw, dict):
+            for key, entry in raw.items():
+                if kind == "devices" and _our_device(entry):
+                    continue  # one of ours: _devices reads it
+                if kind == "media" and isinstance(entry, str):
+                    entry = {"__file__": entry}
+                yield entry, top.source, _join(kind, key), key
+        else:
+            top.fail(kind, "must be a list of %s documents (or a table of them by id)" % kind)
+    if folder is None or not os.path.isdir(os.path.join(folder, kind)):
+        return
+    written = top.string("callflows_dir")
+    for name in sorted(os.listdir(os.path.join(folder, kind))):
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        source = os.path.normpath(os.path.join(written, kind, name))
+        document = _parse_json(_read_text(os.path.join(folder, kind, name), source), source)
+        yield document, source, "", name[: -len(".json")]
 
 
 def _voicemail_boxes(top):
@@ -739,7 +872,8 @@ def _callflows(top, base, directory, routing=RoutingSettings()):
         raw, prefix = _unwrap(raw, prefix)
         callflow = _callflow(raw, source, prefix, fallback_id, directory)
         if callflow.id in by_id:
-            where = _join(prefix, "id") if raw.get("id") is not None else prefix or None
+            where = (_join(prefix, "id" if raw.get("id") is not None else "_id")
+                     if raw.get("id", raw.get("_id")) is not None else prefix or None)
             raise ConfigError("callflow id %r is already used in %s" % (
                 callflow.id, by_id[callflow.id].source), source, where)
         by_id[callflow.id] = callflow
@@ -825,11 +959,12 @@ def _callflow(raw, source, prefix, fallback_id, directory):
 
     if not isinstance(raw, dict):
         fail(None, "must be an object (a callflow document), not %s" % _kind(raw))
-    doc_id = raw.get("id")
+    id_key = "id" if raw.get("id") is not None else "_id"  # the API's id, else CouchDB's (the same)
+    doc_id = raw.get(id_key)
     if doc_id is None:
         doc_id = fallback_id
     elif not isinstance(doc_id, str) or not doc_id.strip():
-        fail("id", "must be a non-empty string")
+        fail(id_key, "must be a non-empty string")
     numbers = _string_list(raw, "numbers", fail)
     for index, number in enumerate(numbers):
         if _WHITESPACE.search(number):

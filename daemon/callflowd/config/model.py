@@ -31,11 +31,21 @@ class FreeswitchSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Device:
-    """A phone the ``device`` action can ring: a FreeSWITCH dial string and a ring time."""
+    """A phone the ``device`` action can ring: a FreeSWITCH dial string and a ring time.
+
+    From a Kazoo device document (config/documents.py) also: the user who owns it
+    (``owner_id``), whether it is ``enabled``, its SIP user name (how a call from it
+    is recognised: ``can_call_self``) and its ``custom_sip_headers``.
+    """
 
     id: str
     dial_string: str
     timeout: int = 20
+    owner_id: str = ""
+    enabled: bool = True
+    sip_username: str = ""
+    sip_headers: tuple = ()  # of (name, value)
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +144,24 @@ class Directory:
     # id -> callflowd.flow.temporal.Rule, from ``temporal_rules:``
     temporal_rules: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
+    # Kazoo documents (config/documents.py): id -> User, Group, Menu, media reference, Resource
+    users: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    groups: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    menus: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    media: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    resources: tuple = ()  # of documents.Resource, in the order they were read
+    account: object = None  # documents.Account, or None: no account document given
+    recordings_dir: str = ""  # where record_call writes (``recordings_dir:``); "" none configured
+
+    def devices_of(self, user_id):
+        """The devices a user owns (Kazoo: devices whose ``owner_id`` is the user), in order."""
+        return tuple(device for device in self.devices.values() if device.owner_id == user_id)
+
+    def media_path(self, reference):
+        """A media id of a ``media`` document -> its file or URL; anything else as it is."""
+        if reference is None:
+            return None
+        return self.media.get(reference, reference)
 
 
 @dataclasses.dataclass(frozen=True)
