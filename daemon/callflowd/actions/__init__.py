@@ -33,6 +33,7 @@ from callflowd.actions import (
     set_variables,
     sleep,
     temporal_route,
+    user,
     voicemail,
     webhook,
 )
@@ -50,9 +51,10 @@ REGISTRY = {
     "set_variables": set_variables,
     "sleep": sleep,
     "temporal_route": temporal_route,
+    "user": user,
     "voicemail": voicemail,
     "webhook": webhook,
 }
 
 # Helper modules of the actions, not actions themselves.
-HELPERS = ("fields", "media", "outcome")
+HELPERS = ("endpoints", "fields", "media", "outcome")
