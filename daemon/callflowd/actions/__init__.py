@@ -26,8 +26,10 @@ from callflowd.actions import (
     device,
     hangup,
     menu,
+    offnet,
     pivot,
     play,
+    resources,
     response,
     ring_group,
     set_variables,
@@ -44,8 +46,10 @@ REGISTRY = {
     "device": device,
     "hangup": hangup,
     "menu": menu,
+    "offnet": offnet,
     "pivot": pivot,
     "play": play,
+    "resources": resources,
     "response": response,
     "ring_group": ring_group,
     "set_variables": set_variables,
@@ -57,4 +61,4 @@ REGISTRY = {
 }
 
 # Helper modules of the actions, not actions themselves.
-HELPERS = ("endpoints", "fields", "media", "outcome")
+HELPERS = ("endpoints", "fields", "media", "outcome", "responses")

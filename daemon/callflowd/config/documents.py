@@ -33,6 +33,8 @@ MAX_DIGITS = 18
 _INTEGER_TEXT = re.compile(r"[-+]?[0-9]{1,%d}" % MAX_DIGITS)
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_]{0,127}")
 _SIP_NAME = re.compile(r"[A-Za-z0-9_.+\-!~*'()&=$,;?/%]{1,128}")
+_CID_NAME = re.compile(r"[^,\[\]{}'\"]{1,128}")
+_PROFILE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _SERVER = re.compile(r"[A-Za-z0-9.\-:\[\]]{1,255}")
 
 DEFAULT_RULES = ()  # a resource without rules matches nothing (Kazoo: ``evaluate_rules([], _)``)
@@ -126,6 +128,8 @@ class Gateway:
     sip_headers: tuple = ()
     progress_timeout: int | None = None
     caller_id_type: str = ""
+    interface: str = ""  # custom_sip_interface: the sofia profile to send from (default external)
+    freeswitch_gateway: str = ""  # ours: a gateway configured in FreeSWITCH (sofia/gateway/<name>/...)
 
     def uri(self, number):
         """stepswitch ``gateway_dialstring``: the route, else sip:<prefix><number><suffix>@server[:port]."""
@@ -316,8 +320,8 @@ def parse_account(raw):
         if not isinstance(entry, dict):
             raise InvalidData("caller_id.%s" % kind, "must be an object with number and name")
         where = "caller_id.%s" % kind
-        number = _nested(where, text, entry, "number")
-        label = _nested(where, text, entry, "name")
+        number = _nested(where, text, entry, "number", "", _SIP_NAME, "a caller ID number")
+        label = _nested(where, text, entry, "name", "", _CID_NAME, "a name without , [ ] { } ' or \"")
         caller_ids.append((kind, number, label))
     timezone = text(raw, "timezone")
     if timezone == "inherit":
@@ -441,6 +445,8 @@ def parse_gateway(raw):
         sip_headers=sip_headers(raw),
         progress_timeout=integer(raw, "progress_timeout", None, 1, 3600),
         caller_id_type=text(raw, "caller_id_type"),
+        interface=text(raw, "custom_sip_interface", pattern=_PROFILE, describe="a sofia profile name"),
+        freeswitch_gateway=text(raw, "freeswitch_gateway", pattern=_PROFILE, describe="a gateway name"),
     )
 
 
@@ -458,8 +464,8 @@ def parse_resource(raw, fallback_id=None):
         if not _nested(where, boolean, entry, "enabled", True):
             continue
         gateway = _nested(where, parse_gateway, entry)
-        if not gateway.server and not gateway.route:
-            raise InvalidData(where + ".server", "is required (or route)")
+        if not gateway.server and not gateway.route and not gateway.freeswitch_gateway:
+            raise InvalidData(where + ".server", "is required (or route, or freeswitch_gateway)")
         gateways.append(gateway)
     emergency = boolean(raw, "emergency", False) or cid_type == "emergency"
     if emergency:

@@ -133,7 +133,9 @@ def load_config(path):
     if shutdown_grace > MAX_SHUTDOWN_GRACE:
         top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
     kazoo = _kazoo_documents(top, base)
+    routing = _routing(top)
     directory = Directory(
+        converters=routing.converters,
         devices=MappingProxyType(dict(_devices(top), **kazoo.pop("devices"))),
         voicemail_boxes=MappingProxyType(dict(_voicemail_boxes(top), **kazoo.pop("vmboxes"))),
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS), base),
@@ -142,7 +144,6 @@ def load_config(path):
         **kazoo,
     )
     metrics = _metrics(top)
-    routing = _routing(top)
     callflows = _callflows(top, base, directory, routing)
     return Config(switches=switches, directory=directory, callflows=callflows,
                   log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,

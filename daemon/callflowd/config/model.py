@@ -151,6 +151,7 @@ class Directory:
     media: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     resources: tuple = ()  # of documents.Resource, in the order they were read
     account: object = None  # documents.Account, or None: no account document given
+    converters: tuple = DEFAULT_CONVERTERS  # routing.e164_converters: how offnet normalises a number
     recordings_dir: str = ""  # where record_call writes (``recordings_dir:``); "" none configured
 
     def devices_of(self, user_id):
