@@ -88,7 +88,7 @@ MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 _TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
              "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
              "temporal_rules", "account", "users", "groups", "menus", "media", "resources", "vmboxes",
-             "recordings_dir")
+             "recordings_dir", "prompts_dir")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
@@ -134,8 +134,11 @@ def load_config(path):
         top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
     kazoo = _kazoo_documents(top, base)
     routing = _routing(top)
+    hunt_numbers = {}  # filled once the callflows are read (Directory.callflow_numbers)
     directory = Directory(
         converters=routing.converters,
+        callflow_numbers=MappingProxyType(hunt_numbers),
+        prompts_dir=os.path.join(base, top.string("prompts_dir")) if top.given("prompts_dir") else "",
         devices=MappingProxyType(dict(_devices(top), **kazoo.pop("devices"))),
         voicemail_boxes=MappingProxyType(dict(_voicemail_boxes(top), **kazoo.pop("vmboxes"))),
         webhooks=_webhooks(top.section("webhooks", _WEBHOOK_KEYS), base),
@@ -145,6 +148,9 @@ def load_config(path):
     )
     metrics = _metrics(top)
     callflows = _callflows(top, base, directory, routing)
+    for callflow in callflows:
+        for number in callflow.numbers:
+            hunt_numbers.setdefault(number, callflow.id)
     return Config(switches=switches, directory=directory, callflows=callflows,
                   log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,
                   state_dir=_state_dir(top, base), hooks=_hooks(top, directory),
@@ -923,8 +929,8 @@ def _directory_documents(top, base):
     written = top.string("callflows_dir")
     folder = os.path.join(base, written)
     try:
-        names = sorted(name for name in os.listdir(folder)
-                       if name.endswith(".json") and not name.startswith("."))
+        names = sorted(name for name in os.listdir(folder)  # account.json: the account document
+                       if name.endswith(".json") and not name.startswith(".") and name != "account.json")
     except OSError as exc:
         top.fail("callflows_dir", "cannot read directory %s: %s" % (folder, exc.strerror or exc))
     total = 0

@@ -129,6 +129,10 @@ DEFAULT_CONVERTERS = (
 class RoutingSettings:
     """How a dialled number finds its callflow, and how far a call may jump between callflows."""
 
+    # number -> callflow id, every callflow's ``numbers`` (a menu's hunt); filled by the loader
+    # once the callflows are read, never changed after the load
+    callflow_numbers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    prompts_dir: str = ""  # where Kazoo's prompts are (``prompts_dir:``); "" FreeSWITCH's stock sounds
     converters: tuple = DEFAULT_CONVERTERS
     max_callflow_jumps: int = 50  # Kazoo's cf_exe caps branches at 50
 
@@ -151,6 +155,10 @@ class Directory:
     media: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     resources: tuple = ()  # of documents.Resource, in the order they were read
     account: object = None  # documents.Account, or None: no account document given
+    # number -> callflow id, every callflow's ``numbers`` (a menu's hunt); filled by the loader
+    # once the callflows are read, never changed after the load
+    callflow_numbers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    prompts_dir: str = ""  # where Kazoo's prompts are (``prompts_dir:``); "" FreeSWITCH's stock sounds
     converters: tuple = DEFAULT_CONVERTERS  # routing.e164_converters: how offnet normalises a number
     recordings_dir: str = ""  # where record_call writes (``recordings_dir:``); "" none configured
 

@@ -113,7 +113,8 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
                     raise CallEnded(call.hangup_reason())
                 call.log.info("jumping to callflow %s (jump %d of at most %d)", target.id, jumps,
                               max_jumps)
-                returns.append((callflow, node.child(DEFAULT_BRANCH)))
+                if outcome.back:
+                    returns.append((callflow, node.child(DEFAULT_BRANCH)))
                 callflow, node, steps = target, target.flow, 0
                 _enter(call, callflow, returns)
                 continue
