@@ -31,7 +31,7 @@ class Data:
         return cls(
             code=fields.integer_in(raw, "code", 486, 300, 699),
             message=fields.text(raw, "message"),
-            media=media.reference(raw, "media"),
+            media=directory.media_path(media.reference(raw, "media")),
         )
 
     @property

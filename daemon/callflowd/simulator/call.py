@@ -1049,5 +1049,8 @@ APPS = {
     "respond": _app(SimulatedCall._app_respond),
     "park": _app(SimulatedCall._app_park),
     "log": _app(SimulatedCall._app_noop),
+    # mod_dptools: a media bug in the background; the file itself is not simulated
+    "record_session": _app(SimulatedCall._app_noop),
+    "stop_record_session": _app(SimulatedCall._app_noop),
     "info": _app(SimulatedCall._app_noop),
 }
