@@ -39,7 +39,7 @@ def test_demo_runs_the_example_and_exits_zero(scenario, outcome):
 def test_check_accepts_the_example_config():
     result = callflowd("check", "-c", "config/callflowd.yaml")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("config ok: config/callflowd.yaml: 5 callflows")
+    assert result.stdout.startswith("config ok: config/callflowd.yaml: 8 callflows")
 
 
 def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
