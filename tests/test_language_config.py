@@ -9,7 +9,7 @@ import pytest
 from callflowd.actions import REGISTRY
 from callflowd.calls.routes import RouteTable, normalize
 from callflowd.config.model import Converter, RoutingSettings
-from callflowd.config.loader import load_config
+from callflowd.flow.load import load_config
 from tests.test_config import SETTINGS, error_for, write_config
 
 DEVICES = dict(SETTINGS["devices"], phone_1001={"dial_string": "{sip_cid_type=none}user/1001@example.com"})
@@ -77,7 +77,7 @@ def test_a_number_claimed_by_two_callflows_is_refused(tmp_path):
     ({"endpoints": [{"id": "phone_1001", "endpoint_type": "user"}]}, "endpoints[0].id",
      "unknown user 'phone_1001'"),
     ({"endpoints": [{"id": "phone_1001", "endpoint_type": "phone"}]}, "endpoints[0].endpoint_type",
-     "must be one of device, group, user"),
+     "must be one of device, user, group"),
     ({"endpoints": [{"id": "phone_1001"}], "strategy": "random"}, "strategy",
      "must be one of simultaneous, single, weighted_random"),
 ])

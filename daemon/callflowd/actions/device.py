@@ -28,11 +28,12 @@ EXECUTE_COMPLETE(bridge). See actions/endpoints.py.
 
 import dataclasses
 
-from callflowd.actions import endpoints, fields
+from callflowd.actions import endpoints
+from callflowd.config import fields
 from callflowd.actions.endpoints import ANSWERED  # noqa: F401 - ring_group and others read it here
 from callflowd.actions.outcome import DEFAULT, STOP
-from callflowd.config.documents import sip_headers
-from callflowd.config.model import Device
+from callflowd.config.kazoo_documents import sip_headers
+from callflowd.config.model import Device, Reference
 
 SUPPORTED = ("id", "timeout", "delay", "can_call_self", "custom_sip_headers", "fail_on_single_reject",
              "suppress_clid")
@@ -60,6 +61,10 @@ class Data:
                    fail_on_single_reject=None if reject is None else fields.boolean(
                        raw, "fail_on_single_reject", False),
                    devices=directory.devices)
+
+
+def references(data):
+    return (Reference("device", data.device.id),)
 
 
 def dial_string(device, timeout, delay=0, headers=()):

@@ -35,10 +35,12 @@ variables before each (``uuid_setvar_multi``), so a stale value can't be read as
 
 import dataclasses
 
-from callflowd.actions import fields, media
+from callflowd.actions import media
+from callflowd.config import fields
 from callflowd.actions.outcome import DEFAULT, Jump
+from callflowd.config.model import Reference
 from callflowd.errors import InvalidData
-from callflowd.flow.patterns import compile_pattern
+from callflowd.config.patterns import compile_pattern
 
 TIMEOUT = "timeout"
 MAX_RETRIES = "max_retries"
@@ -138,6 +140,10 @@ class Data:
         """cf_menu ``is_hunt_enabled``, ``is_hunt_allowed``, ``is_hunt_denied``."""
         return (self.hunt and (self.hunt_allow is None or self.hunt_allow.search(keys) is not None)
                 and (self.hunt_deny is None or self.hunt_deny.search(keys) is None))
+
+
+def references(data):
+    return (Reference("menu", data.menu_id),) if data.menu_id else ()
 
 
 # Its first effect is answer: the step's recovery mark rides ahead of it (actions/__init__.py).

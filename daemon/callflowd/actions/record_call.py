@@ -29,7 +29,7 @@ import dataclasses
 import re
 import secrets
 
-from callflowd.actions import fields
+from callflowd.config import fields
 from callflowd.actions.outcome import DEFAULT
 from callflowd.errors import InvalidData
 

@@ -40,11 +40,12 @@ not go on at ``_``.
 
 import dataclasses
 
-from callflowd.actions import endpoints, fields, responses
+from callflowd.actions import endpoints, responses
+from callflowd.config import fields
 from callflowd.actions.endpoints import ANSWERED
 from callflowd.actions.outcome import STOP
 from callflowd.calls.routes import Normalizer
-from callflowd.config.documents import sip_headers
+from callflowd.config.kazoo_documents import sip_headers
 from callflowd.errors import InvalidData
 
 NO_ROUTE = ("NO_ROUTE_DESTINATION", "sip:404")

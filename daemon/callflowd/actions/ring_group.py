@@ -32,9 +32,11 @@ No endpoint to ring -> ``_``.
 import dataclasses
 import random
 
-from callflowd.actions import endpoints, fields
+from callflowd.actions import endpoints
+from callflowd.config import fields
 from callflowd.actions.endpoints import ANSWERED
 from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.config.model import Reference
 from callflowd.errors import InvalidData
 
 STRATEGIES = ("simultaneous", "single", "weighted_random")
@@ -61,6 +63,7 @@ class Data:
     ringback: str | None = None
     fail_on_single_reject: object = None
     devices: object = None  # every configured device: which one is calling
+    named: tuple = ()  # (kind, id, key) of each endpoint entry, for ``references``
 
     @classmethod
     def parse(cls, raw, directory):
@@ -68,12 +71,14 @@ class Data:
                              "must list at least one endpoint", "endpoints")
         strategy = fields.one_of(raw, "strategy", STRATEGIES, "simultaneous")
         members = []
+        named = []
         for index, entry in enumerate(listed):
             where = "endpoints[%d]" % index
             if not isinstance(entry, dict):
                 raise InvalidData(where, "must be an object with an id")
             try:
                 members.extend(_resolve(entry, strategy, directory, members))
+                named.append((fields.one_of(entry, "endpoint_type", TYPES, "device"), entry["id"], where + ".id"))
             except InvalidData as exc:
                 raise InvalidData("%s.%s" % (where, exc.key), exc.message) from None
         if strategy == "simultaneous":
@@ -87,6 +92,7 @@ class Data:
             ringback=directory.media_path(ringback),
             fail_on_single_reject=None if reject is None else fields.boolean(raw, "fail_on_single_reject", False),
             devices=directory.devices,
+            named=tuple(named),
         )
 
 
@@ -94,6 +100,10 @@ class Data:
         """One round's dial string, members in their configured order."""
         together = "simultaneous" if self.strategy == "simultaneous" else "single"
         return endpoints.dial_string([member.leg for member in self.members], together, self.timeout)
+
+
+def references(data):
+    return tuple(Reference(kind, entry_id, key) for kind, entry_id, key in data.named)
 
 
 def _resolve(entry, strategy, directory, resolved):

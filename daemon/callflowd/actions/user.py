@@ -22,10 +22,12 @@ else ``sip:<code>``, else ``_`` (``cf_util:handle_bridge_failure``, as ``device`
 
 import dataclasses
 
-from callflowd.actions import endpoints, fields
+from callflowd.actions import endpoints
+from callflowd.config import fields
 from callflowd.actions.endpoints import ANSWERED
 from callflowd.actions.outcome import DEFAULT, STOP
-from callflowd.config.documents import sip_headers
+from callflowd.config.kazoo_documents import sip_headers
+from callflowd.config.model import Reference
 
 STRATEGIES = ("simultaneous", "single")
 SUPPORTED = ("id", "timeout", "strategy", "delay", "can_call_self", "custom_sip_headers",
@@ -57,6 +59,10 @@ class Data:
                    fail_on_single_reject=None if reject is None else fields.boolean(
                        raw, "fail_on_single_reject", False),
                    devices=directory.devices)
+
+
+def references(data):
+    return (Reference("user", data.user.id),)
 
 
 def handle(call, data):

@@ -21,9 +21,9 @@ box's menu (login, then messages), without ``<id>`` it asks for one. A ``check``
 
 import dataclasses
 
-from callflowd.actions import fields
+from callflowd.config import fields
 from callflowd.actions.outcome import DEFAULT
-from callflowd.config.model import VoicemailBox
+from callflowd.config.model import Reference, VoicemailBox
 from callflowd.errors import InvalidData
 
 # A message can be long; the wait still needs an upper bound.
@@ -58,6 +58,10 @@ class Data:
                 return "check default %s" % self.domain
             return "check %s %s %s" % (self.box.profile, self.box.domain, self.box.mailbox)
         return "%s %s %s" % (self.box.profile, self.box.domain, self.box.mailbox)
+
+
+def references(data):
+    return (Reference("voicemail box", data.box.id),) if data.box is not None else ()
 
 
 # Its first effect is answer: the step's recovery mark rides ahead of it (actions/__init__.py).
