@@ -27,5 +27,9 @@ class Data:
         return cls(callflow_id=fields.text(raw, "id", needed=True))
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     return Jump(data.callflow_id)

@@ -137,6 +137,10 @@ def _read_capped(response):
     return b"".join(chunks)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     # Imported here: the loader imports the action registry, which imports this module.
     from callflowd.config.loader import parse_flow_json

@@ -77,6 +77,10 @@ def with_branch_keys(data, keys, directory):
     return dataclasses.replace(data, rules=tuple(rules))
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     local = temporal.local_now(data.timezone)
     rule = temporal.first_match(data.rules, local)

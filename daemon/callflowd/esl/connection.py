@@ -83,7 +83,7 @@ EXIT_TIMEOUT = 1.0
 _NEW, _CONNECTING, _UP, _LOST, _CLOSED = "new", "connecting", "up", "lost", "closed"
 
 
-_ERR_SESSION = "-ERR invalid session id ["  # mod_event_socket's sendmsg to a uuid it lacks
+_ERR_SESSION = names.ERR_NO_SUCH_CHANNEL + " ["
 
 
 class _Pending:
@@ -125,17 +125,17 @@ class _Pending:
             named = text[len(_ERR_SESSION):].rstrip("]").strip()
             if named and named != self.channel:
                 return "it names channel %s, not %s" % (named, self.channel)
-        if self.command.startswith("bgapi ") and text.startswith("+OK") and not reply.get(names.JOB_UUID):
+        if self.command.startswith("bgapi ") and text.startswith(names.OK) and not reply.get(names.JOB_UUID):
             return "a bgapi reply carries a Job-UUID"
         return None
 
 
 def _execute_headers(app, arg, event_uuid):
-    headers = [("call-command", "execute"), ("execute-app-name", app)]
+    headers = [(names.CALL_COMMAND, "execute"), (names.EXECUTE_APP_NAME, app)]
     if arg:
-        headers.append(("execute-app-arg", arg))
+        headers.append((names.EXECUTE_APP_ARG, arg))
     if event_uuid:
-        headers.append(("Event-UUID", event_uuid))
+        headers.append((names.EVENT_UUID, event_uuid))
     return headers
 
 
@@ -262,7 +262,7 @@ class EslConnection(greenswitch_esl.InboundESL):
             raise NotConnected("cannot write to %s:%s: %s" % (self.host, self.port, err)) from err
         reply = self._read_handshake_frame()
         text = reply.get(names.REPLY_TEXT, "")
-        if not text.startswith("+OK"):
+        if not text.startswith(names.OK):
             raise AuthenticationFailed("FreeSWITCH at %s:%s refused the password: %s"
                                        % (self.host, self.port, text or reply.content_type))
 
@@ -328,9 +328,9 @@ class EslConnection(greenswitch_esl.InboundESL):
         return [reply.body or "" if reply.content_type == names.API_RESPONSE
                 else reply.get(names.REPLY_TEXT, "") for reply in replies[:-1]]
 
-    def hangup(self, uuid, cause="NORMAL_CLEARING", timeout=None):
+    def hangup(self, uuid, cause=names.NORMAL_CLEARING, timeout=None):
         """Hang channel ``uuid`` up with ``cause`` (b_device_busy_voicemail.plain.sent.txt)."""
-        headers = [("call-command", "hangup"), ("hangup-cause", cause)]
+        headers = [(names.CALL_COMMAND, "hangup"), (names.HANGUP_CAUSE_ARG, cause)]
         reply = self._command("sendmsg " + uuid, headers, timeout=timeout)
         self._check_reply(reply, "hangup %s" % uuid)
 
@@ -348,7 +348,7 @@ class EslConnection(greenswitch_esl.InboundESL):
     @staticmethod
     def _check_reply(reply, what):
         text = reply.get(names.REPLY_TEXT, "")
-        if text.startswith("-ERR"):
+        if text.startswith(names.ERR):
             raise EslError("%s: %s" % (what, text))
         return text
 
