@@ -25,8 +25,8 @@ class Event:
 
     A text/event-plain event (``Event.plain``) keeps its header block as text
     and decodes a value only when it is read: an event carries ~150 headers
-    and a call reads a handful, so splitting and decoding them all was most of
-    the daemon's CPU per event (docs/benchmarks.md, issue 10). ``headers``
+    and a call reads a handful, so splitting and decoding them all would be most
+    of the daemon's CPU per event (docs/benchmarks.md). ``headers``
     still gives the whole dict, built on first use.
     """
 
