@@ -1,7 +1,6 @@
 """One inbound event-socket connection to FreeSWITCH, with a timeout on every step.
 
-Ours from the socket up; greenswitch is not used (docs/architecture.md says why:
-every method of its ``InboundESL`` that touches the socket had a gap we had to close).
+Ours from the socket up; greenswitch is not used (esl/__init__.py says why).
 
 - connect and authenticate within ``connect_timeout`` (esl/handshake.py);
 - commands written whole under a lock, each reply matched to its command
