@@ -238,3 +238,17 @@ def test_the_way_back_out_of_jumps_goes_on_the_channel_and_comes_back_from_it():
     record = marker.Marker.from_channel(channel)
     assert record.returns == returns
     assert (record.callflow_id, record.node_path) == ("other", "flow")
+
+
+def test_the_position_counts_each_visit_of_a_node_in_its_callflow(monkeypatch):
+    # main jumps to "other" twice (loop -> other, back, loop again): each node of "other" is
+    # reached twice, and the count the call's webhooks derive their delivery ids from says so
+    seen = []
+    monkeypatch.setitem(REGISTRY, "b", types.SimpleNamespace(
+        handle=lambda call, data: seen.append((call.position.callflow_id, call.position.node_path,
+                                                call.position.visit)) or "_"))
+    second = jump("other", path="flow.children._")
+    main = Callflow(id="main", numbers=("1",), patterns=(), flow=jump("other", {"_": second}))
+    other = Callflow(id="other", numbers=("2",), patterns=(), flow=node("b"))
+    run_callflow(MarkingCall(), main, None, {"main": main, "other": other})
+    assert seen == [("other", "flow", 1), ("other", "flow", 2)]
