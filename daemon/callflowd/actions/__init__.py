@@ -21,7 +21,7 @@ Every action module has the same small interface:
   step's recovery mark can go out ahead of that command in the same write
   instead of in a round trip of its own (``Call.mark_step``).
 
-The JSON ``"module"`` word, the file name and the README section share one name.
+The JSON ``"module"`` word, the file name and the docs/actions.md section share one name.
 """
 
 from callflowd.actions import (
