@@ -28,9 +28,10 @@ Every action module has the same small interface:
   step's recovery mark can go out ahead of that command in the same write
   instead of in a round trip of its own (``Call.mark_step``).
 
-The JSON ``"module"`` word and the file name share one name. Adding an action: its
-module, one line in ``REGISTRY`` below (and the import above it), its section in
-docs/actions.md; the test checks that every module here is registered.
+The JSON ``"module"`` word, the file name and the docs/actions.md section share one name.
+Adding an action: its module, one line in ``REGISTRY`` below (and the import above it),
+its section in docs/actions.md; tests/test_actions_registry.py checks that every module
+here is registered and that its declarations hold.
 """
 
 from callflowd.actions import (
