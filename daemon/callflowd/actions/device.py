@@ -85,6 +85,11 @@ def dial_string(device, timeout, delay=0, headers=()):
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "bridge")
+LONG_APPLICATIONS = ("bridge",)
+
+
 def handle(call, data):
     leg = endpoints.Leg(data.device, data.delay, data.timeout, data.headers)
     if not endpoints.usable(call, [leg], data.devices or {}, data.can_call_self):

@@ -39,8 +39,9 @@ from callflowd.actions import media
 from callflowd.config import fields
 from callflowd.actions.outcome import DEFAULT, Jump
 from callflowd.config.model import Reference
-from callflowd.errors import InvalidData
 from callflowd.config.patterns import compile_pattern
+from callflowd.errors import InvalidData
+from callflowd.esl import names
 
 TIMEOUT = "timeout"
 MAX_RETRIES = "max_retries"
@@ -155,19 +156,24 @@ def _play(call, what):
         call.execute("playback", what, timeout=_GREETING_ALLOWANCE_SECONDS)
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("answer", "play_and_get_digits", "playback")
+LONG_APPLICATIONS = ("play_and_get_digits", "playback")
+
+
 def handle(call, data):
     call.answer()
     for attempt in range(1, data.retries + 1):
         if call.resuming is None:  # taken back after a restart, the switch may hold the answer already
             call.clear_variables(VARIABLE, VARIABLE + "_invalid")
         done = call.execute("play_and_get_digits", data.argument(), timeout=data.wait_seconds())
-        keys = done.get("variable_" + VARIABLE) or done.get("variable_%s_invalid" % VARIABLE) or ""
-        if keys and keys in call.branches:
+        keys = done.get(names.variable(VARIABLE)) or done.get(names.variable(VARIABLE + "_invalid")) or ""
+        if keys and keys in call.position.branches:
             call.log.info("menu: caller pressed %s", keys)
             return keys
         if not keys:
             call.log.info("menu: no key pressed (try %d of %d)", attempt, data.retries)
-            if TIMEOUT in call.branches:
+            if TIMEOUT in call.position.branches:
                 return TIMEOUT
             continue
         target = (data.numbers or {}).get(keys) if data.may_hunt(keys) else None
@@ -179,6 +185,6 @@ def handle(call, data):
         _play(call, data.invalid_media)
     call.log.info("menu: no valid choice after %d tries", data.retries)
     _play(call, data.exit_media)
-    if MAX_RETRIES not in call.branches:
-        _play(call, data.goodbye if DEFAULT not in call.branches else data.transfer_media)
+    if MAX_RETRIES not in call.position.branches:
+        _play(call, data.goodbye if DEFAULT not in call.position.branches else data.transfer_media)
     return MAX_RETRIES, DEFAULT

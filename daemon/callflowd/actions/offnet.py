@@ -17,5 +17,10 @@ NOT_SUPPORTED = resources.NOT_SUPPORTED
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = resources.APPLICATIONS
+LONG_APPLICATIONS = resources.LONG_APPLICATIONS
+
+
 def handle(call, data):
     return resources.handle(call, data)

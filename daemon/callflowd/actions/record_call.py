@@ -76,6 +76,11 @@ class Data:
         return "%s/%s" % (self.directory.rstrip("/"), name)
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "record_session", "stop_record_session")
+LONG_APPLICATIONS = ()
+
+
 def handle(call, data):
     if data.action == "stop":
         call.log.info("stopping the call's recordings")

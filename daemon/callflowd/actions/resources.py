@@ -43,7 +43,7 @@ import dataclasses
 from callflowd.actions import endpoints, responses
 from callflowd.config import fields
 from callflowd.actions.endpoints import ANSWERED
-from callflowd.actions.outcome import STOP
+from callflowd.actions.outcome import DEFAULT, STOP
 from callflowd.calls.routes import Normalizer
 from callflowd.config.kazoo_documents import sip_headers
 from callflowd.errors import InvalidData
@@ -165,6 +165,11 @@ def _caller_id(data, emergency, gateway_type):
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "bridge", "respond")
+LONG_APPLICATIONS = ("bridge",)
+
+
 def handle(call, data):
     number = number_of(call, data)
     found = matching(data, number, call.facts.get("caller_id_number", ""))
@@ -188,8 +193,8 @@ def handle(call, data):
 def _failed(call, cause, code):
     """cf_resources ``handle_bridge_failure``: the cause's or the code's child, else stop."""
     for key in (cause, code):
-        if key and key in call.branches:
+        if key and key in call.position.branches:
             return (cause,) + ((code,) if code else ())
-    if "_" not in call.branches:
+    if DEFAULT not in call.position.branches:
         responses.send_default(call, cause)
     return STOP

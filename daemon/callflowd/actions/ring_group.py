@@ -168,6 +168,11 @@ def weighted_random_order(members, rand=random):
     return order
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "bridge")
+LONG_APPLICATIONS = ("bridge",)
+
+
 def handle(call, data):
     members = list(data.members)
     caller_legs = endpoints.usable(call, [member.leg for member in members], data.devices or {})
@@ -188,6 +193,6 @@ def handle(call, data):
             return STOP
         endpoints.log_failure(call, "ring group (round %d of %d)" % (round_number, data.repeats),
                               disposition, sip_cause)
-        if any(key and key in call.branches for key in (disposition, sip_cause)):
+        if any(key and key in call.position.branches for key in (disposition, sip_cause)):
             return endpoints.failure_keys(disposition, sip_cause)  # Kazoo: a failure child ends the repeats
     return endpoints.failure_keys(disposition, sip_cause)

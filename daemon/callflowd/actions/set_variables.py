@@ -73,6 +73,10 @@ def _pairs(raw, key, pattern, allow_empty=False):
     return pairs
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ("set", "export")
+
+
 def handle(call, data):
     app = "export" if data.export else "set"
     for name, value in data.variables:

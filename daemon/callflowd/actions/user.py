@@ -65,6 +65,11 @@ def references(data):
     return (Reference("user", data.user.id),)
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "bridge")
+LONG_APPLICATIONS = ("bridge",)
+
+
 def handle(call, data):
     legs = endpoints.usable(call, data.legs, data.devices, data.can_call_self, same_owner=True)
     if not legs:
