@@ -133,6 +133,7 @@ class Service:
 
     def start(self):
         self._transition(State.STARTING)
+        _log_warnings(self.config)
         self.webhooks.start()
         self.metrics_listener = metrics.serve(self.config.metrics)
         for link in self.links.values():
@@ -197,6 +198,7 @@ class Service:
         old = self.config
         _hide_secrets(new)
         self.config = new
+        _log_warnings(new)
         self.router.routes = routes
         if new.log_level != old.log_level and not self._pin_log_level:
             logging.getLogger().setLevel(new.log_level)
@@ -400,3 +402,9 @@ def _hide_secrets(config):
     for settings in config.switches:
         logfmt.hide(settings.password)
     logfmt.hide(*config.directory.webhooks.secrets.values())
+
+
+def _log_warnings(config):
+    """What the config asks that callflowd accepts but does not run as Kazoo would (flow/parser.py)."""
+    for warning in config.warnings:
+        log.warning("config: %s", logfmt.safe(warning))

@@ -28,6 +28,12 @@ MAX_LOOPS = 100
 MAX_PLAY_SECONDS = 3600
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("id", "answer", "loop_count", "terminators")
+NOT_SUPPORTED = ("endless_playback",)
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     media: str

@@ -21,6 +21,12 @@ from callflowd.config import fields
 MAX_MEDIA_SECONDS = 600
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("code", "message", "media")
+NOT_SUPPORTED = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     code: int

@@ -33,6 +33,12 @@ from callflowd.retry import Retry
 from callflowd.webhooks.request import WebhookRequest, step_delivery_id
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("uri", "http_verb", "retries", "custom_data", "format", "secret")
+NOT_SUPPORTED = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     uri: str

@@ -235,6 +235,9 @@ class Config:
     hooks: tuple = ()  # of Hook
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
+    # One line per thing accepted but not run as Kazoo would (flow/parser.py): ``check``
+    # prints them, the service logs them at start and at each reload.
+    warnings: tuple = ()
 
     @property
     def freeswitch(self):

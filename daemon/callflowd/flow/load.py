@@ -28,8 +28,9 @@ def load_config(path):
     # callflows are parsed, read-only to everyone else, never changed after this load.
     numbers = {}
     directory = dataclasses.replace(config.directory, callflow_numbers=MappingProxyType(numbers))
-    callflows = parse_callflows(documents, directory, config.routing)
+    warnings = []
+    callflows = parse_callflows(documents, directory, config.routing, warnings)
     for callflow in callflows:
         for number in callflow.numbers:
             numbers.setdefault(number, callflow.id)
-    return dataclasses.replace(config, directory=directory, callflows=callflows)
+    return dataclasses.replace(config, directory=directory, callflows=callflows, warnings=tuple(warnings))
