@@ -24,6 +24,7 @@ from gevent.queue import Empty, Queue
 
 from callflowd.calls import marker, resume
 from callflowd.calls.log import call_log
+from callflowd.config.temporal import utc_now
 from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl import names, protocol
 from callflowd.esl.event import Event
@@ -68,11 +69,12 @@ class Call:
     __slots__ = ("uuid", "facts", "callflow_id", "webhooks", "history", "hangup_cause", "log",
                  "_commands", "_command_timeout", "_outage_limit", "_events", "_ended", "owner",
                  "resuming", "waiting", "node_path", "captures", "current_callflow_id", "returns",
-                 "branches", "_hangup_sent", "_ahead")
+                 "branches", "_hangup_sent", "_ahead", "clock")
 
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
-                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None):
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None, clock=utc_now):
         self.uuid = uuid
+        self.clock = clock  # now, as an aware UTC datetime (temporal_route reads it)
         self.facts = facts
         self.callflow_id = callflow_id
         self.webhooks = webhooks

@@ -16,6 +16,7 @@ from gevent.pool import Group
 from callflowd import metrics
 from callflowd.calls.call import OUTAGE_LIMIT_SECONDS, Call
 from callflowd.calls.facts import call_facts
+from callflowd.config.temporal import utc_now
 from callflowd.esl import names
 from callflowd.flow.executor import run_callflow
 from callflowd.logfmt import safe
@@ -27,8 +28,9 @@ class CallRouter:
     """Owns the live calls: one greenlet per call in ``self.calls_group``."""
 
     def __init__(self, routes, webhooks, on_call_finished=(),
-                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None):
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, clock=utc_now):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
+        self.clock = clock  # every call's "now" (an aware UTC datetime)
         self.owner = owner  # written on every channel we drive (calls/marker.py)
         self.calls = {}  # uuid -> Call
         self._greenlets = {}  # uuid -> the Greenlet running its flow
@@ -80,7 +82,7 @@ class CallRouter:
             return
         call = Call(uuid, call_facts(channel), callflow.id, link, self._webhooks,
                     command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
-                    owner=self.owner, resuming=record)
+                    owner=self.owner, resuming=record, clock=self.clock)
         call.log.info("taking the call back on switch %s at %s of callflow %s%s", link.name, node.path,
                       callflow.id, " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
         self._start(call, callflow, node, self._returns(call, record))
@@ -102,7 +104,7 @@ class CallRouter:
         callflow = route.callflow
         call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
                     command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
-                    owner=self.owner)
+                    owner=self.owner, clock=self.clock)
         call.captures = route.captures
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
                       safe(number), safe(call.facts["caller_id_name"]),
