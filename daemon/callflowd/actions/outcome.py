@@ -15,8 +15,10 @@ instead of a child of this node, or at ``_`` if it does not validate.
 
 import dataclasses
 
+from callflowd.config.model import DEFAULT_BRANCH
+
 STOP = None
-DEFAULT = "_"
+DEFAULT = DEFAULT_BRANCH
 
 
 @dataclasses.dataclass(frozen=True)

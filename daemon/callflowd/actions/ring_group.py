@@ -27,6 +27,9 @@ Branches: an endpoint answered and the call then ended -> the flow stops. A roun
 the child keyed by the cause (``USER_BUSY``, ``NO_ANSWER``...) or by ``sip:<code>``, if the
 node has one, is taken at once; else the next round rings. After the last round -> ``_``.
 No endpoint to ring -> ``_``.
+
+FreeSWITCH facts: see actions/endpoints.py (the busy-device captures in tests/fixtures show
+``continue_on_fail=true`` keeping the caller).
 """
 
 import dataclasses

@@ -13,10 +13,11 @@ data (Kazoo 4.3 ``callflows.voicemail``):
 Branches: ``_`` once FreeSWITCH's voicemail application returns (usually the
 caller has hung up by then, which ends the flow).
 
-FreeSWITCH facts (capture b; mod_voicemail): ``voicemail`` does not answer the call (it sends
-183), so we execute ``answer`` first; ``voicemail check <profile> <domain> [<id>]`` is the
-box's menu (login, then messages), without ``<id>`` it asks for one. A ``check`` without an
-``id`` uses profile ``default`` and the account's realm (else FreeSWITCH's ``${domain}``).
+FreeSWITCH facts (the capture of a busy device then voicemail,
+tests/fixtures/b_device_busy_voicemail.plain.txt; mod_voicemail): ``voicemail`` does not answer
+the call (it sends 183), so we execute ``answer`` first; ``voicemail check <profile> <domain>
+[<id>]`` is the box's menu (login, then messages), without ``<id>`` it asks for one. A ``check``
+without an ``id`` uses profile ``default`` and the account's realm (else FreeSWITCH's ``${domain}``).
 """
 
 import dataclasses
