@@ -27,6 +27,7 @@ from callflowd.config.model import CALLFLOW, RoutingSettings
 from callflowd.config.patterns import PatternError, compile_pattern
 from callflowd.errors import ConfigError, ConfigErrors, InvalidData
 from callflowd.flow.model import Callflow, Node
+from callflowd.logfmt import escape
 
 MAX_FLOW_DEPTH = 100  # a flow deeper than this is a mistake, not a call plan
 MAX_FLOW_NODES = 1000  # per callflow; Kazoo's own flows have tens
@@ -212,7 +213,7 @@ def _node(raw, node_path, source, prefix, directory, depth, count, warnings=None
     if action is None:
         # cf_exe: a module it has not got is "unknown callflow action": the call goes on at _.
         warn("module", "callflowd has no module %r: a call reaching this node goes on at _, as in "
-             "Kazoo (known: %s)" % (module, ", ".join(sorted(REGISTRY))))
+             "Kazoo (known: %s)" % (escape(module, 60), ", ".join(sorted(REGISTRY))))
         skip = True
     else:
         _warn_unsupported(action, module, rest, warn)
