@@ -26,6 +26,7 @@ from types import MappingProxyType
 
 from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import uri as uris
 from callflowd.errors import InvalidData
 from callflowd.retry import Retry
 from callflowd.webhooks.request import FORMATS, WebhookRequest, step_delivery_id
@@ -60,16 +61,12 @@ class Data:
 
 
 def check_uri(uri):
-    """Raise InvalidData unless ``uri`` is a plain http:// or https:// URI."""
-    if not uri.isprintable() or " " in uri:
-        raise InvalidData("uri", "must not contain spaces or control characters")
+    """Raise InvalidData unless ``uri`` is an http:// or https:// URI we can send to
+    (``config.uri``: the one check every outbound URI passes)."""
     try:
-        parsed = urllib.parse.urlsplit(uri)
-        parsed.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        raise InvalidData("uri", "is not a valid URI: %s" % exc) from None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidData("uri", "must be an http:// or https:// URI")
+        uris.check(uri)
+    except uris.InvalidURI as exc:
+        raise InvalidData("uri", str(exc)) from None
 
 
 def retry_policy(retries, settings):
