@@ -300,33 +300,37 @@ class Client:
 
     def _read_head(self, conn):
         parser = conn.parser
-        received = 0
+        received = 0  # bytes of this answer so far: its 1xx answers and its head, at most MAX_HEAD
         while True:
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
-                if not received:
-                    raise Closed("connection closed without an answer") from None
                 raise BadAnswer(_h11_reason(exc)) from None
             kind = type(event)
             if kind is h11.Response:
                 return Answer(self, conn, event)
             if event is h11.NEED_DATA:
+                if received > MAX_HEAD:
+                    raise BadAnswer("answer head larger than %d bytes" % MAX_HEAD)
                 try:
-                    data = conn.sock.recv(RECV)
+                    data = conn.sock.recv(min(RECV, MAX_HEAD + 1 - received))
                 except ConnectionResetError as exc:
                     if not received:
                         raise Closed("connection reset without an answer") from exc
                     raise
+                if not data and not received:
+                    raise Closed("connection closed without an answer")
+                if not received and data[:1] in (b"\r", b"\n"):
+                    # Empty lines before a status line: a stray CRLF that trailed the previous
+                    # answer after this connection was reused (RFC 9112 2.2's robustness rule).
+                    data = data.lstrip(b"\r\n")
+                    if not data:
+                        continue
                 received += len(data)
                 parser.receive_data(data)
             elif kind is h11.InformationalResponse:
-                if event.status_code == 101:  # we never ask to switch: no HTTP answer will follow
-                    raise BadAnswer("101 switching protocols, which was not asked for")
-                # 100 Continue, 102, 103 Early Hints...: the final answer follows
+                pass  # 100 Continue, 102, 103 Early Hints...: the final answer follows
             else:  # ConnectionClosed
-                if not received:
-                    raise Closed("connection closed without an answer")
                 raise BadAnswer("answer cut off")
 
     def put(self, conn):
@@ -471,6 +475,7 @@ _REASONS = (
     ("malformed chunk", "bad chunk"),
     ("peer closed connection without sending complete", "body cut off"),
     ("peer unexpectedly closed", "answer cut off"),
+    ("Received server _SWITCH_UPGRADE", "101 switching protocols, which was not asked for"),
     ("Receive buffer too long", "answer head larger than %d bytes" % MAX_HEAD),
 )
 
