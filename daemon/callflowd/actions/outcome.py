@@ -9,13 +9,19 @@ callflow and come back to this node's ``_`` child when it ends (the
 
 ``Branch(flow)`` (Kazoo's ``cf_exe:branch``) is how an action that fetched a
 flow (``pivot``) hands it over: the executor continues with ``flow`` instead of
-a child of this node.
+a child of this node. The fetched flow's nodes have ``FETCHED`` in their path:
+``in_fetched_flow(call)`` says whether the node running now came from a server
+rather than from the operator (``config.destinations`` then refuses more).
 """
 
 import dataclasses
 
 STOP = None
 DEFAULT = "_"
+# Between the path of the node that fetched a flow (a pivot) and the fetched node's own
+# path: ``flow.children._/pivot:flow.children.1``. Such a path is not in any configured
+# callflow; ``flow.model.Callflow.node_at`` answers it with the fetching node (see ``graft``).
+FETCHED = "/pivot:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,3 +45,8 @@ def keys_of(outcome):
     if isinstance(outcome, str):
         return (outcome,)
     return tuple(outcome)
+
+
+def in_fetched_flow(call):
+    """True if the node ``call`` runs now belongs to a flow a ``pivot`` fetched."""
+    return FETCHED in (call.node_path or "")

@@ -32,7 +32,7 @@ pivot node, which asks the server again (see ``callflowd.flow.model.FETCHED``).
 import dataclasses
 
 from callflowd.actions import fields, webhook
-from callflowd.actions.outcome import DEFAULT, Branch
+from callflowd.actions.outcome import DEFAULT, Branch, in_fetched_flow
 from callflowd.config import uri
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.logfmt import redact, safe
@@ -102,7 +102,7 @@ _clients = {}  # (proxy, destinations) -> the client pivots share: keep-alive to
 
 
 def _client(settings):
-    key = (settings.proxy, getattr(settings, "destinations", None))
+    key = (settings.proxy, settings.destinations)
     client = _clients.get(key)
     if client is None:
         _clients.clear()  # a reload changed the settings: the old client's connections go
@@ -118,7 +118,7 @@ def handle(call, data):
     where = redact(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)
     try:
-        text = fetch(data, webhook.request_fields(call, {}))
+        text = fetch(data, webhook.request_fields(call, {}), in_fetched_flow(call))
         flow = parse_flow_json(text, data.directory, "answer")
     except PivotFailed as exc:
         call.log.warning("pivot to %s failed: %s; continuing at %s", where, exc, DEFAULT)

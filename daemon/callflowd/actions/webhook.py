@@ -25,7 +25,7 @@ import urllib.parse
 from types import MappingProxyType
 
 from callflowd.actions import fields
-from callflowd.actions.outcome import DEFAULT
+from callflowd.actions.outcome import DEFAULT, in_fetched_flow
 from callflowd.config import uri as uris
 from callflowd.errors import InvalidData
 from callflowd.retry import Retry
@@ -105,7 +105,7 @@ def handle(call, data):
     request = WebhookRequest(
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
-        format=data.format, secret=data.secret,
+        format=data.format, secret=data.secret, fetched=in_fetched_flow(call),
         delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.current_callflow_id, call.node_path),
                                      call.visits(call.node_path)),
     )

@@ -79,6 +79,15 @@ class HttpURI:
         return dataclasses.replace(self, target=self.target + sep + quote_query(encoded))
 
 
+def parse_proxy(uri):
+    """``webhooks.proxy``: an ``http://[user:password@]host:port`` URI (the tunnel to an
+    ``https://`` receiver is a ``CONNECT`` through it); InvalidURI otherwise."""
+    proxy = parse(uri)
+    if proxy.scheme != "http":
+        raise InvalidURI("must be an http:// proxy (https:// receivers are reached through a CONNECT tunnel)")
+    return proxy
+
+
 def check(uri):
     """Raise ``InvalidURI`` unless ``uri`` is an http(s) URI callflowd can send to."""
     parse(uri)

@@ -233,9 +233,7 @@ class Proxy:
     """``webhooks.proxy``: where requests go instead, and its credentials."""
 
     def __init__(self, uri):
-        parsed = uris.parse(uri)
-        if parsed.scheme != "http":
-            raise uris.InvalidURI("must be an http:// proxy")
+        parsed = uris.parse_proxy(uri)
         self.host, self.port = parsed.host, parsed.port
         self.headers = {"Proxy-Authorization": parsed.authorization} if parsed.authorization else {}
 

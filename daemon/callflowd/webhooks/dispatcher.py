@@ -93,7 +93,8 @@ class _Lane:
 
 def make_session(settings):
     """The shared HTTP client for ``settings`` (see ``delivery.make_client``)."""
-    return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy)
+    return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy,
+                                destinations=settings.destinations)
 
 
 class OutboxIntake:
