@@ -35,7 +35,7 @@ from callflowd.actions import fields, webhook
 from callflowd.actions.outcome import DEFAULT, Branch, in_fetched_flow
 from callflowd.config import uri
 from callflowd.errors import ConfigError, InvalidData
-from callflowd.logfmt import redact, safe
+from callflowd.logfmt import redact_uri, safe
 from callflowd.webhooks import delivery, wire
 
 METHODS = ("get", "post")
@@ -115,7 +115,7 @@ def handle(call, data):
     # Imported here: the loader imports the action registry, which imports this module.
     from callflowd.config.loader import parse_flow_json
 
-    where = redact(data.voice_url)
+    where = redact_uri(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)
     try:
         text = fetch(data, webhook.request_fields(call, {}), in_fetched_flow(call))

@@ -13,7 +13,7 @@ import urllib.parse
 import uuid
 
 from callflowd.retry import Retry
-from callflowd.webhooks.redact import redact
+from callflowd.logfmt import redact_uri
 
 FORMATS = ("form", "json")
 DEFAULT_SECRET = ""  # the name of the global ``webhooks.secret``
@@ -54,7 +54,7 @@ class WebhookRequest:
 
     def describe(self):
         """``POST https://***@host/path?***``: safe to log at any level."""
-        return "%s %s" % (self.method.upper(), redact(self.uri))
+        return "%s %s" % (self.method.upper(), redact_uri(self.uri))
 
     @property
     def endpoint(self):

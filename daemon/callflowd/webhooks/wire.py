@@ -30,8 +30,6 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
 DELIVERY_HEADER = "X-Callflowd-Delivery"
 ATTEMPT_HEADER = "X-Callflowd-Attempt"
-# Headers whose value is a secret: masked wherever a request is shown (``callflowd simulate``).
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", signing.HEADER.lower()})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 _BAD_VALUE = re.compile(r"[\r\n\0]")
 
