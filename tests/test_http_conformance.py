@@ -311,3 +311,17 @@ def test_a_fetched_flows_webhook_may_not_reach_loopback_unless_allowed(raw):
     allowed = delivery.make_client(destinations=Destinations.parse(allow=["127.0.0.1/32"]))
     assert attempt(allowed, webhook(server.url("/fetched"), fetched=True)).outcome is Outcome.DELIVERED
     assert [r.request_line.split()[1] for r in server.requests] == ["/configured", "/fetched"]
+
+
+def test_an_https_webhook_through_a_proxy_opens_a_connect_tunnel_with_the_proxys_credentials(raw):
+    refusing = raw([b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"])
+    client = delivery.make_client(proxy=refusing.url("/").replace("http://", "http://pr%C3%B6xy:pw@"))
+    result = attempt(client, webhook("https://hooks.example/in"))
+    assert (result.outcome, result.reason) == (Outcome.NOT_SENT, "proxy: the proxy refused the tunnel: 407")
+    [got] = refusing.requests
+    assert got.request_line == "CONNECT hooks.example:443 HTTP/1.1"
+    assert got.header("Proxy-Authorization") == "Basic cHLDtnh5OnB3"  # base64("pröxy:pw")
+    # A tunnel opened to something that doesn't speak TLS: the handshake fails, nothing was sent.
+    opening = raw([b"HTTP/1.1 200 Connection established\r\n\r\n", ("pause", 0.1), CLOSE])
+    result = attempt(delivery.make_client(proxy=opening.url("/")), webhook("https://hooks.example/in"))
+    assert result.outcome is Outcome.NOT_SENT and result.reason.startswith("tls handshake failed")

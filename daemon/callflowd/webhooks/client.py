@@ -438,6 +438,7 @@ def _tunnel(sock, uri, proxy, timeout):
     lines += ["%s: %s" % item for item in proxy.headers.items()]
     parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
     parser.send(h11.Request(method="CONNECT", target=authority, headers=[("Host", authority)]))
+    parser.send(_END)  # only what h11 needs to frame the proxy's answer; our bytes are the ones above
     try:
         sock.settimeout(timeout)
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))

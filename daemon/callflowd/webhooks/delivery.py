@@ -240,6 +240,8 @@ def _not_sent(exc):
                                                                         else exc.stage))
     if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
         return AttemptResult(Outcome.NOT_SENT, prefix + "connection reset before the request was sent")
+    if exc.stage == "proxy" and cause is None:
+        return AttemptResult(Outcome.NOT_SENT, "proxy: %s" % _text(exc))
     return AttemptResult(Outcome.NOT_SENT, "cannot %s: %s" % (exc.stage, _text(cause or exc)))
 
 
