@@ -31,11 +31,10 @@ pivot node, which asks the server again (see ``callflowd.flow.model.FETCHED``).
 
 import dataclasses
 
-from callflowd.actions import fields, webhook
+from callflowd.actions import webhook
 from callflowd.actions.outcome import DEFAULT, Branch, in_fetched_flow
-from callflowd.config import uri
-from callflowd.errors import ConfigError, InvalidData
-from callflowd.logfmt import redact_uri, safe
+from callflowd.config import fields
+from callflowd.logfmt import redact_uri
 from callflowd.webhooks import delivery, wire
 
 METHODS = ("get", "post")
@@ -59,10 +58,7 @@ class Data:
     @classmethod
     def parse(cls, raw, directory):
         voice_url = fields.required(raw, "voice_url", str, "a string")
-        try:
-            uri.check(voice_url)
-        except uri.InvalidURI as exc:
-            raise InvalidData("voice_url", str(exc)) from None
+        fields.check_uri(voice_url, "voice_url")
         method = fields.one_of(raw, "method", METHODS, "get")
         body_format = fields.one_of(raw, "req_body_format", BODY_FORMATS, "form")
         fields.one_of(raw, "req_format", REQUEST_FORMATS, "kazoo")
@@ -112,20 +108,12 @@ def _client(settings):
 
 
 def handle(call, data):
-    # Imported here: the loader imports the action registry, which imports this module.
-    from callflowd.config.loader import parse_flow_json
-
     where = redact_uri(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)
     try:
         text = fetch(data, webhook.request_fields(call, {}), in_fetched_flow(call))
-        flow = parse_flow_json(text, data.directory, "answer")
     except PivotFailed as exc:
         call.log.warning("pivot to %s failed: %s; continuing at %s", where, exc, DEFAULT)
         return DEFAULT
-    except ConfigError as exc:
-        call.log.warning("pivot to %s answered a flow that does not validate: %s; continuing at %s",
-                         where, safe(str(exc)), DEFAULT)
-        return DEFAULT
-    call.log.info("pivot to %s answered a flow starting with %s", where, flow.module)
-    return Branch(flow)
+    # The executor parses it with the callflow parser, against the running config's directory.
+    return Branch(text, data.directory, origin="pivot to %s" % where, source="answer")
