@@ -41,6 +41,7 @@ from gevent.queue import Queue
 
 from callflowd import metrics, systemd
 from callflowd import logfmt
+from callflowd.actions import LONG_APPLICATIONS
 from callflowd.calls.marker import default_owner
 from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
@@ -48,6 +49,7 @@ from callflowd.calls.routes import RouteTable
 from callflowd.errors import ConfigError
 from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
+from callflowd.flow.executor import run_callflow
 from callflowd.flow.load import load_config
 from callflowd.hooks.lifecycle import LifecycleHooks
 from callflowd.webhooks.dispatcher import WebhookDispatcher
@@ -95,9 +97,9 @@ class Service:
         log_level = logging.getLevelName(logging.getLogger().level) if pin_log_level else config.log_level
         self.webhooks = dispatcher or _webhook_dispatcher(config, log_level)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
-        self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks,
+        self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
                                  on_call_finished=on_call_finished, owner=owner or default_owner(),
-                                 **router_options)
+                                 long_applications=LONG_APPLICATIONS, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         self.on_connection_state = []   # callback(name, state, reason), on every link state change

@@ -59,4 +59,5 @@ def keys_of(outcome):
 
 def in_fetched_flow(call):
     """True if the node ``call`` runs now belongs to a flow a ``pivot`` fetched."""
-    return FETCHED in (call.node_path or "")
+    position = call.position
+    return position is not None and FETCHED in position.node_path

@@ -107,6 +107,10 @@ def _client(settings):
     return client
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     where = redact_uri(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)

@@ -81,6 +81,10 @@ def references(data):
     return tuple(Reference("temporal rule", rule.id, "rules") for rule in data.rules)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     local = temporal.local_now(data.timezone)
     rule = temporal.first_match(data.rules, local)

@@ -20,7 +20,7 @@ checks it is today; we ask directly whether today is an occurrence, which is
 what its comments say it means. Where its arithmetic slips (an interval > 1
 daily rule starting today, a day 31 rolled into the next month by
 ``kz_date:normalize``, the fifth weekday with interval > 1) we follow the
-meaning, not the slip: see the README's temporal_route section.
+meaning, not the slip: see docs/actions.md, "Where we differ from Kazoo 4.3".
 
 ``clock`` is the module's one source of "now" (an aware UTC datetime); tests
 replace it to freeze time.

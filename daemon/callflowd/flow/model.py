@@ -6,8 +6,6 @@ from types import MappingProxyType
 
 from callflowd.actions.outcome import FETCHED  # noqa: F401 - where a fetched flow's paths are marked
 
-DEFAULT_BRANCH = "_"
-
 
 @dataclasses.dataclass(frozen=True)
 class Node:
