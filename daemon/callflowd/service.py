@@ -46,6 +46,7 @@ from callflowd.calls.marker import default_owner
 from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
+from callflowd.config.temporal import utc_now
 from callflowd.errors import ConfigError
 from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
@@ -89,7 +90,7 @@ class Service:
 
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
                  on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False,
-                 outage_limit=None, owner=None):
+                 outage_limit=None, owner=None, clock=utc_now):
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
@@ -97,9 +98,10 @@ class Service:
         log_level = logging.getLevelName(logging.getLogger().level) if pin_log_level else config.log_level
         self.webhooks = dispatcher or _webhook_dispatcher(config, log_level)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
+        # clock: "now" for the callflows (temporal_route), an aware UTC datetime
         self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
                                  on_call_finished=on_call_finished, owner=owner or default_owner(),
-                                 long_applications=LONG_APPLICATIONS, **router_options)
+                                 long_applications=LONG_APPLICATIONS, clock=clock, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         self.on_connection_state = []   # callback(name, state, reason), on every link state change

@@ -25,6 +25,7 @@ from gevent.queue import Empty, Queue
 
 from callflowd.calls import marker, resume
 from callflowd.calls.log import call_log
+from callflowd.config.temporal import utc_now
 from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl import names, protocol
 from callflowd.esl.event import Event
@@ -68,12 +69,13 @@ class Call:
     __slots__ = ("uuid", "facts", "callflow_id", "webhooks", "history", "hangup_cause", "log",
                  "_commands", "_command_timeout", "_outage_limit", "_events", "_ended", "owner",
                  "resuming", "waiting", "position", "captures", "_long_applications",
-                 "_hangup_sent", "_ahead")
+                 "_hangup_sent", "_ahead", "clock")
 
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
                  outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None,
-                 long_applications=frozenset()):
+                 long_applications=frozenset(), clock=utc_now):
         self.uuid = uuid
+        self.clock = clock  # now, as an aware UTC datetime (temporal_route reads it)
         self.facts = facts
         self.callflow_id = callflow_id
         self.webhooks = webhooks

@@ -20,6 +20,7 @@ from gevent.pool import Group
 from callflowd import metrics
 from callflowd.calls.call import OUTAGE_LIMIT_SECONDS, Call
 from callflowd.calls.facts import call_facts
+from callflowd.config.temporal import utc_now
 from callflowd.esl import names
 from callflowd.logfmt import safe
 
@@ -32,11 +33,14 @@ class CallRouter:
     ``run_flow(call, callflow, start, callflows, max_jumps, returns)`` runs a call's flow
     to its end (flow/executor.py, ``run_callflow``). ``long_applications``: the
     applications worth a recovery mark while they run (actions/__init__.py).
+    ``clock``: every call's "now", an aware UTC datetime (``call.clock``).
     """
 
     def __init__(self, routes, webhooks, run_flow, on_call_finished=(),
-                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, long_applications=frozenset()):
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, long_applications=frozenset(),
+                 clock=utc_now):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
+        self.clock = clock  # every call's "now" (an aware UTC datetime)
         self.owner = owner  # written on every channel we drive (calls/marker.py)
         self._run_flow = run_flow
         self._long_applications = frozenset(long_applications)
@@ -118,7 +122,8 @@ class CallRouter:
     def _call(self, uuid, facts, callflow, link, resuming=None):
         return Call(uuid, facts, callflow.id, link, self._webhooks,
                     command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
-                    owner=self.owner, resuming=resuming, long_applications=self._long_applications)
+                    owner=self.owner, resuming=resuming, long_applications=self._long_applications,
+                    clock=self.clock)
 
     def _returns(self, call, record):
         """The marker's way back out of jumped-to callflows, as (Callflow, node or None) pairs."""
