@@ -18,8 +18,10 @@ operator (``config.destinations`` then refuses more).
 
 import dataclasses
 
+from callflowd.config.model import DEFAULT_BRANCH
+
 STOP = None
-DEFAULT = "_"
+DEFAULT = DEFAULT_BRANCH
 # Between the path of the node that fetched a flow (a pivot) and the fetched node's own
 # path: ``flow.children._/pivot:flow.children.1``. Such a path is not in any configured
 # callflow; ``flow.model.Callflow.node_at`` answers it with the fetching node (see ``graft``).

@@ -8,6 +8,11 @@ from callflowd.config.destinations import Destinations
 from callflowd.esl.limits import FrameLimits
 from callflowd.retry import Retry
 
+# The child key a callflow node falls back to when an action's keys match none (Kazoo's "_");
+# a temporal rule may not take it as its id (config/settings.py). Actions know it as
+# actions.outcome.DEFAULT.
+DEFAULT_BRANCH = "_"
+
 # What a webhook setting may say; the webhooks layer (above) reads these same tuples.
 WEBHOOK_FORMATS = ("form", "json")  # how a POST body is encoded (webhooks.request)
 WEBHOOK_VERBS = ("get", "post")
