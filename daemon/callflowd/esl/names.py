@@ -107,6 +107,12 @@ VAR_SIP_REQ_URI = "variable_sip_req_uri"
 VAR_SIP_CALL_ID = "variable_sip_call_id"
 
 DIRECTION_INBOUND = "inbound"
+
+# ``show channels as json``: {"row_count": N, "rows": [{column: value, ...}, ...]}
+SHOW_ROWS = "rows"
+COLUMN_UUID = "uuid"
+COLUMN_DIRECTION = "direction"
+COLUMN_CREATED_EPOCH = "created_epoch"
 UNDEFINED = "_undef_"  # what uuid_getvar and a ${var} expansion give for a variable not set
 
 # Hangup causes we send
