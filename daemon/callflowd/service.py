@@ -91,7 +91,6 @@ class Service:
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
                  on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False,
                  outage_limit=None, owner=None, clock=utc_now):
-        _hide_secrets(config)
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
@@ -198,7 +197,6 @@ class Service:
             log.exception("reload crashed; keeping the running config")
             return self._reload_refused(announce, "%s: %s" % (type(exc).__name__, exc))
         old = self.config
-        _hide_secrets(new)
         self.config = new
         _log_warnings(new)
         self.router.routes = routes
@@ -397,13 +395,6 @@ def _status(state, detail=None):
     if detail is None:
         return state
     return "%s; %s" % (state, logfmt.escape(logfmt.redact(detail), max_length=400))
-
-
-def _hide_secrets(config):
-    """Whatever the config holds that must never be logged (logfmt.redact masks it)."""
-    for settings in config.switches:
-        logfmt.hide(settings.password)
-    logfmt.hide(*config.directory.webhooks.secrets.values())
 
 
 def _log_warnings(config):

@@ -23,7 +23,7 @@ import dataclasses
 import json
 from types import MappingProxyType
 
-from callflowd.actions.outcome import DEFAULT
+from callflowd.actions.outcome import DEFAULT, in_fetched_flow
 from callflowd.config import fields
 from callflowd.config.fields import check_uri
 from callflowd.config.model import MAX_WEBHOOK_RETRIES as MAX_RETRIES, WEBHOOK_FORMATS as FORMATS, \
@@ -97,7 +97,7 @@ def handle(call, data):
     request = WebhookRequest(
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
-        format=data.format, secret=data.secret,
+        format=data.format, secret=data.secret, fetched=in_fetched_flow(call),
         delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.position.callflow_id, call.position.node_path),
                                      call.position.visit),
     )

@@ -4,6 +4,7 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from callflowd.config.destinations import Destinations
 from callflowd.esl.limits import FrameLimits
 from callflowd.retry import Retry
 
@@ -94,6 +95,7 @@ class WebhookSettings:
     synchronous: str = "normal"  # SQLite synchronous: normal or full (see webhooks.store)
     breaker: BreakerSettings = BreakerSettings()
     proxy: str | None = None
+    destinations: Destinations = Destinations()  # webhooks.allow / webhooks.deny
     process: bool = False  # deliver from a process of its own (webhooks.process)
     # Signing secrets by name; "" is the global one. Never in a callflow document.
     secrets: Mapping[str, str] = dataclasses.field(

@@ -22,7 +22,7 @@ from gevent.event import Event
 from callflowd.calls.routes import RouteTable
 from callflowd.config.temporal import utc_now
 from callflowd.config.model import MetricsSettings
-from callflowd.logfmt import escape
+from callflowd.logfmt import escape, redact_uri
 from callflowd.service import Service
 from callflowd.simulator import FreeswitchSimulator, Scenario
 from callflowd.webhooks import wire
@@ -200,11 +200,11 @@ def _print_webhooks(out, webhooks, webhook_to):
     for request in webhooks.requests:
         body = urllib.parse.urlencode(request.fields)
         if request.method == "post":
-            _say(out, "  POST %s" % request.uri)
+            _say(out, "  POST %s" % redact_uri(request.uri))
             _say(out, "    Content-Type: %s" % (wire.JSON_CONTENT_TYPE if request.format == "json"
                                               else wire.FORM_CONTENT_TYPE))
         else:
-            _say(out, "  GET %s" % wire.with_query(request.uri, body))
+            _say(out, "  GET %s" % wire.with_query(redact_uri(request.uri), body))
         for name, value in request.fields:
             _say(out, "    %s = %s" % (escape(name), escape(value)))
         if webhook_to:

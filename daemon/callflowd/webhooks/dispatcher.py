@@ -38,13 +38,12 @@ import gevent.pool
 from gevent.event import Event
 
 from callflowd import metrics
-from callflowd.logfmt import safe
+from callflowd.logfmt import redact_uri, safe
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks import delivery
 from callflowd.webhooks.breaker import Breaker, BreakerState
 from callflowd.webhooks.delivery import AttemptResult, Outcome
 from callflowd.webhooks.outbox import Outbox, OutboxFull
-from callflowd.webhooks.redact import redact
 from callflowd.webhooks.request import WebhookRequest
 from callflowd.webhooks.store import OutboxStore
 
@@ -93,7 +92,8 @@ class _Lane:
 
 def make_session(settings):
     """The shared HTTP client for ``settings`` (see ``delivery.make_client``)."""
-    return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy)
+    return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy,
+                                destinations=settings.destinations)
 
 
 class OutboxIntake:
@@ -291,7 +291,7 @@ class WebhookDispatcher(OutboxIntake):
     def _lane(self, endpoint):
         lane = self._lanes.get(endpoint)
         if lane is None:
-            breaker = Breaker(redact(endpoint), self.settings.breaker)
+            breaker = Breaker(redact_uri(endpoint), self.settings.breaker)
             lane = self._lanes[endpoint] = _Lane(endpoint, breaker)
         return lane
 
