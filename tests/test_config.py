@@ -110,7 +110,7 @@ def test_the_shipped_example_config_loads_as_is():
     assert config.freeswitch.password == "ClueCon"
     assert config.freeswitch.reconnect.total is None
     assert config.freeswitch.reconnect.jitter == 0.2
-    assert config.directory.webhooks.retries == 2
+    assert config.directory.webhooks.retries == 3
     assert [flow.id for flow in config.callflows] == [
         "feature-codes", "front-desk", "main-menu", "no-match", "office-hours"]
     assert sorted(config.directory.temporal_rules) == ["christmas", "office_hours"]
@@ -159,8 +159,8 @@ def test_the_example_callflow_nodes_hold_the_resolved_device_box_and_webhook():
     assert device.data.device.dial_string == "user/1000@example.com"
     assert device.data.timeout == 20
     assert webhook.data.uri == "http://my.ser.ver/frontdesk/missed_call"
-    assert webhook.data.http_verb == "post"
-    assert webhook.data.retry.total == 2
+    assert webhook.data.http_verb == "get"  # Kazoo 4.3's default (kzd_webhook:verb/1)
+    assert webhook.data.retry.total == 2  # retries: 3 attempts in all
     box = voicemail.data.box
     assert (box.profile, box.domain, box.mailbox) == ("default", "example.com", "1000")
 
@@ -219,7 +219,7 @@ def test_settings_given_are_used(tmp_path):
     assert config.directory.webhooks.outbox_max == 10
     assert config.directory.devices["front_desk_device_id"].timeout == 45
     assert config.callflows[0].flow.data.timeout == 45  # the device's own ring time
-    assert config.callflows[0].flow.child("_").data.retry.total == 4  # webhooks.retries
+    assert config.callflows[0].flow.child("_").data.retry.total == 3  # webhooks.retries: 4 attempts
 
 
 # --- the password -----------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
         "webhooks, callflows_dir, callflows, shutdown_grace, metrics, state_dir, hooks, routing, "
-        "temporal_rules)" % path)
+        "temporal_rules, account_id)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):
@@ -340,7 +340,7 @@ def test_an_unknown_key_inside_a_section_is_named(tmp_path):
 
     assert error_for(path) == (
         "%s: freeswitch: unknown key 'pasword' (known: name, host, port, connect_timeout, command_timeout, "
-        "idle_timeout, reconnect, limits, password, password_file, password_env)" % path)
+        "idle_timeout, reconnect, limits, switch_nodename, password, password_file, password_env)" % path)
 
 
 def test_a_missing_freeswitch_section_is_refused(tmp_path):
@@ -412,10 +412,25 @@ def test_webhook_retries_that_are_not_an_integer_are_refused(tmp_path):
     assert error_for(path) == "%s: webhooks.retries: must be an integer" % path
 
 
-def test_webhook_retries_above_four_are_refused(tmp_path):
-    path = write_config(tmp_path, webhooks={"retries": 5})
+def test_webhook_retries_above_five_attempts_are_refused(tmp_path):
+    path = write_config(tmp_path, webhooks={"retries": 6})
 
-    assert error_for(path) == "%s: webhooks.retries: must be between 0 and 4" % path
+    assert error_for(path) == "%s: webhooks.retries: must be between 1 and 5" % path
+
+
+def test_account_id_must_be_a_kazoo_account_id(tmp_path):
+    path = write_config(tmp_path, account_id="ACME")
+
+    assert error_for(path) == "%s: account_id: must be a Kazoo account id: 32 lower-case hex digits" % path
+
+
+def test_webhook_max_age_and_retry_mode_are_read(tmp_path):
+    config = load_config(write_config(tmp_path, webhooks={"max_age": 90, "retry_mode": "kazoo"},
+                                      account_id="4fbd9ad1f5d7c9f0f3b5e1ea8c0d2a61",
+                                      freeswitch=with_freeswitch(switch_nodename="freeswitch@fs1")))
+    assert (config.directory.webhooks.max_age, config.directory.webhooks.retry_mode) == (90.0, "kazoo")
+    assert config.account_id == "4fbd9ad1f5d7c9f0f3b5e1ea8c0d2a61"
+    assert config.freeswitch.switch_nodename == "freeswitch@fs1"
 
 
 def test_an_unknown_log_level_is_refused(tmp_path):

@@ -98,7 +98,7 @@ class Service:
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
         self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks,
                                  on_call_finished=on_call_finished, owner=owner or default_owner(),
-                                 **router_options)
+                                 account_id=config.account_id, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         self.on_connection_state = []   # callback(name, state, reason), on every link state change
@@ -196,6 +196,7 @@ class Service:
         _hide_secrets(new)
         self.config = new
         self.router.routes = routes
+        self.router.account_id = new.account_id
         if new.log_level != old.log_level and not self._pin_log_level:
             logging.getLogger().setLevel(new.log_level)
         self._reload_switches(old, new)

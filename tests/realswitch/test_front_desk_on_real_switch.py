@@ -52,7 +52,7 @@ def test_a_busy_front_desk_sends_one_webhook_then_voicemail(switch, sipp, receiv
     (request,) = receiver.wait_for(1, timeout=10)
     assert request.method == "POST" and request.path == "/missed"
     assert request.header("content-type").startswith("application/x-www-form-urlencoded")
-    fields = {name: values[0] for name, values in request.form.items()}
+    fields = {name: values[0] for name, values in request.fields.items()}
     assert fields["call_id"] == uuid
     assert fields["caller_id_number"] == "+15551230000"
     assert fields["to"].startswith(FRONT_DESK)
@@ -82,7 +82,7 @@ def test_a_front_desk_that_rings_out_is_given_up_after_its_timeout_then_webhook_
     assert bridge_done["variable_originate_disposition"] == "NO_ANSWER"
     assert_reaches_voicemail_after_the_failed_bridge(switch, uuid)
     (request,) = receiver.wait_for(1, timeout=10)
-    assert request.form["call_id"] == [uuid]
+    assert request.fields["call_id"] == [uuid]
 
     hang_up(switch, uuid)
     daemon.wait_flow_finished(uuid)
@@ -98,7 +98,7 @@ def test_an_unregistered_front_desk_goes_to_webhook_and_voicemail(switch, sipp, 
     bridge_done, _ = assert_reaches_voicemail_after_the_failed_bridge(switch, uuid)
     assert bridge_done["variable_originate_disposition"] == "USER_NOT_REGISTERED"
     (request,) = receiver.wait_for(1, timeout=10)
-    assert request.form["call_id"] == [uuid]
+    assert request.fields["call_id"] == [uuid]
 
     hang_up(switch, uuid)
     daemon.wait_flow_finished(uuid)

@@ -20,6 +20,7 @@ import dataclasses
 
 from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.calls import facts
 from callflowd.config.model import Device
 from callflowd.esl import names
 
@@ -56,6 +57,8 @@ FIRST_EFFECT_IS_A_COMMAND = True
 
 
 def handle(call, data):
+    # The webhook fields Kazoo takes from the device that authorised the call (calls/facts.py).
+    facts.note_device(call.facts, data.device.id, getattr(data.device, "owner_id", None))
     # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
     call.set_variable("continue_on_fail", "true", ahead=True)
     result = call.execute(
@@ -64,6 +67,7 @@ def handle(call, data):
     )
     disposition = result.get(names.VAR_ORIGINATE_DISPOSITION) or "UNKNOWN"
     if disposition == ANSWERED:
+        facts.note_bridge(call.facts, result)
         call.log.info("device %s answered; bridge ended", data.device.id)
         return STOP
     sip_cause = result.get(names.VAR_LAST_BRIDGE_PROTO_CAUSE)

@@ -38,9 +38,10 @@ import requests
 
 from callflowd.actions import fields, webhook
 from callflowd.actions.outcome import DEFAULT, Branch
+from callflowd.calls import facts
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.logfmt import redact, safe
-from callflowd.webhooks import delivery, wire
+from callflowd.webhooks import delivery, querystring, wire
 
 METHODS = ("get", "post")
 BODY_FORMATS = ("form", "json")
@@ -90,13 +91,13 @@ def fetch(data, request_fields):
     headers = {"User-Agent": wire.USER_AGENT, "Accept": "application/json"}
     url, body = data.voice_url, None
     if data.method == "get":
-        url = wire.with_query(url, urllib.parse.urlencode(request_fields))
+        url = wire.with_query(url, querystring.encode(request_fields))
     elif data.body_format == "json":
         headers["Content-Type"] = "application/json"
         body = json.dumps(dict(request_fields), separators=(",", ":")).encode("utf-8")
     else:
         headers["Content-Type"] = wire.FORM_CONTENT_TYPE
-        body = urllib.parse.urlencode(request_fields).encode("ascii")
+        body = querystring.encode(request_fields).encode("ascii")
     # requests' timeouts bound each connect and read; this bounds the whole exchange
     # (DNS, a body trickled in byte by byte): the caller is waiting.
     deadline = gevent.Timeout(data.timeout)
@@ -144,7 +145,8 @@ def handle(call, data):
     where = redact(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)
     try:
-        text = fetch(data, webhook.request_fields(call, {}))
+        text = fetch(data, webhook.request_fields(call, {}) + tuple(
+            (name, call.facts[name]) for name in facts.PIVOT_EXTRAS if name in call.facts))
         flow = parse_flow_json(text, data.directory, "answer")
     except PivotFailed as exc:
         call.log.warning("pivot to %s failed: %s; continuing at %s", where, exc, DEFAULT)

@@ -1,11 +1,16 @@
-"""``webhook``: tell a web server where the caller is, without holding the call up.
+"""``webhook``: tell a web server where the caller is, as Kazoo 4.3's ``cf_webhook`` does.
 
 data (Kazoo 4.3 ``callflows.webhook`` schema):
   ``uri`` (required)  http:// or https:// URI to send the request to
-  ``http_verb``       ``post`` (default; form-encoded body) or ``get`` (query string)
-  ``retries``         extra attempts when the host isn't available, 0-4 (default 2,
-                      or ``webhooks.retries`` from the config)
-  ``custom_data``     object whose keys are added to the fields, overwriting call keys
+  ``http_verb``       ``get`` (Kazoo's default: the fields in the query string) or ``post``
+                      (the same string as an ``application/x-www-form-urlencoded`` body)
+  ``retries``         attempts in all, as Kazoo reads it (``kzd_webhook:retries/1``): any
+                      integer, clamped to 1-5; default 3 (or ``webhooks.retries``). Only
+                      attempts that reached the receiver count (see docs/webhooks.md; with
+                      ``webhooks.retry_mode: kazoo`` every failed attempt counts, 2 s apart)
+  ``custom_data``     object whose keys are added to the fields, overwriting the call's
+                      (Kazoo's ``kz_json:merge_jobjs``; ``null`` removes a call field);
+                      nested values go as ``crm[account]=ACME&crm[tags][]=vip``
   ``skip_module``     true: skip this node and go on to ``_`` (handled by the executor)
 Our extensions of the Kazoo schema:
   ``format``          ``form`` (Kazoo's; the default, or ``webhooks.format``) or ``json``:
@@ -14,24 +19,34 @@ Our extensions of the Kazoo schema:
                       (default: the global ``webhooks.secret``, if any); the secret itself
                       never goes in a callflow document
 
-Branches: always ``_``, at once. The request is handed to the durable outbox
-(``webhooks.dispatcher``) without waiting; delivery, retries and signing happen
-there, never on the call's greenlet.
+The fields are the call's, as ``kapps_call:to_proplist/1`` names them (calls/facts.py),
+then ours (``callflow_id``, ``previous_action``, ``previous_outcome``), then ``custom_data``.
+
+Branches: always ``_``, once the webhook is committed to the durable outbox (the call
+waits for that commit, a few milliseconds, never for the receiver): a daemon killed at
+any moment either has the webhook in its outbox or runs this step again after it is
+restarted (same delivery id). Delivery, retries and signing happen in
+``webhooks.dispatcher``, never on the call's greenlet.
 """
 
 import dataclasses
-import json
 import urllib.parse
 from types import MappingProxyType
 
 from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
+from callflowd.calls.facts import kazoo_fields
 from callflowd.errors import InvalidData
 from callflowd.retry import Retry
+from callflowd.webhooks import querystring
 from callflowd.webhooks.request import FORMATS, WebhookRequest, step_delivery_id
 
 VERBS = ("get", "post")
-MAX_RETRIES = 4
+DEFAULT_VERB = "get"  # kzd_webhook:verb/1
+# kzd_webhook:retries/1: attempts in all, default 3, clamped to 1-5 (constrain_retries/1)
+DEFAULT_ATTEMPTS = 3
+MIN_ATTEMPTS = 1
+MAX_ATTEMPTS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,15 +62,21 @@ class Data:
     def parse(cls, raw, directory):
         uri = fields.required(raw, "uri", str, "a string")
         check_uri(uri)
-        http_verb = fields.one_of(raw, "http_verb", VERBS, "post")
+        http_verb = fields.one_of(raw, "http_verb", VERBS, DEFAULT_VERB)
         settings = directory.webhooks
-        retries = fields.integer_in(raw, "retries", settings.retries, 0, MAX_RETRIES)
+        attempts = clamp_attempts(fields.optional(raw, "retries", int, settings.retries))
         custom_data = fields.optional(raw, "custom_data", dict, {}, "an object")
         body_format = fields.one_of(raw, "format", FORMATS, settings.format)
+        if http_verb == "get" or body_format == "form":
+            try:
+                querystring.check(custom_data)
+            except querystring.Unencodable as exc:
+                raise InvalidData("custom_data", "can't be sent as a query string (Kazoo's encoding "
+                                  "has no form for %s); use format: json with http_verb: post" % exc) from None
         secret = fields.optional(raw, "secret", str, "", "the name of a secret in the config")
         if secret and secret not in settings.secrets:
             raise InvalidData("secret", "no secret named %r in the config's webhooks.secrets" % secret)
-        return cls(uri=uri, http_verb=http_verb, retry=retry_policy(retries, settings),
+        return cls(uri=uri, http_verb=http_verb, retry=retry_policy(attempts, settings),
                    custom_data=MappingProxyType(dict(custom_data)), format=body_format, secret=secret)
 
 
@@ -72,36 +93,38 @@ def check_uri(uri):
         raise InvalidData("uri", "must be an http:// or https:// URI")
 
 
-def retry_policy(retries, settings):
-    """The ``Retry`` for ``retries`` extra attempts under the config's back-off."""
-    return Retry(total=retries, backoff_factor=settings.backoff_factor,
+def clamp_attempts(retries):
+    """Kazoo's ``constrain_retries/1``: below 1 is 1, above 5 is 5."""
+    return min(MAX_ATTEMPTS, max(MIN_ATTEMPTS, retries))
+
+
+def retry_policy(attempts, settings):
+    """The ``Retry`` for ``attempts`` in all (Kazoo's ``retries``) under the config's back-off."""
+    return Retry(total=attempts - 1, backoff_factor=settings.backoff_factor,
                  backoff_max=settings.backoff_max, jitter=0.1,
                  retry_after_max=settings.retry_after_max)
 
 
 def request_fields(call, custom_data):
-    """The call's facts plus where it has been, then ``custom_data`` on top (it wins)."""
-    values = dict(call.facts)
+    """Kazoo's call fields in Kazoo's order, ours after them, then ``custom_data`` merged in.
+
+    The merge is ``kz_json:merge_jobjs(CustomData, Call)``: a key the call has is replaced
+    where it stands, a ``null`` removes it, a new key is added at the end (Kazoo folds from
+    the right, so new keys come last first).
+    """
+    values = dict(kazoo_fields(call.facts))
     values["callflow_id"] = call.callflow_id
     previous = call.previous_step
     if previous is not None:
         values["previous_action"] = previous.module
         values["previous_outcome"] = previous.outcome
-    for key, value in custom_data.items():
-        values[str(key)] = value
-    return tuple((key, _as_text(value)) for key, value in values.items())
-
-
-def _as_text(value):
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    for key, value in reversed(list(custom_data.items())):
+        key = str(key)
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    return tuple(values.items())
 
 
 def handle(call, data):
@@ -112,6 +135,8 @@ def handle(call, data):
         delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.current_callflow_id, call.node_path),
                                      call.visits(call.node_path)),
     )
-    if call.webhooks.submit(request):
-        call.log.info("webhook queued: %s (delivery %s)", request.describe(), request.delivery_id)
+    # Waits for the outbox commit (group commit: milliseconds); only then may the flow's
+    # marker move on. False: refused (outbox full) or lost (commit failed), logged and counted.
+    if call.webhooks.submit_committed(request):
+        call.log.info("webhook accepted: %s (delivery %s)", request.describe(), request.delivery_id)
     return DEFAULT

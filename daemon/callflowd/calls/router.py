@@ -27,8 +27,9 @@ class CallRouter:
     """Owns the live calls: one greenlet per call in ``self.calls_group``."""
 
     def __init__(self, routes, webhooks, on_call_finished=(),
-                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None):
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, account_id=None):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
+        self.account_id = account_id  # the config's account_id: a Kazoo field of every call
         self.owner = owner  # written on every channel we drive (calls/marker.py)
         self.calls = {}  # uuid -> Call
         self._greenlets = {}  # uuid -> the Greenlet running its flow
@@ -78,7 +79,7 @@ class CallRouter:
                         uuid, safe(record.node_path), safe(record.callflow_id))
             link.hangup_later(uuid, "NORMAL_CLEARING")
             return
-        call = Call(uuid, call_facts(channel), callflow.id, link, self._webhooks,
+        call = Call(uuid, self._facts(channel, link), callflow.id, link, self._webhooks,
                     command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
                     owner=self.owner, resuming=record)
         call.log.info("taking the call back on switch %s at %s of callflow %s%s", link.name, node.path,
@@ -100,14 +101,19 @@ class CallRouter:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         callflow = route.callflow
-        call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
+        call = Call(uuid, self._facts(event, link), callflow.id, link, self._webhooks,
                     command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
                     owner=self.owner)
         call.captures = route.captures
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
-                      safe(number), safe(call.facts["caller_id_name"]),
-                      safe(call.facts["caller_id_number"]), link.name, callflow.id, route.how)
+                      safe(number), safe(call.facts.get("caller_id_name", "")),
+                      safe(call.facts.get("caller_id_number", "")), link.name, callflow.id, route.how)
         self._start(call, callflow)
+
+    def _facts(self, channel, link):
+        """The call's Kazoo fields (calls/facts.py): from the channel, the config, the switch's."""
+        return call_facts(channel, self.account_id, getattr(link.settings, "switch_nodename", None),
+                          getattr(self.routes, "normalize", None))
 
     def _returns(self, call, record):
         """The marker's way back out of jumped-to callflows, as (Callflow, node or None) pairs."""

@@ -55,6 +55,7 @@ from callflowd.config.model import (
     FreeswitchSettings,
     Hook,
     MetricsSettings,
+    RETRY_MODES,
     RoutingSettings,
     VoicemailBox,
     WebhookSettings,
@@ -83,19 +84,21 @@ MAX_FILE_BYTES = 1 << 20  # a callflow document, a password file
 MAX_TOTAL_BYTES = 16 << 20  # all the callflow documents together
 MAX_DIGITS = 30  # in any number; the largest setting (outbox.max) has 9
 MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
+MAX_WEBHOOK_AGE = 7 * 86400  # webhooks.max_age: a week in the outbox at most
+_ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")  # a Kazoo account id
 
 _TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
              "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
-             "temporal_rules")
+             "temporal_rules", "account_id")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
-                    "reconnect", "limits") + PASSWORD_KEYS
+                    "reconnect", "limits", "switch_nodename") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
 _LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
 _DEVICE_KEYS = ("dial_string", "timeout")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "retry_after_max", "format",
                  "concurrency", "concurrency_per_endpoint", "outbox", "breaker", "proxy",
-                 "secret", "secret_file", "secrets", "process")
+                 "secret", "secret_file", "secrets", "process", "max_age", "retry_mode")
 _OUTBOX_KEYS = ("max", "synchronous")
 _BREAKER_KEYS = ("failures", "pause", "pause_max")
 _HOOK_KEYS = ("events", "uri", "http_verb", "format", "secret", "retries", "callflow_ids",
@@ -142,7 +145,17 @@ def load_config(path):
     return Config(switches=switches, directory=directory, callflows=callflows,
                   log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,
                   state_dir=_state_dir(top, base), hooks=_hooks(top, directory),
-                  routing=routing)
+                  routing=routing, account_id=_account_id(top))
+
+
+def _account_id(top):
+    """Kazoo's account id: 32 lower-case hex digits (webhooks derive ``account_db`` from it)."""
+    if not top.given("account_id"):
+        return None
+    value = top.string("account_id", spaces=False)
+    if not _ACCOUNT_ID.fullmatch(value):
+        top.fail("account_id", "must be a Kazoo account id: 32 lower-case hex digits")
+    return value
 
 
 # --- reading files ----------------------------------------------------------
@@ -479,6 +492,7 @@ def _freeswitch(section, base):
             backoff_max=reconnect.seconds("backoff_max", defaults.reconnect.backoff_max),
             jitter=RECONNECT_JITTER,
         ),
+        switch_nodename=section.string("switch_nodename", None, spaces=False),
     )
 
 
@@ -553,7 +567,7 @@ def _webhooks(section, base):
         section.fail("proxy", "must be an http:// or https:// URI")
     return WebhookSettings(
         timeout=section.seconds("timeout", defaults.timeout),
-        retries=section.integer("retries", defaults.retries, 0, webhook.MAX_RETRIES),
+        retries=section.integer("retries", defaults.retries, webhook.MIN_ATTEMPTS, webhook.MAX_ATTEMPTS),
         backoff_factor=section.seconds("backoff_factor", defaults.backoff_factor),
         backoff_max=section.seconds("backoff_max", defaults.backoff_max),
         retry_after_max=section.seconds("retry_after_max", defaults.retry_after_max),
@@ -570,7 +584,19 @@ def _webhooks(section, base):
         proxy=proxy,
         secrets=_secrets(section, base),
         process=_flag(section, "process", defaults.process),
+        max_age=_max_age(section, defaults.max_age),
+        retry_mode=section.choice("retry_mode", RETRY_MODES, defaults.retry_mode),
     )
+
+
+def _max_age(section, default):
+    """How long a webhook may wait for its receiver: seconds, up to a week."""
+    value = section.value("max_age", default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        section.fail("max_age", "must be a number of seconds greater than 0")
+    if value > MAX_WEBHOOK_AGE:
+        section.fail("max_age", "must be at most %d seconds (a week)" % MAX_WEBHOOK_AGE)
+    return float(value)
 
 
 def _temporal_rules(top):
@@ -667,8 +693,8 @@ def _hooks(top, directory):
             http_verb=section.choice("http_verb", webhook.VERBS, "post"),
             format=section.choice("format", FORMATS, settings.format),
             secret=_secret_name(section, settings),
-            retry=webhook.retry_policy(section.integer("retries", settings.retries, 0, webhook.MAX_RETRIES),
-                                       settings),
+            retry=webhook.retry_policy(section.integer("retries", settings.retries, webhook.MIN_ATTEMPTS,
+                                                       webhook.MAX_ATTEMPTS), settings),
             callflow_ids=tuple(_string_list(section.raw, "callflow_ids", section.fail)),
             direction=direction,
             numbers=tuple(_string_list(section.raw, "numbers", section.fail)),

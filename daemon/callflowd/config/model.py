@@ -27,6 +27,9 @@ class FreeswitchSettings:
     reconnect: Retry = Retry(total=None, backoff_factor=0.5, backoff_max=4.0, jitter=0.2)
     idle_timeout: float = 30.0
     limits: FrameLimits = FrameLimits()
+    # Kazoo's Switch-Nodename (the switch's Erlang node name, e.g. freeswitch@fs1.example.com):
+    # sent as switch_nodename in webhooks when set; plain FreeSWITCH has no such name.
+    switch_nodename: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,12 +51,17 @@ class VoicemailBox:
     mailbox: str
 
 
+# webhooks.retry_mode: "durable" holds a webhook through a receiver's outage (up to max_age);
+# "kazoo" is Kazoo 4.3's webhooks_util:retry_hook/3 (see webhooks/dispatcher.py).
+RETRY_MODES = ("durable", "kazoo")
+
+
 @dataclasses.dataclass(frozen=True)
 class WebhookSettings:
     """Defaults for the ``webhook`` action and lifecycle hooks, and how the outbox delivers them."""
 
     timeout: float = 5.0  # seconds, per HTTP attempt (connect and read)
-    retries: int = 2  # default for nodes that don't say
+    retries: int = 3  # attempts in all, Kazoo's ``retries``: default for nodes that don't say
     backoff_factor: float = 1.0
     backoff_max: float = 30.0
     retry_after_max: float = 300.0  # a longer Retry-After is cut to this
@@ -66,6 +74,12 @@ class WebhookSettings:
     breaker: BreakerSettings = BreakerSettings()
     proxy: str | None = None
     process: bool = False  # deliver from a process of its own (webhooks.process)
+    # How long a webhook whose receiver is not available (refused, DNS, connect timeout, breaker
+    # open) waits in the outbox before it is dropped; such tries spend none of its ``retries``.
+    max_age: float = 3600.0
+    # "durable" (the above) or "kazoo": Kazoo 4.3's own rule, every failed attempt counts,
+    # 2 s apart, an answer (any status) is final, dropped after the last attempt.
+    retry_mode: str = "durable"
     # Signing secrets by name; "" is the global one. Never in a callflow document.
     secrets: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), repr=False)
@@ -150,6 +164,7 @@ class Config:
     hooks: tuple = ()  # of Hook
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
+    account_id: str | None = None  # Kazoo's account id (32 hex digits), sent in webhooks when set
 
     @property
     def freeswitch(self):

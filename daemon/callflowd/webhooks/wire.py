@@ -3,8 +3,10 @@
 Formats (``request.format``):
 
 ``form``  Kazoo's: POST sends the fields as an ``application/x-www-form-urlencoded``
-          body; GET appends the same encoding to the URI's query string (after any
-          query already there). The default.
+          body; GET appends the same string to the URI's query string (after any
+          query already there: Kazoo would add a second ``?``). The string is Kazoo's
+          ``json_to_querystring`` (``webhooks.querystring``): nested ``custom_data`` as
+          ``crm[account]=ACME&crm[tags][]=vip``. The default.
 ``json``  POST sends the fields as one JSON object (``application/json``, UTF-8).
           A GET has no body, so it sends a query string whatever the format.
 
@@ -18,7 +20,7 @@ import json
 import urllib.parse
 
 from callflowd import __version__
-from callflowd.webhooks import signing
+from callflowd.webhooks import querystring, signing
 
 USER_AGENT = "callflowd/%s" % __version__
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -39,7 +41,7 @@ def encode(request, attempt=1, secret=None, now=0.0):
     """The ``Wire`` for ``request``; signed with ``secret`` (a str) at ``now`` if given."""
     headers = {"User-Agent": USER_AGENT, DELIVERY_HEADER: request.delivery_id,
                ATTEMPT_HEADER: str(attempt)}
-    encoded = urllib.parse.urlencode(request.fields)
+    encoded = querystring.encode(request.fields)
     if request.method.lower() == "get":
         url = with_query(request.uri, encoded)
         body = None
@@ -52,7 +54,7 @@ def encode(request, attempt=1, secret=None, now=0.0):
                               separators=(",", ":")).encode("utf-8")
         else:
             headers["Content-Type"] = FORM_CONTENT_TYPE
-            body = encoded.encode("ascii")  # urlencode output is ASCII
+            body = encoded.encode("ascii")  # percent-encoded: ASCII
         signed = body
     if secret:
         headers[signing.HEADER] = signing.signature(secret, now, signed)
