@@ -9,9 +9,9 @@ import zoneinfo
 
 import pytest
 
+from callflowd.config import temporal
+from callflowd.config.temporal import first_match, local_now, parse_rule
 from callflowd.errors import InvalidData
-from callflowd.flow import temporal
-from callflowd.flow.temporal import first_match, local_now, parse_rule
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
@@ -238,7 +238,7 @@ def test_the_module_clock_is_what_local_now_reads(monkeypatch):
     ({}, "cycle", "is required (one of date, daily, weekly, monthly, yearly)"),
     ({"cycle": "hourly"}, "cycle", "must be one of date, daily, weekly, monthly, yearly"),
     ({"cycle": "daily", "interval": 0}, "interval", "must be between 1 and 1000"),
-    ({"cycle": "daily", "interval": "two"}, "interval", "must be an integer"),
+    ({"cycle": "daily", "interval": "two"}, "interval", "must be an integer (or a string holding one), not 'two'"),
     ({"cycle": "daily", "interval": True}, "interval", "must be an integer"),
     ({"cycle": "weekly"}, "wdays", "is required for a weekly rule"),
     ({"cycle": "weekly", "wdays": ["funday"]}, "wdays[0]",
@@ -261,6 +261,8 @@ def test_the_module_clock_is_what_local_now_reads(monkeypatch):
     ({"cycle": "daily", "time_window_start": 79200, "time_window_stop": 7200}, "time_window_stop",
      "must not be before time_window_start (79200); a window past midnight is two rules"),
     ({"cycle": "daily", "enabled": "yes"}, "enabled", "must be true, false or absent"),
+    ({"cycle": "daily", "start_date": "9" * 5000}, "start_date",
+     "must be an integer (or a string holding one), not '%s'" % ("9" * 40)),
 ])
 def test_a_bad_rule_is_refused_naming_its_key(raw, key, message):
     with pytest.raises(InvalidData) as caught:

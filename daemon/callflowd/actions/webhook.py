@@ -30,23 +30,20 @@ restarted (same delivery id). Delivery, retries and signing happen in
 """
 
 import dataclasses
-import urllib.parse
 from types import MappingProxyType
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
 from callflowd.calls.facts import kazoo_fields
+from callflowd.config import fields
+from callflowd.config.fields import check_uri
+from callflowd.config.model import MAX_WEBHOOK_ATTEMPTS as MAX_ATTEMPTS, MIN_WEBHOOK_ATTEMPTS as MIN_ATTEMPTS, \
+    WEBHOOK_FORMATS as FORMATS, WEBHOOK_VERBS as VERBS
 from callflowd.errors import InvalidData
 from callflowd.retry import Retry
 from callflowd.webhooks import querystring
-from callflowd.webhooks.request import FORMATS, WebhookRequest, step_delivery_id
+from callflowd.webhooks.request import WebhookRequest, step_delivery_id
 
-VERBS = ("get", "post")
 DEFAULT_VERB = "get"  # kzd_webhook:verb/1
-# kzd_webhook:retries/1: attempts in all, default 3, clamped to 1-5 (constrain_retries/1)
-DEFAULT_ATTEMPTS = 3
-MIN_ATTEMPTS = 1
-MAX_ATTEMPTS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,33 +73,13 @@ class Data:
         secret = fields.optional(raw, "secret", str, "", "the name of a secret in the config")
         if secret and secret not in settings.secrets:
             raise InvalidData("secret", "no secret named %r in the config's webhooks.secrets" % secret)
-        return cls(uri=uri, http_verb=http_verb, retry=retry_policy(attempts, settings),
+        return cls(uri=uri, http_verb=http_verb, retry=settings.retry_policy(attempts),
                    custom_data=MappingProxyType(dict(custom_data)), format=body_format, secret=secret)
 
 
-def check_uri(uri):
-    """Raise InvalidData unless ``uri`` is a plain http:// or https:// URI."""
-    if not uri.isprintable() or " " in uri:
-        raise InvalidData("uri", "must not contain spaces or control characters")
-    try:
-        parsed = urllib.parse.urlsplit(uri)
-        parsed.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        raise InvalidData("uri", "is not a valid URI: %s" % exc) from None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidData("uri", "must be an http:// or https:// URI")
-
-
 def clamp_attempts(retries):
-    """Kazoo's ``constrain_retries/1``: below 1 is 1, above 5 is 5."""
+    """Kazoo's ``kzd_webhook:constrain_retries/1``: below 1 is 1, above 5 is 5."""
     return min(MAX_ATTEMPTS, max(MIN_ATTEMPTS, retries))
-
-
-def retry_policy(attempts, settings):
-    """The ``Retry`` for ``attempts`` in all (Kazoo's ``retries``) under the config's back-off."""
-    return Retry(total=attempts - 1, backoff_factor=settings.backoff_factor,
-                 backoff_max=settings.backoff_max, jitter=0.1,
-                 retry_after_max=settings.retry_after_max)
 
 
 def request_fields(call, custom_data):

@@ -6,7 +6,19 @@ from types import MappingProxyType
 
 from callflowd.esl.limits import FrameLimits
 from callflowd.retry import Retry
-from callflowd.webhooks.breaker import BreakerSettings
+
+# What a webhook setting may say; the webhooks layer (above) reads these same tuples.
+WEBHOOK_FORMATS = ("form", "json")  # how a POST body is encoded (webhooks.request)
+WEBHOOK_VERBS = ("get", "post")
+# A webhook's ``retries`` is Kazoo's (kzd_webhook:retries/1): attempts in all, default 3, 1-5.
+DEFAULT_WEBHOOK_ATTEMPTS = 3
+MIN_WEBHOOK_ATTEMPTS = 1
+MAX_WEBHOOK_ATTEMPTS = 5
+SYNCHRONOUS = ("normal", "full")  # the outbox's SQLite synchronous modes (webhooks.store)
+# webhooks.retry_mode: "durable" holds a webhook through a receiver's outage (up to max_age);
+# "kazoo" is Kazoo 4.3's webhooks_util:retry_hook/3 (see webhooks/dispatcher.py).
+RETRY_MODES = ("durable", "kazoo")
+MAX_WEBHOOK_AGE = 7 * 86400  # webhooks.max_age: a week in the outbox at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +63,13 @@ class VoicemailBox:
     mailbox: str
 
 
-# webhooks.retry_mode: "durable" holds a webhook through a receiver's outage (up to max_age);
-# "kazoo" is Kazoo 4.3's webhooks_util:retry_hook/3 (see webhooks/dispatcher.py).
-RETRY_MODES = ("durable", "kazoo")
+@dataclasses.dataclass(frozen=True)
+class BreakerSettings:
+    """When a webhook endpoint's breaker opens and how long it pauses (webhooks.breaker)."""
+
+    failures: int = 5  # consecutive failed attempts that open the breaker
+    pause: float = 10.0  # seconds before the first probe
+    pause_max: float = 300.0  # longest pause between probes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +77,7 @@ class WebhookSettings:
     """Defaults for the ``webhook`` action and lifecycle hooks, and how the outbox delivers them."""
 
     timeout: float = 5.0  # seconds, per HTTP attempt (connect and read)
-    retries: int = 3  # attempts in all, Kazoo's ``retries``: default for nodes that don't say
+    retries: int = DEFAULT_WEBHOOK_ATTEMPTS  # attempts in all (Kazoo's ``retries``), for nodes that don't say
     backoff_factor: float = 1.0
     backoff_max: float = 30.0
     retry_after_max: float = 300.0  # a longer Retry-After is cut to this
@@ -83,6 +99,11 @@ class WebhookSettings:
     # Signing secrets by name; "" is the global one. Never in a callflow document.
     secrets: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def retry_policy(self, attempts):
+        """The ``Retry`` for ``attempts`` in all (Kazoo's ``retries``) under these settings' back-off."""
+        return Retry(total=attempts - 1, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
+                     jitter=0.1, retry_after_max=self.retry_after_max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,17 +158,45 @@ class RoutingSettings:
     max_callflow_jumps: int = 50  # Kazoo's cf_exe caps branches at 50
 
 
+# The kind of a Reference to another callflow: its table is the callflows themselves,
+# known once every document is read.
+CALLFLOW = "callflow"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """An id a callflow node names: ``kind`` says in which table (``device``, ``callflow``...).
+
+    ``key`` is where the id sits below the node's ``data`` (``endpoints[1].id``), for
+    the error when nothing of that kind has that id. Actions declare theirs with
+    ``references(data)`` (see ``callflowd.actions``); the callflow parser checks them.
+    """
+
+    kind: str
+    id: str
+    key: str = "id"
+
+
 @dataclasses.dataclass(frozen=True)
 class Directory:
-    """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
+    """What callflow nodes may refer to; handed to each action's ``Data.parse``.
+
+    A new table of things nodes refer to (users, groups, media...) is a field here, a
+    line in ``tables()`` and a section in ``config.settings``.
+    """
 
     devices: Mapping[str, Device] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     voicemail_boxes: Mapping[str, VoicemailBox] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
     webhooks: WebhookSettings = WebhookSettings()
-    # id -> callflowd.flow.temporal.Rule, from ``temporal_rules:``
+    # id -> callflowd.config.temporal.Rule, from ``temporal_rules:``
     temporal_rules: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
+
+    def tables(self):
+        """Each table a ``Reference`` may name, by its ``kind``."""
+        return {"device": self.devices, "voicemail box": self.voicemail_boxes,
+                "temporal rule": self.temporal_rules}
 
 
 @dataclasses.dataclass(frozen=True)
