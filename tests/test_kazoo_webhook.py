@@ -197,15 +197,25 @@ def test_a_post_sends_the_same_string_as_a_form_body():
     assert out.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
+NESTED = {"crm": {"account": "ACME", "tags": ["vip", "gold"]}, "caller_id_name": "Desk", "n": 3,
+          "ok": True, "caller_id_number": None}
+
+
 def test_nested_custom_data_is_encoded_as_kazoos_json_to_querystring():
-    custom = {"crm": {"account": "ACME", "tags": ["vip", "gold"]}, "caller_id_name": "Desk", "n": 3,
-              "ok": True, "caller_id_number": None}
-    _, request = spec_request({"uri": "http://h/m", "custom_data": custom})
-    query = urllib.parse.urlsplit(wire.encode(request).url).query
+    _, request = spec_request({"uri": "http://h/m", "http_verb": "post", "custom_data": NESTED})
+    body = wire.encode(request).body.decode("ascii")
     # a call key is replaced where it stands; null removes it; new keys come last, last first
-    assert "&caller_id_name=Desk&from=" in query and "caller_id_number" not in query
-    assert query.endswith("&previous_outcome=USER_BUSY&ok=true&n=3&crm[account]=ACME&crm[tags][]=vip"
-                          "&crm[tags][]=gold")
+    assert "&caller_id_name=Desk&from=" in body and "caller_id_number" not in body
+    assert body.endswith("&previous_outcome=USER_BUSY&ok=true&n=3&crm[account]=ACME&crm[tags][]=vip"
+                         "&crm[tags][]=gold")
+
+
+def test_in_a_gets_request_target_the_brackets_are_percent_encoded_and_parse_to_the_same_keys():
+    _, get = spec_request({"uri": "http://h/m", "custom_data": NESTED})
+    _, post = spec_request({"uri": "http://h/m", "http_verb": "post", "custom_data": NESTED})
+    query = urllib.parse.urlsplit(wire.encode(get).url).query
+    assert query.endswith("&crm%5Baccount%5D=ACME&crm%5Btags%5D%5B%5D=vip&crm%5Btags%5D%5B%5D=gold")
+    assert urllib.parse.parse_qsl(query) == urllib.parse.parse_qsl(wire.encode(post).body.decode("ascii"))
 
 
 @pytest.mark.parametrize("value, text", [

@@ -32,7 +32,7 @@ restarted (same delivery id). Delivery, retries and signing happen in
 import dataclasses
 from types import MappingProxyType
 
-from callflowd.actions.outcome import DEFAULT
+from callflowd.actions.outcome import DEFAULT, in_fetched_flow
 from callflowd.calls.facts import kazoo_fields
 from callflowd.config import fields
 from callflowd.config.fields import check_uri
@@ -105,13 +105,17 @@ def request_fields(call, custom_data):
     return tuple(values.items())
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     request = WebhookRequest(
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
-        format=data.format, secret=data.secret,
-        delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.current_callflow_id, call.node_path),
-                                     call.visits(call.node_path)),
+        format=data.format, secret=data.secret, fetched=in_fetched_flow(call),
+        delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.position.callflow_id, call.position.node_path),
+                                     call.position.visit),
     )
     # Waits for the outbox commit (group commit: milliseconds); only then may the flow's
     # marker move on. False: refused (outbox full) or lost (commit failed), logged and counted.

@@ -41,7 +41,6 @@ _SIP_HEADER = "variable_sip_h_"
 _APPLICATION_VAR = "variable_cav_"
 _KAZOO_CCV_HEADER = "X-ecallmgr_"  # Kazoo's own channel vars riding a header: not a custom header
 _PRESENCE_ID = "Channel-Presence-ID"
-_OUTSIDE_CALL = "variable_outside_call"
 _DEFAULT_LANGUAGE = "variable_default_language"
 _PROFILE_URL = "variable_sofia_profile_url"
 
@@ -84,7 +83,7 @@ def call_facts(channel, account_id=None, switch_nodename=None, e164=None):
     _address(facts, "request", request_user, request_realm)
     if request_user and e164 is not None:
         facts["request_user"] = e164(request_user)
-    if get(_OUTSIDE_CALL) == "true" and "request" in facts:
+    if get(names.VAR_OUTSIDE_CALL) == "true" and "request" in facts:
         facts["inception"] = facts["request"]  # Kazoo: the request of a call from outside; none inside
     _put(facts, "language", get(_DEFAULT_LANGUAGE))
     facts["resource_type"] = "audio"  # ecallmgr's default for a call (kzd_freeswitch:resource_type)

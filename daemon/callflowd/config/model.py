@@ -4,8 +4,14 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from callflowd.config.destinations import Destinations
 from callflowd.esl.limits import FrameLimits
 from callflowd.retry import Retry
+
+# The child key a callflow node falls back to when an action's keys match none (Kazoo's "_");
+# a temporal rule may not take it as its id (config/settings.py). Actions know it as
+# actions.outcome.DEFAULT.
+DEFAULT_BRANCH = "_"
 
 # What a webhook setting may say; the webhooks layer (above) reads these same tuples.
 WEBHOOK_FORMATS = ("form", "json")  # how a POST body is encoded (webhooks.request)
@@ -89,6 +95,7 @@ class WebhookSettings:
     synchronous: str = "normal"  # SQLite synchronous: normal or full (see webhooks.store)
     breaker: BreakerSettings = BreakerSettings()
     proxy: str | None = None
+    destinations: Destinations = Destinations()  # webhooks.allow / webhooks.deny
     process: bool = False  # deliver from a process of its own (webhooks.process)
     # How long a webhook whose receiver is not available (refused, DNS, connect timeout, breaker
     # open) waits in the outbox before it is dropped; such tries spend none of its ``retries``.
