@@ -4,7 +4,7 @@ Why: in the daemon's process, delivery greenlets share one hub and one core with
 the calls. A steady 200 webhooks/s adds about 1 ms to the call path's p99, a
 burst of thousands 30-40 ms (docs/benchmarks.md). With ``process: true`` the
 daemon only commits webhooks to the outbox (``OutboxFeeder``, group commit on
-the store's thread, as before) and a child, ``python -m callflowd.webhooks``,
+the store's thread, as in-process) and a child, ``python -m callflowd.webhooks``,
 delivers them with a ``WebhookDispatcher`` that follows the same SQLite file.
 
 The two talk through the child's stdin: the daemon writes a byte after each
