@@ -30,9 +30,10 @@ EXECUTE_COMPLETE(bridge). See actions/endpoints.py.
 import dataclasses
 
 from callflowd.actions import endpoints
-from callflowd.config import fields
 from callflowd.actions.endpoints import ANSWERED  # noqa: F401 - ring_group and others read it here
 from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.calls import facts
+from callflowd.config import fields
 from callflowd.config.kazoo_documents import sip_headers
 from callflowd.config.model import Device, Reference
 
@@ -92,6 +93,8 @@ LONG_APPLICATIONS = ("bridge",)
 
 
 def handle(call, data):
+    # The webhook fields Kazoo takes from the device that authorised the call (calls/facts.py).
+    facts.note_device(call.facts, data.device.id, getattr(data.device, "owner_id", None))
     leg = endpoints.Leg(data.device, data.delay, data.timeout, data.headers)
     if not endpoints.usable(call, [leg], data.devices or {}, data.can_call_self):
         return DEFAULT

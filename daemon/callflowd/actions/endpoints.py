@@ -23,6 +23,7 @@ SIP cause ``variable_last_bridge_proto_specific_hangup_cause``.
 import dataclasses
 
 from callflowd.actions.outcome import DEFAULT
+from callflowd.calls import facts
 from callflowd.esl import names
 
 ANSWERED = "SUCCESS"
@@ -114,6 +115,8 @@ def bridge(call, dial, seconds, ringback=None, fail_on_single_reject=None, first
         call.set_variable("fail_on_single_reject", "true" if fail_on_single_reject else "false", ahead=True)
     result = call.execute("bridge", dial, timeout=seconds + BRIDGE_GRACE_SECONDS)
     disposition = result.get(names.VAR_ORIGINATE_DISPOSITION) or "UNKNOWN"
+    if disposition == ANSWERED and isinstance(getattr(call, "facts", None), dict):
+        facts.note_bridge(call.facts, result)  # the webhook's call_bridged, other_leg_call_id
     return disposition, result.get(names.VAR_LAST_BRIDGE_PROTO_CAUSE)
 
 
