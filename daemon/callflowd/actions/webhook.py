@@ -98,6 +98,8 @@ def request_fields(call, custom_data):
     """
     values = dict(kazoo_fields(call.facts))
     values["callflow_id"] = call.callflow_id
+    if call.facts.get("recording_file"):  # ours: where record_call is recording (actions/record_call.py)
+        values["recording_file"] = call.facts["recording_file"]
     previous = call.previous_step
     if previous is not None:
         values["previous_action"] = previous.module
