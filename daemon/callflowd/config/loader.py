@@ -48,6 +48,7 @@ import yaml
 
 from callflowd.actions import REGISTRY, webhook
 from callflowd.config.model import (
+    ClusterSettings,
     Config,
     Converter,
     Device,
@@ -86,7 +87,7 @@ MAX_SECONDS = 3600  # the longest timeout or back-off a setting may ask for
 
 _TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
              "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
-             "temporal_rules")
+             "temporal_rules", "cluster")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
@@ -104,6 +105,9 @@ HOOK_EVENTS = ("channel_create", "channel_answer", "channel_bridge", "channel_de
 DEFAULT_STATE_DIR = "/var/lib/callflowd"
 _NODE_KEYS = ("module", "data", "children")
 _METRICS_KEYS = ("host", "port")
+_CLUSTER_KEYS = ("claims", "name", "lease")
+MIN_LEASE_SECONDS = 1.0
+MAX_LEASE_SECONDS = 60.0
 _ROUTING_KEYS = ("e164_converters", "max_callflow_jumps")
 _CONVERTER_KEYS = ("regex", "prefix", "suffix")
 MAX_CALLFLOW_JUMPS = 1000
@@ -142,7 +146,7 @@ def load_config(path):
     return Config(switches=switches, directory=directory, callflows=callflows,
                   log_level=log_level, shutdown_grace=shutdown_grace, source=source, metrics=metrics,
                   state_dir=_state_dir(top, base), hooks=_hooks(top, directory),
-                  routing=routing)
+                  routing=routing, cluster=_cluster(top))
 
 
 # --- reading files ----------------------------------------------------------
@@ -595,6 +599,20 @@ def _metrics(top):
     section = top.section("metrics", _METRICS_KEYS)
     return MetricsSettings(host=section.string("host", MetricsSettings.host, spaces=False),
                            port=section.integer("port", _REQUIRED, 0, 65535))
+
+
+def _cluster(top):
+    """``cluster:``: nothing to set for a daemon alone; ``name`` when two share a host."""
+    section = top.section("cluster", _CLUSTER_KEYS)
+    name = None
+    if section.given("name"):
+        name = section.string("name", spaces=False)
+        if not re.match(r"^[A-Za-z0-9._-]{1,64}$", name):
+            section.fail("name", "must be 1 to 64 letters, digits, '.', '_' or '-'")
+    lease = section.seconds("lease", ClusterSettings.lease)
+    if not MIN_LEASE_SECONDS <= lease <= MAX_LEASE_SECONDS:
+        section.fail("lease", "must be between %g and %g seconds" % (MIN_LEASE_SECONDS, MAX_LEASE_SECONDS))
+    return ClusterSettings(claims=_flag(section, "claims", ClusterSettings.claims), name=name, lease=lease)
 
 
 def _flag(section, key, default):

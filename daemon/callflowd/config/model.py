@@ -137,6 +137,20 @@ class Directory:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClusterSettings:
+    """Several daemons on the same switches (calls/ownership.py).
+
+    ``claims``: race for each parked call on the switch (mod_hash) so exactly one daemon
+    drives it; ``name``: this daemon's name there and on its channels (None: the host's
+    name); ``lease``: seconds after which a silent daemon's calls are taken over.
+    """
+
+    claims: bool = True
+    name: str | None = None
+    lease: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything the daemon runs with, validated."""
 
@@ -150,6 +164,7 @@ class Config:
     hooks: tuple = ()  # of Hook
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def freeswitch(self):
