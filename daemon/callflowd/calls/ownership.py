@@ -368,7 +368,7 @@ class Ownership:
         dead = frozenset(name for name, peer in state.peers.items() if self._dead(peer, now))
         if dead - state.dead_seen and state.scanning is None:
             log.info("switch %s: %s stopped renewing its lease; taking over its calls", state.link.name,
-                     ", ".join(sorted(safe(name) for name in dead - state.dead_seen)))
+                     safe(", ".join(sorted(dead - state.dead_seen))))
             state.scanning = self._spawn(self._scan, state)
         state.dead_seen = dead
 
@@ -407,6 +407,7 @@ class Ownership:
                 peer = state.peers.get(owner)
                 if peer is not None and peer.value is not None:
                     link.api(hashdb.delete_ifmatch(LEASES, owner, peer.value))
+                state.peers.pop(owner, None)  # forgotten; a claim of its found later starts afresh
             if taken:
                 log.info("switch %s: took over %d calls", link.name, taken)
         except EslError as exc:
