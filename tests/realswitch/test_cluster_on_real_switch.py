@@ -7,6 +7,7 @@ many webhooks it got (one delivery id per call; a takeover may resend that same 
 """
 
 import collections
+import signal
 import time
 
 import gevent
@@ -14,6 +15,7 @@ import pytest
 
 from callflowd.calls import hashdb, ownership
 from tests.realswitch.daemon import FRONT_DESK, DaemonProcess, front_desk_flow
+from tests.realswitch.proxy import EslProxy
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -28,10 +30,10 @@ def daemons(tmp_path, esl, receiver):
     with a ``LEASE``; each is stopped after the test (exit 0 asserted) unless it was killed."""
     started = []
 
-    def start(name, ring_timeout=20, **settings):
+    def start(name, ring_timeout=20, via=None, **settings):
         workdir = tmp_path / name
         workdir.mkdir(exist_ok=True)
-        daemon = DaemonProcess(workdir, esl, {"front-desk": front_desk_flow(receiver.url("/missed"))},
+        daemon = DaemonProcess(workdir, via or esl, {"front-desk": front_desk_flow(receiver.url("/missed"))},
                                ring_timeout=ring_timeout, log_level="info",
                                cluster={"name": name, "lease": LEASE}, **settings)
         started.append(daemon)
@@ -181,3 +183,54 @@ def test_a_rolling_restart_of_both_daemons_during_60s_of_calls_loses_none(switch
     assert len(uuids) == 120
     each_call_had_one_bridge_one_voicemail_one_webhook(switch, receiver, since, uuids)
     assert handed_over, "neither stop had a call to hand over: the test proved less than it says"
+
+
+def ring_one_call(switch, sipp):
+    """A caller on the front desk, whose phone rings and never answers; its uuid once rung."""
+    sipp.register("1000")
+    sipp.phone("uas_ring_cancel.xml")
+    since = len(switch.events)
+    sipp.call(FRONT_DESK)
+    uuid = switch.parked_call(FRONT_DESK, since=since).uuid
+    switch.wait_for("CHANNEL_EXECUTE", uuid, Application="bridge")
+    return uuid, since
+
+
+def finished_by_one_daemon(switch, receiver, since, uuid):
+    """The bridge ran out, voicemail ran once, one webhook id came; then the caller is hung up."""
+    switch.wait_for("CHANNEL_EXECUTE", uuid, Application="voicemail", timeout=40)
+    wait_until(lambda: uuid in webhooks_by_call(receiver), 15, "the webhook")
+    switch.api("uuid_kill %s" % uuid)
+    switch.wait_for("CHANNEL_DESTROY", uuid, timeout=10)
+    each_call_had_one_bridge_one_voicemail_one_webhook(switch, receiver, since, [uuid])
+
+
+def test_a_hung_daemon_that_wakes_after_its_call_was_taken_over_leaves_it_alone(
+        switch, sipp, receiver, daemons):
+    first = daemons("cf-a", ring_timeout=10)
+    uuid, since = ring_one_call(switch, sipp)
+    second = daemons("cf-b", ring_timeout=10)
+    first.process.send_signal(signal.SIGSTOP)  # hung: its socket stays open, it says nothing
+    try:
+        second.wait_for_line(r"call %s: taking the call back" % uuid, timeout=LEASE + 5)
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+    first.wait_for_line(r"call %s: another daemon took the call over while our lease" % uuid, timeout=30)
+    finished_by_one_daemon(switch, receiver, since, uuid)
+
+
+def test_a_daemon_cut_off_from_the_switch_finds_its_call_taken_over_when_back(
+        switch, sipp, receiver, daemons, esl):
+    host, port, password = esl
+    proxy = EslProxy((host, port)).start()
+    try:
+        first = daemons("cf-a", ring_timeout=10, via=("127.0.0.1", proxy.port, password))
+        uuid, since = ring_one_call(switch, sipp)
+        second = daemons("cf-b", ring_timeout=10)
+        proxy.cut()
+        second.wait_for_line(r"call %s: taking the call back" % uuid, timeout=LEASE + 5)
+        proxy.restore()
+        first.wait_for_line(r"call %s: another daemon took the call over while our lease" % uuid, timeout=30)
+        finished_by_one_daemon(switch, receiver, since, uuid)
+    finally:
+        proxy.stop()

@@ -39,7 +39,7 @@ from gevent.pool import Group
 from callflowd import metrics
 from callflowd.calls import hashdb
 from callflowd.calls.recovery import read_channel
-from callflowd.errors import CallLost, EslError
+from callflowd.errors import CallLost, EslError, NotConnected
 from callflowd.logfmt import safe
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ TAKES = "callflowd_take"  # "<uuid>:<generation>" -> the daemon that took that g
 RELEASED = "released"
 DEFAULT_LEASE_SECONDS = 5.0
 _NO_MOD_HASH = "Command not found"
+CLAIM_PATIENCE_SECONDS = 60.0  # a parked call waits this long for its switch to take our claim
 _MAX_PENDING = 10000  # releases waiting for the next lease write, per switch
 
 
@@ -154,19 +155,34 @@ class Ownership:
 
     # -- per call (the router and the call) ----------------------------------------------------
 
-    def claim(self, call):
-        """Race for a call that just parked: True if we won it (or the switch has no mod_hash)."""
+    def claim(self, call, patience=CLAIM_PATIENCE_SECONDS):
+        """Race for a call that just parked: True if we won it (or the switch has no mod_hash).
+
+        A claim not sent (the link down) is sent once the switch is back; one sent without an
+        answer may have won, so the switch is asked whose the call is instead. After
+        ``patience`` seconds without the switch the call is left parked, as unrouted.
+        """
         link = call.switch
         state = self._switch(link)
         if state.without_hash:
             return True
         uuid = call.uuid
-        try:
-            reply = link.api(hashdb.insert_ifempty(CLAIMS, uuid, claim_value(self.name, 1)))
-        except EslError as exc:
-            # sent but unanswered, or not sent: read what the switch has before deciding
-            call.log.warning("claim not confirmed (%s); asking the switch who has the call", exc)
-            return self.take(uuid, link)
+        deadline = self._clock() + patience
+        sent = False
+        while True:
+            try:
+                if sent:
+                    return self._take(uuid, link, state, None)
+                reply = link.api(hashdb.insert_ifempty(CLAIMS, uuid, claim_value(self.name, 1)))
+                break
+            except NotConnected as exc:
+                call.log.warning("claim not sent (%s); sending it once the switch is back", exc)
+            except EslError as exc:
+                call.log.warning("claim not confirmed (%s); asking the switch whose the call is", exc)
+                sent = True
+            if not link.wait_up(max(0.0, deadline - self._clock())):
+                call.log.warning("could not claim the call within %gs; leaving it parked", patience)
+                return False
         if _NO_MOD_HASH in reply:
             self._no_mod_hash(state)
             return True
