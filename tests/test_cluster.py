@@ -33,8 +33,8 @@ def cluster(tmp_path, receiver):
     """``start(switch, name)``: a daemon named ``name`` in a cluster on ``switch``."""
     started = []
 
-    def start(switch, name, lease=LEASE, **settings):
-        workdir = tmp_path / name
+    def start(switch, name, lease=LEASE, workdir_name=None, **settings):
+        workdir = tmp_path / (workdir_name or name)
         workdir.mkdir()
         flows = {"front-desk": front_desk_flow({"uri": receiver.url("/missed")})}
         daemon = Daemon(write_config(workdir, switch, flows, cluster={"name": name, "lease": lease},
@@ -167,7 +167,7 @@ def test_one_daemon_alone_needs_no_cluster_settings_and_holds_its_lease(switch, 
         assert apps(sim_call).count("voicemail") == 1
         details = daemon.service.ownership.details()
         assert details["leases_held"] == 1 and details["peers"] == []
-        assert "0 taken over" in daemon.service.status_text()
+        assert daemon.service.status_text() == "running; freeswitch up"  # as a daemon alone always said
     finally:
         daemon.stop()
 
@@ -185,3 +185,14 @@ def test_a_switch_without_mod_hash_has_its_calls_driven_unclaimed(switch, receiv
         logs.wait_for("switch freeswitch has no mod_hash")
     finally:
         daemon.stop()
+
+
+def test_two_daemons_given_the_same_name_are_told_and_still_drive_each_call_once(switch, receiver, cluster, logs):
+    first, second = cluster(switch, "twin"), cluster(switch, "twin", workdir_name="twin-2")
+    logs.wait_for("another daemon is also called twin", timeout=3 * LEASE)
+    calls = [switch.place_call(FRONT_DESK, scenario=Scenario(device="busy", ring_seconds=0, voicemail_seconds=1))
+             for _ in range(5)]
+    for sim_call in calls:
+        sim_call.wait_ended(10)
+        assert apps(sim_call).count("voicemail") == 1
+    assert len(receiver.wait_for(5, 10)) == 5

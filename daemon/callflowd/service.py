@@ -378,11 +378,23 @@ class Service:
         for name, link in self.links.items():
             parts.append("%s %s" % (name, link.state) if link.state == switch_link.UP
                          else "%s %s (%s)" % (name, link.state, link.reason))
-        if self.ownership is not None:
-            details = self.ownership.details()
-            parts.append("%d calls owned, leases %d/%d, %d taken over" % (
-                details["calls_owned"], details["leases_held"], len(self.links), details["taken_over"]))
-        return "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
+        text = "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
+        cluster = self._cluster_status()
+        return "%s; %s" % (text, cluster) if cluster else text
+
+    def _cluster_status(self):
+        """``cluster cf-a: 3 calls owned, leases 2/2, 1 taken over, peers cf-b``, once it is one:
+        another daemon seen, a call taken over, or a lease not held on a switch that is up
+        (a daemon alone shows what it always did)."""
+        if self.ownership is None:
+            return ""
+        details = self.ownership.details()
+        up = sum(1 for link in self.links.values() if link.state == switch_link.UP)
+        if not (details["peers"] or details["taken_over"] or details["leases_held"] < up):
+            return ""
+        return "cluster %s: %d calls owned, leases %d/%d, %d taken over%s" % (
+            details["name"], details["calls_owned"], details["leases_held"], len(self.links),
+            details["taken_over"], ", peers " + " ".join(details["peers"]) if details["peers"] else "")
 
     def _new_link(self, settings):
         link = self.links[settings.name] = switch_link.SwitchLink(

@@ -87,6 +87,7 @@ class _Switch:
         self.scanning = None  # the greenlet taking over calls, while it runs
         self.keeper = None  # the greenlet renewing the lease
         self.dead_seen = frozenset()  # peers found dead at the last read
+        self.written = None  # the value of our last lease write
 
 
 class Ownership:
@@ -109,6 +110,7 @@ class Ownership:
         self._stopping = Event()
         self.taken_over = 0
         self.handing_over = False
+        self.duplicate_name = False  # another live daemon writes our lease: see _check_name
         metrics.watch_cluster(self)
 
     # -- lifecycle (the service) -------------------------------------------------------------
@@ -170,6 +172,14 @@ class Ownership:
         deadline = self._clock() + patience
         sent = False
         while True:
+            # not while the link is still taking back its calls: nothing goes out for a call before
+            remaining = deadline - self._clock()
+            if not link.connected and remaining > 0:
+                call.log.info("switch %s is %s; the flow waits for that", link.name,
+                              "back and taking back its calls" if link.taking_back else "down")
+            if remaining <= 0 or not (link.connected or link.wait_up(remaining)):
+                call.log.warning("could not claim the call within %gs; leaving it parked", patience)
+                return False
             try:
                 if sent:
                     return self._take(uuid, link, state, None)
@@ -180,9 +190,6 @@ class Ownership:
             except EslError as exc:
                 call.log.warning("claim not confirmed (%s); asking the switch whose the call is", exc)
                 sent = True
-            if not link.wait_up(max(0.0, deadline - self._clock())):
-                call.log.warning("could not claim the call within %gs; leaving it parked", patience)
-                return False
         if _NO_MOD_HASH in reply:
             self._no_mod_hash(state)
             return True
@@ -225,8 +232,8 @@ class Ownership:
         if owner != self.name and self._owner_alive(state, owner, self._clock()):
             log.debug("call %s: driven by %s, who is alive", uuid, safe(owner))
             return False
-        if owner == self.name and self._held.get(uuid) not in (None, generation):
-            return False  # we held a later generation: someone took it from us since
+        if owner == self.name and (self._held.get(uuid) not in (None, generation) or self.duplicate_name):
+            return False  # a later generation was ours (taken from us since), or it is a namesake's
         won = hashdb.succeeded(link.api(hashdb.insert_ifempty(TAKES, "%s:%d" % (uuid, generation),
                                                               self.name)))
         if not won:
@@ -308,7 +315,7 @@ class Ownership:
         now = self._clock()
         return {"name": self.name, "lease_seconds": self.lease, "calls_owned": self.calls_owned,
                 "leases_held": self.leases_held(), "switches": len(self._switches),
-                "taken_over": self.taken_over,
+                "taken_over": self.taken_over, "duplicate_name": self.duplicate_name,
                 "peers": sorted({name for state in self._switches.values()
                                  for name in self._alive_peers(state, now)})}
 
@@ -337,7 +344,8 @@ class Ownership:
         link = state.link
         self._counter += 1
         pending, state.pending = state.pending, []
-        commands = [hashdb.insert(LEASES, self.name, "%s.%d" % (self.instance, self._counter)),
+        value = "%s.%d" % (self.instance, self._counter)
+        commands = [hashdb.select(LEASES, self.name), hashdb.insert(LEASES, self.name, value),
                     hashdb.dump(LEASES)] + pending
         sent_at = self._clock()
         try:
@@ -346,12 +354,14 @@ class Ownership:
             state.pending = pending + state.pending
             log.debug("switch %s: lease not renewed: %s", link.name, exc)
             return
-        if _NO_MOD_HASH in replies[0]:
+        if _NO_MOD_HASH in replies[1]:
             self._no_mod_hash(state)
             return
-        if not hashdb.succeeded(replies[0]):
-            log.warning("switch %s: lease not renewed: %s", link.name, safe(replies[0].strip()))
+        if not hashdb.succeeded(replies[1]):
+            log.warning("switch %s: lease not renewed: %s", link.name, safe(replies[1].strip()))
             return
+        self._check_name(state, hashdb.selected(replies[0]))
+        state.written = value
         if state.renewed_at is None or sent_at - state.renewed_at >= self.fresh_for:
             # a gap (first write, a cut, a hung loop): peers may have taken calls over meanwhile
             lapsed = [uuid for uuid, call in self.router.calls.items() if call.switch is link] \
@@ -362,7 +372,18 @@ class Ownership:
                             "before their next command", link.name, sent_at - state.renewed_at,
                             len(lapsed))
         state.renewed_at = sent_at
-        self._watch(state, hashdb.parse_dump(replies[1], LEASES), self._clock())
+        self._watch(state, hashdb.parse_dump(replies[2], LEASES), self._clock())
+
+    def _check_name(self, state, found):
+        """Our lease must hold what we wrote last: anything else was written by another daemon
+        under our name, whose calls we would take for ours from a previous life."""
+        if state.written is None or found in (None, state.written):
+            return
+        if not self.duplicate_name:
+            log.error("switch %s: another daemon is also called %s (it wrote our lease); give each "
+                      "daemon its own cluster.name. Until then no call is taken back as ours",
+                      state.link.name, self.name)
+        self.duplicate_name = True
 
     def _watch(self, state, leases, now):
         if state.watched_at is not None and now - state.watched_at > 2 * self.interval + 1.0:
@@ -370,10 +391,7 @@ class Ownership:
             for peer in state.peers.values():
                 peer.changed_at = now
         state.watched_at = now
-        mine = leases.pop(self.name, None)
-        if mine is not None and mine != RELEASED and not mine.startswith(self.instance + "."):
-            log.error("switch %s: another daemon also calls itself %s; give each daemon its own "
-                      "cluster.name", state.link.name, self.name)
+        leases.pop(self.name, None)
         for name, value in leases.items():
             peer = state.peers.get(name)
             if peer is None or peer.value != value:

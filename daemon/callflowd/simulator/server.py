@@ -27,6 +27,7 @@ from gevent import socket as gsocket
 from callflowd.esl import protocol
 from callflowd.simulator import templates
 from callflowd.simulator.call import Scenario, SimulatedCall, known_cause
+from callflowd.simulator.hashstore import HashStore
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class FreeswitchSimulator:
         self._listener = None
         self._connections = []
         self._calls = {}
-        self.hash_store = {}  # mod_hash's db: "<realm>_<key>" -> value (api hash, hash_dump)
+        self.hash_store = HashStore()  # mod_hash's db (api hash, hash_dump)
         self._sequence = 0
         self._call_count = 0
         self._sessions = 0
@@ -320,45 +321,10 @@ class FreeswitchSimulator:
         return "".join("%s: %s\n" % (name, protocol.url_encode(value)) for name, value in call.dump_pairs()), None
 
     def _api_hash(self, arg):
-        """mod_hash's ``hash <verb>/<realm>/<key>[/<value>]``, replies as FreeSWITCH 1.10.12's
-        (an empty reply, a missing key's select, goes out as ``-ERR no reply``)."""
-        parts = arg.strip().split("/", 3)
-        if len(parts) < 3:
-            return "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n", None
-        verb, key, value = parts[0].lower(), "%s_%s" % (parts[1], parts[2]), parts[3] if len(parts) > 3 else None
-        store = self.hash_store
-        if verb == "select":
-            return store.get(key) or "-ERR no reply\n", None
-        if verb == "delete":
-            return ("+OK\n" if store.pop(key, None) is not None else "-ERR Not found\n"), None
-        if value is None:
-            return "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n", None
-        if verb == "insert":
-            store[key] = value
-            return "+OK\n", None
-        if verb == "insert_ifempty":
-            if key in store:
-                return "-ERR key already exists\n", None
-            store[key] = value
-            return "+OK\n", None
-        if verb == "delete_ifmatch":
-            if key not in store:
-                return "-ERR Not found\n", None
-            if store[key] != value:
-                return "-ERR Doesn't match\n", None
-            del store[key]
-            return "+OK\n", None
-        return "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n", None
+        return self.hash_store.hash(arg), None
 
     def _api_hash_dump(self, arg):
-        words = arg.split()
-        if not words or words[0] not in ("all", "limit", "db"):
-            return "Usage: all|limit|db [<realm>]\n", None
-        if words[0] == "limit":
-            return "-ERR no reply\n", None
-        prefix = words[1] + "_" if len(words) > 1 else ""
-        lines = ["D/%s/%s\n" % (key, value) for key, value in self.hash_store.items() if prefix in key]
-        return "".join(lines) or "-ERR no reply\n", None
+        return self.hash_store.dump(arg), None
 
     def _api_hostname(self, arg):
         return self.hostname, None
