@@ -11,6 +11,8 @@ import gevent
 import pytest
 
 from callflowd.calls import hashdb, ownership
+from callflowd.errors import ConfigError
+from callflowd.flow.load import load_config
 from callflowd.simulator import FreeswitchSimulator, Scenario
 from tests.harness import FRONT_DESK, Daemon, front_desk_flow, write_config
 
@@ -196,3 +198,41 @@ def test_two_daemons_given_the_same_name_are_told_and_still_drive_each_call_once
         sim_call.wait_ended(10)
         assert apps(sim_call).count("voicemail") == 1
     assert len(receiver.wait_for(5, 10)) == 5
+
+
+def test_a_dump_is_read_for_its_own_realm_only():
+    # mod_hash matches the realm with strstr: "callflowd_call_" is also inside "x_callflowd_call_y"
+    text = ("D/callflowd_call_u1/cf-a:1\nD/callflowd_call_u2/cf-b:3\nD/callflowd_lease_cf-a/ab.7\n"
+            "D/x_callflowd_call_u3/no\n")
+    assert hashdb.parse_dump(text, "callflowd_call") == {"u1": "cf-a:1", "u2": "cf-b:3"}
+    assert hashdb.parse_dump("-ERR no reply\n", "callflowd_call") == {}
+    assert hashdb.selected("-ERR no reply\n") is None and hashdb.selected("cf-a:1") == "cf-a:1"
+    assert ownership.parse_claim("cf-a.example:12") == ("cf-a.example", 12)
+    assert ownership.parse_claim("odd") == ("odd", 0)
+
+
+def test_a_name_that_could_split_a_hash_command_is_refused():
+    for name in ("a/b", "a b", "", "a\nb"):
+        with pytest.raises(ValueError):
+            hashdb.check_word(name)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"name": "cf a"}, "cluster.name: must not contain whitespace"),
+    ({"name": "cf/a"}, "cluster.name: must be 1 to 64 letters, digits, '.', '_' or '-'"),
+    ({"lease": 0.5}, "cluster.lease: must be between 1 and 60 seconds"),
+    ({"claims": "yes"}, "cluster.claims: must be true or false"),
+    ({"peers": ["x"]}, "cluster: unknown key 'peers' (known: claims, name, lease)"),
+])
+def test_a_bad_cluster_setting_is_one_line_naming_its_path(tmp_path, switch, receiver, settings, message):
+    path = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})},
+                        cluster=settings)
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    assert str(refused.value) == "%s: %s" % (path, message)
+
+
+def test_the_cluster_settings_have_defaults_a_daemon_alone_needs_nothing_of(tmp_path, switch, receiver):
+    path = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
+    settings = load_config(str(path)).cluster
+    assert (settings.claims, settings.name, settings.lease) == (True, None, 5.0)

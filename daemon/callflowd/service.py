@@ -314,7 +314,6 @@ class Service:
             return False
         log.info("handing %d calls over to the other daemons on %s", len(calls),
                  ", ".join(sorted(link.name for link in links)))
-        self.ownership.handing_over = True
         return True
 
     def halt(self):

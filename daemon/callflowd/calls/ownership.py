@@ -109,7 +109,6 @@ class Ownership:
         self._group = Group()
         self._stopping = Event()
         self.taken_over = 0
-        self.handing_over = False
         self.duplicate_name = False  # another live daemon writes our lease: see _check_name
         metrics.watch_cluster(self)
 
@@ -253,13 +252,13 @@ class Ownership:
         state = self._switches.get(call.switch.name)
         if state is None or state.without_hash:
             return
+        generation = self._held.get(uuid)
+        if generation is None:  # never won, or lost already
+            raise CallLost("another daemon drives it")
         if uuid not in self._suspect and state.renewed_at is not None \
                 and self._clock() - state.renewed_at < self.fresh_for:
             return
         self._suspect.add(uuid)
-        if self._held.get(uuid) is None:
-            raise CallLost("another daemon drives it now")
-        generation = self._held[uuid]
         value = hashdb.selected(call.switch.api(hashdb.select(CLAIMS, uuid)))
         if value == claim_value(self.name, generation):
             won = hashdb.succeeded(call.switch.api(hashdb.insert_ifempty(
