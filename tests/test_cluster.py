@@ -14,6 +14,7 @@ from callflowd.calls import hashdb, ownership
 from callflowd.errors import ConfigError
 from callflowd.flow.load import load_config
 from callflowd.simulator import FreeswitchSimulator, Scenario
+from callflowd.simulator import api as simulator_api
 from tests.harness import FRONT_DESK, Daemon, front_desk_flow, write_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -176,7 +177,7 @@ def test_one_daemon_alone_needs_no_cluster_settings_and_holds_its_lease(switch, 
 
 def test_a_switch_without_mod_hash_has_its_calls_driven_unclaimed(switch, receiver, tmp_path, logs,
                                                                    monkeypatch):
-    monkeypatch.setattr(switch, "_api_hash", None)  # as a FreeSWITCH built without mod_hash
+    monkeypatch.delitem(simulator_api.COMMANDS, "hash")  # as a FreeSWITCH built without mod_hash
     flows = {"front-desk": front_desk_flow({"uri": receiver.url("/missed")})}
     daemon = Daemon(write_config(tmp_path, switch, flows)).start()
     try:

@@ -1,4 +1,4 @@
-"""A config can't hang or crash the loader: each hazard of issue 8 gives one line and exit 2, fast.
+"""A config can't hang or crash the loader: each hazard gives one line and exit 2, fast.
 
 The hazards, as an operator met them: children aliasing the previous node 9
 times per level (9^levels nodes), a billion-laughs ``custom_data``, a FIFO or a

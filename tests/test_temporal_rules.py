@@ -261,6 +261,8 @@ def test_the_module_clock_is_what_local_now_reads(monkeypatch):
     ({"cycle": "daily", "time_window_start": 79200, "time_window_stop": 7200}, "time_window_stop",
      "must not be before time_window_start (79200); a window past midnight is two rules"),
     ({"cycle": "daily", "enabled": "yes"}, "enabled", "must be true, false or absent"),
+    ({"cycle": "daily", "start_date": "9" * 5000}, "start_date",
+     "must be an integer (or a string holding one), not '%s'" % ("9" * 40)),
 ])
 def test_a_bad_rule_is_refused_naming_its_key(raw, key, message):
     with pytest.raises(InvalidData) as caught:

@@ -142,6 +142,11 @@ class RoutingSettings:
     max_callflow_jumps: int = 50  # Kazoo's cf_exe caps branches at 50
 
 
+# The kind of a Reference to another callflow: its table is the callflows themselves,
+# known once every document is read.
+CALLFLOW = "callflow"
+
+
 @dataclasses.dataclass(frozen=True)
 class Reference:
     """An id a callflow node names: ``kind`` says in which table (``device``, ``callflow``...).

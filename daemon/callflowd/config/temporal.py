@@ -250,7 +250,7 @@ def _date(raw, key):
         except ValueError:
             raise InvalidData(key, "%r is not a date" % value) from None
     if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+        value = fields.integer_value(value, key)  # bounded: int() of 4,300 digits raises
     if isinstance(value, int) and not isinstance(value, bool):
         unix = value - _GREGORIAN_EPOCH_SECONDS
         if not 0 <= unix < 253402300800 - 86400:  # 1970 to 9999
