@@ -231,7 +231,9 @@ class Ownership:
         if owner != self.name and self._owner_alive(state, owner, self._clock()):
             log.debug("call %s: driven by %s, who is alive", uuid, safe(owner))
             return False
-        if owner == self.name and (self._held.get(uuid) not in (None, generation) or self.duplicate_name):
+        if owner == self.name and self._held.get(uuid) == generation:
+            return True  # ours already (taken back a moment ago by another path)
+        if owner == self.name and (uuid in self._held or self.duplicate_name):
             return False  # a later generation was ours (taken from us since), or it is a namesake's
         won = hashdb.succeeded(link.api(hashdb.insert_ifempty(TAKES, "%s:%d" % (uuid, generation),
                                                               self.name)))

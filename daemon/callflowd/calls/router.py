@@ -96,9 +96,12 @@ class CallRouter:
         uuid = channel.uuid
         if uuid in self.calls:
             return
-        if not claimed and self.ownership is not None and not self.ownership.take(uuid, link):
-            log.info("call %s: another daemon drives it now; leaving it", uuid)
-            return
+        if not claimed and self.ownership is not None:
+            if not self.ownership.take(uuid, link):
+                log.info("call %s: another daemon drives it now; leaving it", uuid)
+                return
+            if uuid in self.calls:  # taken back meanwhile by the claims' own sweep
+                return
         callflow = self.routes.by_id.get(record.callflow_id)
         node = callflow.node_at(record.node_path) if callflow is not None else None
         if node is None:
