@@ -110,19 +110,6 @@ def test_a_traceback_is_indented_under_its_record(capture):
     assert "  | ValueError: bad digits" in rest
 
 
-def test_greenswitch_root_logger_chatter_is_named_and_demoted(capture):
-    stream = capture(level="INFO")
-    root = logging.getLogger()
-    path = "/venv/site-packages/greenswitch/esl.py"
-    root.handle(root.makeRecord("root", logging.INFO, path, 224, "Waiting for receive greenlet exit", (), None))
-    root.handle(root.makeRecord("root", logging.ERROR, path, 166, "{'Event-Name': 'X'}", (), None))
-    assert stream.getvalue().splitlines()[-1].endswith("ERROR greenswitch: {'Event-Name': 'X'}")
-    assert "Waiting for receive" not in stream.getvalue()
-    stream = capture(level="DEBUG")
-    root.handle(root.makeRecord("root", logging.INFO, path, 224, "Waiting for receive greenlet exit", (), None))
-    assert stream.getvalue().endswith("DEBUG greenswitch: Waiting for receive greenlet exit\n")
-
-
 def test_uri_credentials_and_secret_query_values_are_masked():
     assert logfmt.redact("POST https://hooks:s3cr3t@example.com/a?id=1&token=abc&x=2") == \
         "POST https://hooks:***@example.com/a?id=1&token=***&x=2"

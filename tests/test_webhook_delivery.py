@@ -48,10 +48,10 @@ FIELDS = (
 def make_dispatcher(tmp_path):
     made = []
 
-    def make(state_dir=None, rand=lambda: 0.5, clock=time.time, **settings):
+    def make(state_dir=None, rand=lambda: 0.5, clock=time.time, on_attempt=(), **settings):
         settings.setdefault("timeout", 2.0)
         dispatcher = WebhookDispatcher(WebhookSettings(**settings), str(state_dir or tmp_path / "state"),
-                                       rand=rand, clock=clock)
+                                       rand=rand, clock=clock, on_attempt=on_attempt)
         dispatcher.start()
         made.append(dispatcher)
         return dispatcher
@@ -154,6 +154,25 @@ def test_503_then_200_is_delivered_on_the_second_attempt_with_the_same_delivery_
     assert (stats.delivered, stats.failed, stats.retried) == (1, 0, 1)
     assert logs.matching("webhook sent, no good answer (503 service unavailable)")
     assert logs.matching("after 2 attempts")
+
+
+def test_an_observer_is_told_every_attempts_outcome_and_a_failing_one_stops_nothing(
+        receiver, make_dispatcher, logs):
+    seen = []
+
+    def broken(request, result):
+        raise RuntimeError("observer bug")
+
+    receiver.fail_next(1, status=503)
+    dispatcher = make_dispatcher(on_attempt=[broken, lambda request, result: seen.append((request, result))])
+    request = webhook(receiver.url("/hook"))
+    dispatcher.submit(request)
+    stats = settle(dispatcher, logs)
+
+    assert [(r.delivery_id, result.outcome, result.status) for r, result in seen] == [
+        (request.delivery_id, Outcome.NO_ANSWER, 503), (request.delivery_id, Outcome.DELIVERED, 200)]
+    assert (stats.delivered, stats.retried) == (1, 1)
+    assert logs.matching("an observer of webhook attempts failed; delivery goes on")
 
 
 @pytest.mark.parametrize("status", [408, 429, 502, 503, 504])

@@ -41,14 +41,17 @@ from gevent.queue import Queue
 
 from callflowd import metrics, systemd
 from callflowd import logfmt
+from callflowd.actions import LONG_APPLICATIONS
 from callflowd.calls.marker import default_owner
 from callflowd.calls.ownership import Ownership
 from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
+from callflowd.config.temporal import utc_now
 from callflowd.errors import ConfigError
 from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
+from callflowd.flow.executor import run_callflow
 from callflowd.flow.load import load_config
 from callflowd.hooks.lifecycle import LifecycleHooks
 from callflowd.webhooks.dispatcher import WebhookDispatcher
@@ -89,7 +92,7 @@ class Service:
 
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
                  on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False,
-                 outage_limit=None, owner=None):
+                 outage_limit=None, owner=None, clock=utc_now):
         _hide_secrets(config)
         self.config = config
         self.state = State.NEW
@@ -99,9 +102,10 @@ class Service:
         self.webhooks = dispatcher or _webhook_dispatcher(config, log_level)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
         owner = owner or config.cluster.name or default_owner()
-        self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks,
+        # clock: "now" for the callflows (temporal_route), an aware UTC datetime
+        self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
                                  on_call_finished=on_call_finished, owner=owner,
-                                 **router_options)
+                                 long_applications=LONG_APPLICATIONS, clock=clock, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         # Claims (calls/ownership.py): each parked call raced for on the switch, so several

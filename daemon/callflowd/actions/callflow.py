@@ -32,5 +32,9 @@ def references(data):
     return (Reference(CALLFLOW, data.callflow_id),)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     return Jump(data.callflow_id)

@@ -59,6 +59,11 @@ def dial_string(device, timeout):
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "bridge")
+LONG_APPLICATIONS = ("bridge",)
+
+
 def handle(call, data):
     # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
     call.set_variable("continue_on_fail", "true", ahead=True)

@@ -138,6 +138,10 @@ def _read_capped(response):
     return b"".join(chunks)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     where = redact(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)

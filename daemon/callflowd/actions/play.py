@@ -19,6 +19,7 @@ import dataclasses
 from callflowd.actions import media
 from callflowd.actions.outcome import DEFAULT
 from callflowd.config import fields
+from callflowd.esl import names
 
 ANY_KEY = "1234567890*#"
 MAX_LOOPS = 100
@@ -47,13 +48,18 @@ class Data:
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("answer", "set", "playback")
+LONG_APPLICATIONS = ("playback",)
+
+
 def handle(call, data):
     if data.answer:
         call.answer()
     call.set_variable("playback_terminators", data.terminators or "none")
     for _ in range(data.loop_count):
         done = call.execute("playback", data.media, timeout=MAX_PLAY_SECONDS)
-        used = done.get("variable_playback_terminator_used")
+        used = done.get(names.VAR_PLAYBACK_TERMINATOR_USED)
         if used:
             call.log.info("playback cut short by key %s", used)
             break

@@ -37,6 +37,11 @@ def references(data):
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("answer", "voicemail")
+LONG_APPLICATIONS = ("voicemail",)
+
+
 def handle(call, data):
     box = data.box
     call.answer(ahead=True)  # not waited for: it goes out with voicemail, ahead of it

@@ -83,13 +83,17 @@ def _as_text(value):
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     request = WebhookRequest(
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
         format=data.format, secret=data.secret,
-        delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.current_callflow_id, call.node_path),
-                                     call.visits(call.node_path)),
+        delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.position.callflow_id, call.position.node_path),
+                                     call.position.visit),
     )
     if call.webhooks.submit(request):
         call.log.info("webhook queued: %s (delivery %s)", request.describe(), request.delivery_id)

@@ -129,11 +129,13 @@ class WebhookDispatcher(OutboxIntake):
     """Owns the outbox, the lanes and the attempt greenlets.
 
     ``rand`` feeds the back-off jitter and ``clock`` gives Unix time, both
-    injectable so tests can check the schedule without sleeping.
+    injectable so tests can check the schedule without sleeping. ``on_attempt``:
+    callables ``(request, result)`` told the outcome of every attempt (an
+    ``AttemptResult``) before it is acted on (``callflowd simulate`` reports them).
     """
 
     def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time,
-                 shared=False):
+                 shared=False, on_attempt=()):
         if settings.concurrency < 1 or settings.concurrency_per_endpoint < 1:
             raise ValueError("webhook concurrency must be >= 1")
         if settings.outbox_max < 1:
@@ -145,6 +147,7 @@ class WebhookDispatcher(OutboxIntake):
         self._session = session or make_session(settings)
         self._rand = rand
         self._clock = clock
+        self._on_attempt = tuple(on_attempt)
         # shared: a delivery process, following an outbox the daemon writes (webhooks.process)
         self.outbox = Outbox(OutboxStore(state_dir, settings.synchronous), settings.outbox_max,
                              on_committed=self._accepted, on_lost=self._lost, shared=shared)
@@ -396,6 +399,12 @@ class WebhookDispatcher(OutboxIntake):
 
     def _record(self, lane, item, result):
         request = item.request
+        for observer in self._on_attempt:
+            try:
+                observer(request, result)
+            except Exception:
+                log.exception("call %s: an observer of webhook attempts failed; delivery goes on",
+                              safe(request.call_id))
         if result.outcome is Outcome.DELIVERED:
             lane.breaker.succeeded()
             self.outbox.delete(request.delivery_id)
