@@ -80,7 +80,7 @@ def test_two_daemons_drive_each_of_20_busy_calls_once(switch, receiver, cluster)
         assert apps(sim_call).count("bridge") == 1, sim_call.applications
         assert apps(sim_call).count("voicemail") == 1, sim_call.applications
     requests = receiver.wait_for(20, 10)
-    assert sorted(request.form["call_id"][0] for request in requests) == sorted(c.uuid for c in calls)
+    assert sorted(request.fields["call_id"][0] for request in requests) == sorted(c.uuid for c in calls)
     gevent.sleep(0.3)  # a 21st webhook would be a duplicate: give it the chance to come
     assert len(receiver.requests) == 20
     by = collections.Counter()
@@ -121,7 +121,7 @@ def test_a_call_whose_daemon_dies_while_it_rings_is_finished_by_the_other(slow_s
     assert apps(sim_call).count("bridge") == 1
     assert apps(sim_call).count("voicemail") == 1
     (request,) = receiver.wait_for(1, 10)
-    assert request.form["call_id"] == [sim_call.uuid]
+    assert request.fields["call_id"] == [sim_call.uuid]
     assert second.service.ownership.taken_over == 1
 
 

@@ -6,11 +6,13 @@ dispatcher's log lines and counters, never on sleeps.
 """
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import logging
 import socket
+import ssl
 import sqlite3
 import time
 import urllib.parse
@@ -18,14 +20,13 @@ import urllib.parse
 import gevent
 import gevent.server
 import pytest
-import requests
-import urllib3.exceptions
 
-from callflowd import __version__
+from callflowd import __version__, metrics
 from callflowd.config.model import WebhookSettings
 from callflowd.demo.receiver import WebhookReceiver, free_port
 from callflowd.retry import Retry
-from callflowd.webhooks import delivery
+from callflowd.webhooks import client as client_module
+from callflowd.webhooks import delivery, wire
 from callflowd.webhooks import dispatcher as dispatcher_module
 from callflowd.webhooks.breaker import BreakerSettings
 from callflowd.webhooks.delivery import Outcome
@@ -69,9 +70,11 @@ def webhook(uri, method="post", fields=FIELDS, retries=2, call_id="c0ffee", **op
 
 
 def settle(dispatcher, logs, count=1, timeout=10):
-    """Wait until ``count`` webhooks are finished (delivered or failed)."""
-    logs.wait_until(lambda: dispatcher.stats.delivered + dispatcher.stats.failed >= count, timeout,
-                    "%d webhooks finished" % count)
+    """Wait until ``count`` webhooks are finished (delivered, failed or expired)."""
+    def finished():
+        stats = dispatcher.stats
+        return stats.delivered + stats.failed + stats.expired >= count
+    logs.wait_until(finished, timeout, "%d webhooks finished" % count)
     return dispatcher.stats
 
 
@@ -195,8 +198,7 @@ def test_429_with_retry_after_waits_as_long_as_the_receiver_asked(receiver, make
     assert logs.matching("retry 1 of 2 in 1.00s (Retry-After)")
 
 
-@pytest.mark.parametrize("status, phrase", [(400, "bad request"), (404, "not found"), (410, "gone"),
-                                            (500, "internal server error")])
+@pytest.mark.parametrize("status, phrase", [(400, "bad request"), (404, "not found"), (410, "gone")])
 def test_an_answer_that_means_never_is_not_retried(receiver, make_dispatcher, status, phrase, logs):
     receiver.respond_with(status)
     dispatcher = make_dispatcher()
@@ -217,7 +219,7 @@ def test_a_redirect_is_not_followed(receiver, make_dispatcher, logs):
     assert len(receiver.requests) == 1
 
 
-def test_a_receiver_that_comes_up_between_attempts_gets_the_retry(make_dispatcher, logs):
+def test_a_receiver_that_comes_up_later_gets_the_webhook_as_its_first_attempt(make_dispatcher, logs):
     receiver = WebhookReceiver(port=free_port())  # down: its port is closed
     try:
         dispatcher = make_dispatcher()
@@ -225,24 +227,47 @@ def test_a_receiver_that_comes_up_between_attempts_gets_the_retry(make_dispatche
         logs.wait_for("webhook not sent (connection refused)")
         receiver.start()
         stats = settle(dispatcher, logs)
-        assert len(receiver.requests) == 1
+        [got] = receiver.requests
     finally:
         receiver.stop()
     assert (stats.delivered, stats.failed, stats.retried) == (1, 0, 1)
-    assert logs.matching("retry 1 of 2 in 0.50s")
+    assert logs.matching("it waits in the outbox and tries again in 0.50s (attempts spent: 0 of 3)")
+    assert got.header("X-Callflowd-Attempt") == "1"  # a host that wasn't there spent no attempt
 
 
-def test_a_receiver_that_stays_down_fails_after_one_plus_retries_attempts(make_dispatcher, logs):
+def test_a_host_that_is_never_available_spends_no_attempt_and_expires_after_max_age(make_dispatcher, logs,
+                                                                                   tmp_path):
     uri = "http://127.0.0.1:%d/hook" % free_port()
+    dispatcher = make_dispatcher(max_age=0.5)
+    dispatcher.submit(webhook(uri, retries=0, call_id="dead-beef", backoff_factor=0.05, backoff_max=0.1))
+    stats = settle(dispatcher, logs)
+
+    # with retries 0 (one attempt in all) it was tried again and again, never spending it
+    assert (stats.delivered, stats.failed, stats.expired) == (0, 0, 1)
+    assert stats.retried >= 3
+    [expired] = [r for r in logs.records if "webhook dropped" in r.getMessage()]
+    assert expired.levelno == logging.WARNING
+    assert expired.getMessage().startswith(
+        "call dead-beef: webhook dropped: its receiver was not available for 0.5s (webhooks.max_age): "
+        "POST %s (delivery " % uri)
+    dispatcher.outbox.flush(5)
+    assert rows(tmp_path / "state") == []
+    assert metrics.WEBHOOKS_EXPIRED._value.get() >= 1
+
+
+def test_a_receiver_that_answers_503_fails_after_its_attempts(receiver, make_dispatcher, logs):
+    receiver.respond_with(503)
     dispatcher = make_dispatcher()
-    dispatcher.submit(webhook(uri, retries=2, call_id="dead-beef"))
+    dispatcher.submit(webhook(receiver.url("/hook"), retries=2, call_id="dead-beef"))
     stats = settle(dispatcher, logs)
 
     assert (stats.delivered, stats.failed, stats.retried) == (0, 1, 2)
+    assert [r.header("X-Callflowd-Attempt") for r in receiver.requests] == ["1", "2", "3"]
     [failure] = [r for r in logs.records if "webhook failed" in r.getMessage()]
     assert failure.levelno == logging.WARNING
     assert failure.getMessage().startswith(
-        "call dead-beef: webhook failed after 3 attempts: connection refused (not sent): POST %s" % uri)
+        "call dead-beef: webhook failed after 3 attempts: 503 service unavailable (sent, no good answer): "
+        "POST %s" % receiver.url("/hook"))
 
 
 def test_a_read_timeout_is_retried_as_sent_without_an_answer(receiver, make_dispatcher, logs):
@@ -298,8 +323,9 @@ def test_a_200_with_a_slow_body_is_counted_once_as_delivered(receiver, make_disp
     assert logs.matching("answered 200 ok after 1 attempt")
 
 
-def test_waits_between_attempts_follow_the_retry_policy(make_dispatcher, logs):
-    uri = "http://127.0.0.1:%d/" % free_port()
+def test_waits_between_attempts_follow_the_retry_policy(receiver, make_dispatcher, logs):
+    receiver.respond_with(503)
+    uri = receiver.url("/")
     dispatcher = make_dispatcher(rand=lambda: 1.0)
     dispatcher.submit(webhook(uri, retries=4, backoff_factor=0.05, backoff_max=0.15, jitter=0.2))
     settle(dispatcher, logs)
@@ -326,7 +352,8 @@ def test_a_webhook_stays_in_the_outbox_until_it_is_delivered(receiver, make_disp
 
 
 def test_a_restarted_dispatcher_resumes_the_outbox_with_the_attempts_left(make_dispatcher, logs, tmp_path):
-    receiver = WebhookReceiver(port=free_port())  # down
+    receiver = WebhookReceiver(port=free_port()).start()
+    receiver.respond_with(503)
     first = make_dispatcher()
     request = webhook(receiver.url("/hook"), retries=2, backoff_factor=60)
     first.submit(request)
@@ -335,7 +362,7 @@ def test_a_restarted_dispatcher_resumes_the_outbox_with_the_attempts_left(make_d
     assert logs.matching("1 undelivered webhooks stay in the outbox")
     assert rows(tmp_path / "state") == [(request.delivery_id, 1)]
 
-    receiver.start()
+    receiver.respond_with(200)
     try:
         later = make_dispatcher(clock=lambda: time.time() + 120)  # the retry is due
         stats = settle(later, logs)
@@ -343,7 +370,7 @@ def test_a_restarted_dispatcher_resumes_the_outbox_with_the_attempts_left(make_d
         receiver.stop()
     assert stats.delivered == 1
     assert logs.matching("resuming 1 undelivered webhooks")
-    [got] = receiver.requests
+    [_, got] = receiver.requests
     assert got.header("X-Callflowd-Delivery") == request.delivery_id
     assert got.header("X-Callflowd-Attempt") == "2"  # the one it had left, not a fresh start
 
@@ -500,11 +527,15 @@ def test_credentials_in_the_uri_are_sent_as_basic_auth_not_in_the_request_line(r
 # -- signing ----------------------------------------------------------------------------
 
 
-def _verify(secret, header, payload, now, tolerance=300):
-    """An independent verifier, as a receiver would write it (docs/webhooks.md, "Signing")."""
-    parts = dict(item.split("=", 1) for item in header.split(","))
-    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + payload, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts["v1"]) and abs(now - int(parts["t"])) <= tolerance
+def _verify(secret, got, now, tolerance=300, body=None):
+    """An independent verifier, as a receiver would write it (docs/webhooks.md, "Signing"):
+    HMAC-SHA256 over t, method, Host, the request target and the body, LF-separated."""
+    parts = dict(item.split("=", 1) for item in got.header("X-Callflowd-Signature").split(","))
+    target = got.path + ("?" + got.query_string if got.query_string else "")
+    message = "\n".join([parts["t"], got.method, got.header("Host"), target, ""]).encode()
+    message += got.body if body is None else body
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v2"]) and abs(now - int(parts["t"])) <= tolerance
 
 
 def test_a_signed_post_verifies_with_an_independent_hmac(receiver, make_dispatcher):
@@ -514,18 +545,19 @@ def test_a_signed_post_verifies_with_an_independent_hmac(receiver, make_dispatch
     received = {r.path: r for r in receiver.wait_for(2)}
 
     now = time.time()
-    assert _verify("whsec-global", received["/a"].header("X-Callflowd-Signature"), received["/a"].body, now)
-    assert _verify("whsec-crm", received["/b"].header("X-Callflowd-Signature"), received["/b"].body, now)
-    assert not _verify("whsec-global", received["/b"].header("X-Callflowd-Signature"), received["/b"].body, now)
-    assert not _verify("whsec-global", received["/a"].header("X-Callflowd-Signature"),
-                       received["/a"].body + b"&tampered=1", now)
+    assert _verify("whsec-global", received["/a"], now)
+    assert _verify("whsec-crm", received["/b"], now)
+    assert not _verify("whsec-global", received["/b"], now)
+    assert not _verify("whsec-global", received["/a"], now, body=received["/a"].body + b"&tampered=1")
 
 
-def test_a_signed_get_signs_its_query_string(receiver, make_dispatcher):
+def test_a_signed_get_signs_its_method_host_and_target(receiver, make_dispatcher):
     dispatcher = make_dispatcher(secrets={"": "whsec-global"})
     dispatcher.submit(webhook(receiver.url("/hook?k=v"), method="get"))
     [got] = receiver.wait_for(1)
-    assert _verify("whsec-global", got.header("X-Callflowd-Signature"), got.query_string.encode(), time.time())
+    assert _verify("whsec-global", got, time.time())
+    replayed = dataclasses.replace(got, path="/other")  # the same request sent to another path
+    assert not _verify("whsec-global", replayed, time.time())
 
 
 # -- logs an operator can trust -----------------------------------------------------------
@@ -537,7 +569,7 @@ def test_secrets_in_a_webhook_uri_never_reach_the_log(make_dispatcher, logs):
     try:
         port = receiver.port
         receiver.fail_next(1, 503)
-        dispatcher = make_dispatcher(outbox_max=3)
+        dispatcher = make_dispatcher(outbox_max=3, max_age=0.3)
         dispatcher.submit(webhook("http://hookuser:hunter2@127.0.0.1:%d/x?token=tok-123-secret" % port))
         dispatcher.submit(webhook(down, retries=1))
         dispatcher.submit(webhook("http://127.0.0.1:%d/y?api_key=key-456-secret" % port, method="get"))
@@ -549,7 +581,7 @@ def test_secrets_in_a_webhook_uri_never_reach_the_log(make_dispatcher, logs):
     text = "\n".join(logs.lines())
     for secret in ("hunter2", "hookuser", "tok-123-secret", "tok-down-777", "key-456-secret", "tok-dropped-999"):
         assert secret not in text
-    assert "http://***@127.0.0.1:%d/x?***" % port in text
+    assert "http://***@127.0.0.1:%d/x?token=***" % port in text
 
 
 def test_caller_controlled_text_cannot_break_a_log_line(receiver, make_dispatcher, logs):
@@ -570,17 +602,20 @@ def test_caller_controlled_text_cannot_break_a_log_line(receiver, make_dispatche
 
 
 def test_a_dns_failure_is_never_sent():
-    reason = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    error = requests.ConnectionError(urllib3.exceptions.MaxRetryError(
-        None, "/", urllib3.exceptions.NameResolutionError("hooks.invalid", None, reason)))
+    error = client_module.NotSent("dns", "dns failure")
+    error.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     result = delivery.classify_error(error)
     assert (result.outcome, result.reason) == (Outcome.NOT_SENT, "dns failure")
 
 
-def test_a_tls_error_is_not_retried():
-    result = delivery.classify_error(requests.exceptions.SSLError("certificate verify failed"))
-    assert result.outcome is Outcome.REJECTED
-    assert result.reason.startswith("tls error")
+def test_an_untrusted_certificate_is_not_retried_but_a_cut_handshake_is():
+    untrusted = client_module.NotSent("tls", "certificate verify failed")
+    untrusted.__cause__ = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    result = delivery.classify_error(untrusted)
+    assert result.outcome is Outcome.REJECTED and result.reason.startswith("tls error")
+    cut = client_module.NotSent("tls", "EOF")
+    cut.__cause__ = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    assert delivery.classify_error(cut).outcome is Outcome.NOT_SENT
 
 
 def test_an_invalid_settings_value_is_refused(tmp_path):
@@ -671,12 +706,12 @@ def scripted():
 def test_a_request_is_one_http11_message_with_its_host_length_and_headers(scripted):
     server = scripted()
     client = delivery.make_client()
-    assert delivery.attempt(client, webhook(server.url("/a b?x=1"), fields=[("k", "v w")]), 2.0).outcome \
+    assert delivery.attempt(client, webhook(server.url("/a[b]|ç?x=1"), fields=[("k", "v w")]), 2.0).outcome \
         is Outcome.DELIVERED
     [raw] = server.requests
     head, body = raw.split(b"\r\n\r\n", 1)
     lines = head.decode().split("\r\n")
-    assert lines[0] == "POST /a%20b?x=1 HTTP/1.1"  # what a request line can't carry is escaped
+    assert lines[0] == "POST /a%5Bb%5D%7C%C3%A7?x=1 HTTP/1.1"  # what a request line can't carry is escaped
     assert "Host: 127.0.0.1:%d" % server.server.server_port in lines
     assert "Content-Length: %d" % len(body) in lines
     assert body == b"k=v+w"
@@ -711,7 +746,7 @@ def test_a_kept_alive_connection_the_server_closed_while_idle_is_not_written_to(
     # idle close seen before any write, so the next webhook goes on a new connection, once.
     [kept] = client.idle("http", "127.0.0.1", server.server.server_port)
     kept.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # makes the server close it
-    gevent.wait([gevent.spawn(lambda: kept.reader.read())], timeout=2)  # the close arrived
+    gevent.wait([gevent.spawn(lambda: kept.sock.recv(100))], timeout=2)  # the close arrived
     assert delivery.attempt(client, webhook(server.url()), 2.0).outcome is Outcome.DELIVERED
     assert client.connections_made == 2
     assert len(server.requests) == 3  # the first webhook, our poke, the second webhook: none twice
@@ -734,8 +769,9 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(scripted)
     result, response = delivery.send(client, webhook(server.url()), 2.0, secret=None)
     assert response is not None
     delivery.release(response, 2.0)
+    evil = wire.build("POST", server.url(), [], headers={"X-Evil": "a\r\nInjected: 1"})
     with pytest.raises(ValueError):
-        client.request("POST", server.url(), {"X-Evil": "a\r\nInjected: 1"}, b"", 2.0)
+        client.request(evil, 2.0)
     assert len(server.requests) == 1
 
 

@@ -93,7 +93,6 @@ class Service:
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
                  on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False,
                  outage_limit=None, owner=None, clock=utc_now):
-        _hide_secrets(config)
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
@@ -105,7 +104,8 @@ class Service:
         # clock: "now" for the callflows (temporal_route), an aware UTC datetime
         self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
                                  on_call_finished=on_call_finished, owner=owner,
-                                 long_applications=LONG_APPLICATIONS, clock=clock, **router_options)
+                                 long_applications=LONG_APPLICATIONS, clock=clock,
+                                 account_id=config.account_id, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         # Claims (calls/ownership.py): each parked call raced for on the switch, so several
@@ -220,9 +220,9 @@ class Service:
             log.exception("reload crashed; keeping the running config")
             return self._reload_refused(announce, "%s: %s" % (type(exc).__name__, exc))
         old = self.config
-        _hide_secrets(new)
         self.config = new
         self.router.routes = routes
+        self.router.account_id = new.account_id
         if new.log_level != old.log_level and not self._pin_log_level:
             logging.getLogger().setLevel(new.log_level)
         self._reload_switches(old, new)
@@ -458,10 +458,3 @@ def _status(state, detail=None):
     if detail is None:
         return state
     return "%s; %s" % (state, logfmt.escape(logfmt.redact(detail), max_length=400))
-
-
-def _hide_secrets(config):
-    """Whatever the config holds that must never be logged (logfmt.redact masks it)."""
-    for settings in config.switches:
-        logfmt.hide(settings.password)
-    logfmt.hide(*config.directory.webhooks.secrets.values())

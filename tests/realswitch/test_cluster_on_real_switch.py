@@ -68,7 +68,7 @@ def webhooks_by_call(receiver):
     """uuid -> the distinct delivery ids the receiver got for it."""
     ids = collections.defaultdict(set)
     for request in receiver.requests:
-        ids[request.form.get("call_id", [None])[0]].add(request.header(DELIVERY_HEADER))
+        ids[request.fields.get("call_id", [None])[0]].add(request.header(DELIVERY_HEADER))
     return ids
 
 

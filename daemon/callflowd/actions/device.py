@@ -8,7 +8,8 @@ Branches: answered and then ended -> the flow stops. Failed -> the child keyed
 by the cause (``USER_BUSY``, ``NO_ANSWER``, ``USER_NOT_REGISTERED``...) if the
 node has one, else ``sip:<code>`` (``sip:486``), else ``_``.
 
-FreeSWITCH facts (captures b/b2 and c/c2/c3 in tests/fixtures): a failed bridge
+FreeSWITCH facts (tests/fixtures: the busy-device captures with and without
+``continue_on_fail``, and the no-answer captures with each timeout variable): a failed bridge
 hangs the caller up unless ``continue_on_fail=true`` is set on the caller's
 channel first; ``{call_timeout=N}`` in a dial string does not limit ringing,
 ``{originate_timeout=N}`` does. The outcome is not in Application-Response
@@ -19,6 +20,7 @@ EXECUTE_COMPLETE(bridge).
 import dataclasses
 
 from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.calls import facts
 from callflowd.config import fields
 from callflowd.config.model import Device, Reference
 from callflowd.esl import names
@@ -65,6 +67,8 @@ LONG_APPLICATIONS = ("bridge",)
 
 
 def handle(call, data):
+    # The webhook fields Kazoo takes from the device that authorised the call (calls/facts.py).
+    facts.note_device(call.facts, data.device.id, getattr(data.device, "owner_id", None))
     # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
     call.set_variable("continue_on_fail", "true", ahead=True)
     result = call.execute(
@@ -73,6 +77,7 @@ def handle(call, data):
     )
     disposition = result.get(names.VAR_ORIGINATE_DISPOSITION) or "UNKNOWN"
     if disposition == ANSWERED:
+        facts.note_bridge(call.facts, result)
         call.log.info("device %s answered; bridge ended", data.device.id)
         return STOP
     sip_cause = result.get(names.VAR_LAST_BRIDGE_PROTO_CAUSE)

@@ -14,8 +14,8 @@ Branches: the child keyed by exactly the keys pressed (``"1"``, ``"42"``); no ke
 
 FreeSWITCH facts: ``play_and_get_digits <min> <max> <tries> <timeout> <terminators> <file>
 <invalid_file> <var_name> <regexp> <digit_timeout>`` (mod_dptools) answers with the keys in
-channel variable ``var_name`` on its EXECUTE_COMPLETE (capture f: ``variable_esl_digits:
-123``, ``variable_read_result: success``); input that fails the regexp leaves ``var_name``
+channel variable ``var_name`` on its EXECUTE_COMPLETE (``variable_esl_digits: 123``,
+``variable_read_result: success`` in tests/fixtures/f_dtmf_play_and_get_digits.plain.txt); input that fails the regexp leaves ``var_name``
 unset and goes to ``<var_name>_invalid``. We run it one try at a time and clear both
 variables before each (``uuid_setvar_multi``), so a stale value can't be read as a press.
 """

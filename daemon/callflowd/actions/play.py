@@ -11,7 +11,7 @@ Branches: ``_`` (also when a key cut it short; the rest of the loop is then skip
 FreeSWITCH facts: ``playback`` stops on the keys in the channel variable
 ``playback_terminators`` (default ``*``; ``none`` for none) and leaves the key used in
 ``playback_terminator_used``; on a channel without media it pre-answers (183) itself
-(capture g). Its EXECUTE_COMPLETE says ``FILE PLAYED`` when it played to the end.
+(tests/fixtures/g_event_uuid_playback_bgapi.json.txt). Its EXECUTE_COMPLETE says ``FILE PLAYED`` when it played to the end.
 """
 
 import dataclasses

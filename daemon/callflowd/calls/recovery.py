@@ -85,9 +85,9 @@ class Recovery:
             log.warning("switch %s: recovery could not list the channels: %s", link.name, exc)
             return 0
         found = 0
-        for row in listing.get("rows") or ():
-            uuid = row.get("uuid")
-            if not uuid or row.get("direction") != names.DIRECTION_INBOUND or uuid in router.calls:
+        for row in listing.get(names.SHOW_ROWS) or ():
+            uuid = row.get(names.COLUMN_UUID)
+            if not uuid or row.get(names.COLUMN_DIRECTION) != names.DIRECTION_INBOUND or uuid in router.calls:
                 continue
             try:
                 channel = read_channel(link, uuid)
@@ -125,6 +125,6 @@ def read_channel(link, uuid):
 
 def _created(row):
     try:
-        return int(row.get("created_epoch") or 0)
+        return int(row.get(names.COLUMN_CREATED_EPOCH) or 0)
     except ValueError:
         return 0

@@ -105,8 +105,23 @@ VAR_SIP_FROM_URI = "variable_sip_from_uri"
 VAR_SIP_TO_URI = "variable_sip_to_uri"
 VAR_SIP_REQ_URI = "variable_sip_req_uri"
 VAR_SIP_CALL_ID = "variable_sip_call_id"
+VAR_SIP_FROM_USER = "variable_sip_from_user"
+VAR_SIP_FROM_HOST = "variable_sip_from_host"
+VAR_SIP_FROM_TAG = "variable_sip_from_tag"
+VAR_SIP_TO_USER = "variable_sip_to_user"
+VAR_SIP_TO_HOST = "variable_sip_to_host"
+VAR_SIP_TO_TAG = "variable_sip_to_tag"
+VAR_SIP_REQ_USER = "variable_sip_req_user"
+VAR_SIP_REQ_HOST = "variable_sip_req_host"
+VAR_LAST_BRIDGE_TO = "variable_last_bridge_to"
 
 DIRECTION_INBOUND = "inbound"
+
+# ``show channels as json``: {"row_count": N, "rows": [{column: value, ...}, ...]}
+SHOW_ROWS = "rows"
+COLUMN_UUID = "uuid"
+COLUMN_DIRECTION = "direction"
+COLUMN_CREATED_EPOCH = "created_epoch"
 UNDEFINED = "_undef_"  # what uuid_getvar and a ${var} expansion give for a variable not set
 
 # Hangup causes we send

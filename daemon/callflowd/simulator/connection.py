@@ -14,7 +14,7 @@ import socket
 
 import gevent.queue
 
-from callflowd.esl import protocol
+from callflowd.esl import names, protocol
 from callflowd.simulator import api, templates
 from callflowd.simulator.causes import known_cause
 
@@ -263,7 +263,7 @@ class Connection:
         uuid = rest.split()[0] if rest else ""
         call = self.server.calls.get(uuid)
         if call is None or call.ended:
-            self.reply("-ERR invalid session id [%s]" % uuid)  # misc_protocol
+            self.reply("%s [%s]" % (names.ERR_NO_SUCH_CHANNEL, uuid))  # misc_protocol
             return
         # sendmsg is only queued: +OK at once, the work after (the captures' README, fact 6)
         self.reply("+OK")

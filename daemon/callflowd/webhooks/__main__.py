@@ -43,7 +43,7 @@ import gevent  # noqa: E402
 import gevent.fileobject  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-from callflowd import logfmt, logsetup, metrics  # noqa: E402
+from callflowd import logsetup, metrics  # noqa: E402
 from callflowd.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
 from callflowd.webhooks.process import DRAIN  # noqa: E402
 from callflowd.webhooks.store import OutboxError  # noqa: E402
@@ -56,7 +56,7 @@ REPORT_SECONDS = 1.0
 # Added to the daemon's niceness: a nice-10 process gets about a tenth of the CPU a nice-0 one
 # gets when both want the same core (sched(7)), and all of what the daemon leaves.
 NICE = 10
-COUNTS = ("delivered", "failed", "retried")
+COUNTS = ("delivered", "failed", "retried", "expired")
 
 
 def main(argv=None):
@@ -74,7 +74,6 @@ def main(argv=None):
     settings = dataclasses.replace(given["settings"],
                                    secrets=types.MappingProxyType(dict(given["settings"].secrets)))
     logsetup.configure(args.log_level or "INFO", log_format=args.log_format)
-    logfmt.hide(*given["hidden"])
     if args.nice:
         try:
             os.nice(args.nice)

@@ -4,7 +4,7 @@ Why: in the daemon's process, delivery greenlets share one hub and one core with
 the calls. A steady 200 webhooks/s adds about 1 ms to the call path's p99, a
 burst of thousands 30-40 ms (docs/benchmarks.md). With ``process: true`` the
 daemon only commits webhooks to the outbox (``OutboxFeeder``, group commit on
-the store's thread, as before) and a child, ``python -m callflowd.webhooks``,
+the store's thread, as in-process) and a child, ``python -m callflowd.webhooks``,
 delivers them with a ``WebhookDispatcher`` that follows the same SQLite file.
 
 The two talk through the child's stdin: the daemon writes a byte after each
@@ -38,7 +38,7 @@ import gevent
 import gevent.pool
 from gevent.event import Event
 
-from callflowd import logfmt, logsetup, metrics
+from callflowd import logsetup, metrics
 from callflowd.webhooks.dispatcher import DispatcherStats, OutboxIntake, State
 from callflowd.webhooks.outbox import Outbox
 from callflowd.webhooks.store import OutboxStore
@@ -67,7 +67,8 @@ class OutboxFeeder(OutboxIntake):
         self._child = None
         self._reports = None  # the greenlet reading the child's reports
         self.reported = Event()  # set after each report from the child is counted
-        self._counts = dict.fromkeys(("accepted", "delivered", "failed", "dropped", "lost", "retried"), 0)
+        self._counts = dict.fromkeys(("accepted", "delivered", "failed", "dropped", "lost", "retried",
+                                      "expired"), 0)
 
     def start(self):
         rows = self.outbox.open()
@@ -158,8 +159,7 @@ class OutboxFeeder(OutboxIntake):
         Not the config file: it may hold an edit the daemon refused at a reload (or not yet
         reloaded), and a child reading it would fail to start, again and again."""
         blob = pickle.dumps({"settings": dataclasses.replace(self.settings, secrets=dict(self.settings.secrets)),
-                             "state_dir": self.outbox.store.state_dir,
-                             "hidden": sorted(logfmt.hidden())})
+                             "state_dir": self.outbox.store.state_dir})
         return struct.pack("!I", len(blob)) + blob
 
     def _read_reports(self, stream):
@@ -168,7 +168,7 @@ class OutboxFeeder(OutboxIntake):
             try:
                 report = json.loads(line)
                 counts = report.get("counts", {})
-                for name in ("delivered", "failed", "retried"):
+                for name in ("delivered", "failed", "retried", "expired"):
                     self._counts[name] += int(counts.get(name, 0))
                 metrics.add_delivery_report(report)
                 self.reported.set()
