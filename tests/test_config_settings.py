@@ -119,7 +119,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
         "webhooks, callflows_dir, callflows, shutdown_grace, metrics, state_dir, hooks, routing, "
-        "temporal_rules, account_id, account, users, groups, menus, media, resources, vmboxes, recordings_dir, "
+        "temporal_rules, account_id, cluster, account, users, groups, menus, media, resources, vmboxes, recordings_dir, "
         "prompts_dir)" % path)
 
 
