@@ -253,6 +253,7 @@ class Client:
     def __init__(self, maxsize=125, pools=64, ssl_context=None, proxy=None, destinations=None):
         self.maxsize = maxsize
         self.destinations = destinations or Destinations()
+        self._checks = {fetched: self.destinations.for_flow(fetched) for fetched in (False, True)}
         self.pools = pools
         self.connections_made = 0
         self._ssl_context = ssl_context
@@ -270,7 +271,7 @@ class Client:
         absolute = proxy is not None and wire.uri.scheme == "http"
         data = wire.to_bytes(absolute=absolute, extra=proxy.headers if absolute else None)
         key = wire.uri.origin
-        destinations = self.destinations.for_flow(fetched)
+        destinations = self._checks[bool(fetched)]
         conn = self._take(key, wire.uri, timeout, destinations)
         if not conn.reused:
             return self._exchange(conn, wire.method, data, timeout)
@@ -304,36 +305,39 @@ class Client:
         parser = conn.parser
         received = 0  # bytes of this answer so far: its 1xx answers and its head, at most MAX_HEAD
         while True:
+            # Read first: nothing is buffered when a request goes out (a connection with anything
+            # left over is never reused), so asking h11 before any byte came would be wasted.
+            if received > MAX_HEAD:
+                raise BadAnswer("answer head larger than %d bytes" % MAX_HEAD)
             try:
-                event = parser.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise BadAnswer(_h11_reason(exc)) from None
-            kind = type(event)
-            if kind is h11.Response:
-                return Answer(self, conn, event)
-            if event is h11.NEED_DATA:
-                if received > MAX_HEAD:
-                    raise BadAnswer("answer head larger than %d bytes" % MAX_HEAD)
+                data = conn.sock.recv(min(RECV, MAX_HEAD + 1 - received))
+            except ConnectionResetError as exc:
+                if not received:
+                    raise Closed("connection reset without an answer") from exc
+                raise
+            if not data and not received:
+                raise Closed("connection closed without an answer")
+            if not received and data[:1] in (b"\r", b"\n"):
+                # Empty lines before a status line: a stray CRLF that trailed the previous
+                # answer after this connection was reused (RFC 9112 2.2's robustness rule).
+                data = data.lstrip(b"\r\n")
+                if not data:
+                    continue
+            received += len(data)
+            parser.receive_data(data)
+            while True:
                 try:
-                    data = conn.sock.recv(min(RECV, MAX_HEAD + 1 - received))
-                except ConnectionResetError as exc:
-                    if not received:
-                        raise Closed("connection reset without an answer") from exc
-                    raise
-                if not data and not received:
-                    raise Closed("connection closed without an answer")
-                if not received and data[:1] in (b"\r", b"\n"):
-                    # Empty lines before a status line: a stray CRLF that trailed the previous
-                    # answer after this connection was reused (RFC 9112 2.2's robustness rule).
-                    data = data.lstrip(b"\r\n")
-                    if not data:
-                        continue
-                received += len(data)
-                parser.receive_data(data)
-            elif kind is h11.InformationalResponse:
-                pass  # 100 Continue, 102, 103 Early Hints...: the final answer follows
-            else:  # ConnectionClosed
-                raise BadAnswer("answer cut off")
+                    event = parser.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise BadAnswer(_h11_reason(exc)) from None
+                kind = type(event)
+                if kind is h11.Response:
+                    return Answer(self, conn, event)
+                if event is h11.NEED_DATA:
+                    break
+                if kind is not h11.InformationalResponse:  # ConnectionClosed
+                    raise BadAnswer("answer cut off")
+                # 100 Continue, 102, 103 Early Hints...: the final answer follows
 
     def put(self, conn):
         conn.reused = True
