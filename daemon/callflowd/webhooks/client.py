@@ -21,10 +21,11 @@ h11 as well (``Connection.send(Request)`` validates every header) cost 67 µs
 against 5 µs for our one-``sendall`` writer (``wire.Wire.to_bytes``), so we
 keep ours and tell h11 only what it needs to frame the answer: the method, via a
 constant stand-in request whose bytes are never written (``_STAND_IN``). One at a
-time against a keep-alive receiver, in the same runs (load average 3.5-8 on this
-shared machine): this client 1,597-5,581 requests/s, urllib3's ``PoolManager``
-723-2,826/s (ahead in 8 of 9 rounds); the durable outbox on it 3,058-3,981
-deliveries/s in 6 of 9 rounds, 0.24-0.33 ms of CPU each.
+time against a keep-alive receiver, in the same runs (load average 2.5-3 on this
+shared machine): this client 2,437-6,218 requests/s, urllib3's ``PoolManager``
+1,329-2,616/s; the durable outbox on it 2,486-4,298 deliveries/s at 0.23-0.30 ms
+of CPU each, against 0.19-0.24 ms for the hand-written parser it replaces
+(docs/benchmarks.md, 2026-12-06).
 
 What holds (tests/test_http_conformance.py is the corpus):
 
