@@ -67,7 +67,8 @@ class OutboxFeeder(OutboxIntake):
         self._child = None
         self._reports = None  # the greenlet reading the child's reports
         self.reported = Event()  # set after each report from the child is counted
-        self._counts = dict.fromkeys(("accepted", "delivered", "failed", "dropped", "lost", "retried"), 0)
+        self._counts = dict.fromkeys(("accepted", "delivered", "failed", "dropped", "lost", "retried",
+                                      "expired"), 0)
 
     def start(self):
         rows = self.outbox.open()
@@ -167,7 +168,7 @@ class OutboxFeeder(OutboxIntake):
             try:
                 report = json.loads(line)
                 counts = report.get("counts", {})
-                for name in ("delivered", "failed", "retried"):
+                for name in ("delivered", "failed", "retried", "expired"):
                     self._counts[name] += int(counts.get(name, 0))
                 metrics.add_delivery_report(report)
                 self.reported.set()
