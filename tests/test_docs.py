@@ -200,6 +200,22 @@ def test_every_top_level_setting_has_its_section_in_configuration_md():
     assert [key for key in TOP_KEYS if not any("`%s`" % key in heading for heading in headings)] == []
 
 
+def test_architecture_names_every_module():
+    """docs/architecture.md says where things live: every module is named there (an action and a
+    simulated application are covered by their registries, one module each)."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = REPO / "daemon" / "callflowd"
+    unnamed = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if path.name == "__init__.py" or relative.parts[0] == "actions" or relative.parts[:2] == (
+                "simulator", "applications"):
+            continue
+        if "`%s`" % path.stem not in text and str(relative) not in text:
+            unnamed.append(str(relative))
+    assert unnamed == [], "name these modules in docs/architecture.md's layer table"
+
+
 def test_architecture_has_the_three_checklists():
     found = anchors(REPO / "docs" / "architecture.md")
     for wanted in ("checklist-a-new-action", "checklist-a-new-webhook-format", "checklist-a-new-switch-fault"):
