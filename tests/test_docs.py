@@ -10,7 +10,8 @@ Checked in README.md, CHANGELOG.md, CONTRIBUTING.md and docs/*.md:
   (``config/callflowd.yaml``) are run for real, against the built-in simulator, and must exit 0;
 - the README stays a front door: at most 250 lines, linking every page of the manual;
 - every registered action has its section in docs/actions.md, every top-level setting its
-  section in docs/configuration.md, and docs/architecture.md its three checklists.
+  section in docs/configuration.md; docs/architecture.md names every module and has its three
+  checklists.
 """
 
 import contextlib
