@@ -113,17 +113,23 @@ class CallRouter:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         callflow = route.callflow
-        call = self._call(uuid, self._facts(event, link), callflow, link)
+        call = self._call(uuid, self._facts(event, link, (number, route.number)), callflow, link)
         call.captures = route.captures
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
                       safe(number), safe(call.facts.get("caller_id_name", "")),
                       safe(call.facts.get("caller_id_number", "")), link.name, callflow.id, route.how)
         self._start(call, callflow)
 
-    def _facts(self, channel, link):
-        """The call's Kazoo fields (calls/facts.py): from the channel, the config, the switch's."""
-        return call_facts(channel, self.account_id, getattr(link.settings, "switch_nodename", None),
-                          getattr(self.routes, "normalize", None))
+    def _facts(self, channel, link, routed=None):
+        """The call's Kazoo fields (calls/facts.py): from the channel, the config, the switch's.
+        ``routed``: (number, as normalised for routing), so the usual request user isn't
+        normalised twice."""
+        normalize = getattr(self.routes, "normalize", None)
+        if routed is not None and normalize is not None:
+            dialled, normalised = routed
+            plain = normalize
+            normalize = lambda number: normalised if number == dialled else plain(number)  # noqa: E731
+        return call_facts(channel, self.account_id, getattr(link.settings, "switch_nodename", None), normalize)
 
     def _call(self, uuid, facts, callflow, link, resuming=None):
         return Call(uuid, facts, callflow.id, link, self._webhooks,
