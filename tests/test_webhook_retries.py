@@ -116,8 +116,7 @@ def test_a_refused_submit_does_not_wait(make_dispatcher):
 
 
 def test_a_webhook_held_back_by_an_open_breaker_expires_after_max_age_without_an_attempt(
-        make_dispatcher, logs, monkeypatch):
-    monkeypatch.setattr(dispatcher_module, "EXPIRY_SWEEP_SECONDS", 0.1)
+        make_dispatcher, logs):
     uri = "http://127.0.0.1:%d/hook" % free_port()
     dispatcher = make_dispatcher(max_age=0.6, breaker=BreakerSettings(failures=1, pause=60, pause_max=60), **FAST)
     dispatcher.submit(node_request(uri, 3))
