@@ -8,6 +8,7 @@ Checked in README.md, CHANGELOG.md, CONTRIBUTING.md and docs/*.md:
   and paths such as ``.venv/bin/callflowd`` included) parses with the CLI's own argparse parser,
   in-process; ``check`` and ``simulate`` with a config that exists in the repository
   (``config/callflowd.yaml``) are run for real, against the built-in simulator, and must exit 0;
+- a ``python -m tests.benchmarks[.module]`` command shown names only options its ``--help`` lists;
 - the README stays a front door: at most 250 lines, linking every page of the manual;
 - every registered action has its section in docs/actions.md, every top-level setting its
   section in docs/configuration.md; docs/architecture.md names every module and has its three
@@ -149,6 +150,21 @@ def shown_commands(path):
                     yield segment.strip(), words[1:]
 
 
+def shown_benchmark_commands(path):
+    """Each ``python -m tests.benchmarks[.module] ...`` in the file's code blocks: (module, options)."""
+    _, blocks = _split(path.read_text(encoding="utf-8"))
+    for block in blocks:
+        for line in block:
+            for segment in re.split(r"&&|;|\|\|", line.strip()):
+                try:
+                    words = shlex.split(segment, comments=True)
+                except ValueError:
+                    continue
+                if len(words) > 2 and words[0].rsplit("/", 1)[-1].startswith("python") and words[1] == "-m" \
+                        and words[2].split(".")[:2] == ["tests", "benchmarks"]:
+                    yield words[2], [word.split("=")[0] for word in words[3:] if word.startswith("-")]
+
+
 def _parse(argv):
     """Parse with the CLI's own parser; (ok, what argparse said)."""
     said = io.StringIO()
@@ -239,6 +255,24 @@ def test_every_callflowd_command_shown_parses():
         if not ok:
             refused.append("%s: %s: %s" % (path.relative_to(REPO), text, said.splitlines()[-1:]))
     assert refused == []
+
+
+def test_every_benchmark_option_shown_exists():
+    """The benchmark commands shown (CONTRIBUTING.md, docs/) name options their --help lists."""
+    shown = {}
+    for path in doc_files():
+        if path.exists():
+            for module, options in shown_benchmark_commands(path):
+                shown.setdefault(module, set()).update(options)
+    assert "tests.benchmarks" in shown, "the docs show the benchmark command"
+    unknown = []
+    for module, options in sorted(shown.items()):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=25)
+        assert done.returncode == 0, "%s --help: %s" % (module, done.stdout[-300:])
+        listed = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout))
+        unknown += ["%s %s" % (module, option) for option in sorted(options) if option not in listed]
+    assert unknown == []
 
 
 def test_check_and_simulate_shown_with_the_shipped_config_run():
