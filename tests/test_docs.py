@@ -9,7 +9,8 @@ Checked in README.md, CHANGELOG.md, CONTRIBUTING.md and docs/*.md:
   in-process; ``check`` and ``simulate`` with a config that exists in the repository
   (``config/callflowd.yaml``) are run for real, against the built-in simulator, and must exit 0;
 - a ``python -m tests.benchmarks[.module]`` command shown names only options its ``--help`` lists;
-- the README stays a front door: at most 250 lines, linking every page of the manual;
+- the README stays a front door: at most 250 lines, linking every page of the manual, its
+  Commands table naming every command and every option the CLI's parser has;
 - every registered action has its section in docs/actions.md, every top-level setting its
   section in docs/configuration.md; docs/architecture.md names every module and has its three
   checklists.
@@ -273,6 +274,24 @@ def test_every_benchmark_option_shown_exists():
         listed = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout))
         unknown += ["%s %s" % (module, option) for option in sorted(options) if option not in listed]
     assert unknown == []
+
+
+def test_the_readme_commands_table_lists_every_option_of_every_command():
+    import argparse
+
+    table = {}
+    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\| `callflowd (\w+)([^`]*)`", line)
+        if match:
+            table[match.group(1)] = set(re.findall(r"--[a-z][a-z0-9-]*", match.group(2)))
+    commands = next(action for action in cli._parser()._actions if isinstance(action, argparse._SubParsersAction))
+    parsers = {name: sub for name, sub in commands.choices.items()}
+    assert sorted(table) == sorted(parsers), "the README's Commands table names every command"
+    for name, sub in parsers.items():
+        options = {option for action in sub._actions for option in action.option_strings
+                   if option.startswith("--") and option != "--help"}
+        options -= {"--config", "--verbose"}  # shown as -c FILE and -v
+        assert table[name] == options, "README Commands table, callflowd %s" % name
 
 
 def test_check_and_simulate_shown_with_the_shipped_config_run():
