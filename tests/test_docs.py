@@ -234,6 +234,12 @@ def test_architecture_names_every_module():
     assert unnamed == [], "name these modules in docs/architecture.md's layer table"
 
 
+def test_contributing_names_every_benchmark():
+    text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    benchmarks = sorted(path.stem for path in (REPO / "tests" / "benchmarks").glob("bench_*.py"))
+    assert [name for name in benchmarks if "`%s`" % name not in text] == []
+
+
 def test_architecture_has_the_three_checklists():
     found = anchors(REPO / "docs" / "architecture.md")
     for wanted in ("checklist-a-new-action", "checklist-a-new-webhook-format", "checklist-a-new-switch-fault"):
