@@ -91,3 +91,10 @@ def test_temporal_rule_documents_beside_the_callflows_are_read_as_kazoo_exports_
 
     assert list(config.directory.temporal_rules) == ["0f1e2d3c4b5a69788796a5b4c3d2e1f0"]
     assert [rule.id for rule in config.callflows[0].flow.data.rules] == ["0f1e2d3c4b5a69788796a5b4c3d2e1f0"]
+
+
+def test_the_last_rule_listed_is_tried_first_as_stepswitch_compiles_them(tmp_path):
+    config = load_config(write_config(tmp_path, resources=[
+        {"id": "c1", "rules": ["^\\+1(\\d{10})$", "^\\+(\\d+)$"], "gateways": [{"server": "a.example"}]}]))
+
+    assert config.directory.resources[0].match("+14155552671") == "14155552671"

@@ -164,8 +164,9 @@ class Resource:
 
     def match(self, number):
         """The part of ``number`` a rule matched (the largest capture group, else the whole
-        match; stepswitch ``evaluate_rules``), or None when no rule matches."""
-        for _, rule in self.rules:
+        match; stepswitch ``evaluate_rules``), or None when no rule matches. The last rule listed
+        is tried first: stepswitch's ``resource_rules`` compiles them onto the front of a list."""
+        for _, rule in reversed(self.rules):
             found = rule.search(number)
             if found is None:
                 continue
