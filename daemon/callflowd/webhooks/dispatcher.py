@@ -133,7 +133,7 @@ class WebhookDispatcher(OutboxIntake):
     """
 
     def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time,
-                 shared=False):
+                 shared=False, store=None):
         if settings.concurrency < 1 or settings.concurrency_per_endpoint < 1:
             raise ValueError("webhook concurrency must be >= 1")
         if settings.outbox_max < 1:
@@ -146,7 +146,9 @@ class WebhookDispatcher(OutboxIntake):
         self._rand = rand
         self._clock = clock
         # shared: a delivery process, following an outbox the daemon writes (webhooks.process)
-        self.outbox = Outbox(OutboxStore(state_dir, settings.synchronous), settings.outbox_max,
+        # store: a shared outbox (pgstore behind spill) when webhooks.outbox.url says so
+        store = store or OutboxStore(state_dir, settings.synchronous)
+        self.outbox = Outbox(store, settings.outbox_max,
                              on_committed=self._accepted, on_lost=self._lost, shared=shared)
         self._group = gevent.pool.Group()  # the writer and the scheduler
         self._attempts = gevent.pool.Group()
@@ -177,6 +179,9 @@ class WebhookDispatcher(OutboxIntake):
         self.outbox.start(self._group)
         self._scheduler = self._group.spawn(self._schedule_loop)
         self._scheduler.link_exception(lambda g: log.error("webhook scheduler died", exc_info=g.exc_info))
+        if self.outbox.store.maintenance_interval:
+            keeper = self._group.spawn(self._keep_leases, self.outbox.store.maintenance_interval)
+            keeper.link_exception(lambda g: log.error("webhook lease keeper died", exc_info=g.exc_info))
         if resumed and self.outbox.shared:  # a delivery process: the daemon committed these
             log.info("webhook outbox %s: %d webhooks to deliver", self.outbox.store.path, len(resumed))
             self._accepted(resumed)
@@ -239,6 +244,22 @@ class WebhookDispatcher(OutboxIntake):
                 log.error("outbox row %s unreadable (%s); deleting it", safe(delivery_id), exc)
                 self.outbox.delete(delivery_id)
         return items
+
+    def _keep_leases(self, interval):
+        """A shared outbox: renew this daemon's leases, take in what a dead daemon left."""
+        while True:
+            gevent.sleep(interval)
+            self.take_over(self.outbox.store.maintain())
+
+    def take_over(self, rows):
+        """Accept ``rows`` claimed from the shared outbox (their daemon's lease ran out)."""
+        if self.state is not State.RUNNING or not rows:
+            return 0
+        self.outbox.rows += len(rows)
+        items = self._items(rows)
+        if items:
+            self._accepted(items)
+        return len(items)
 
     def follow(self):
         """Take the rows another process (the daemon) committed since we last looked."""
