@@ -5,7 +5,7 @@ import json
 import yaml
 from gevent.event import Event
 
-from callflowd.config.loader import load_config
+from callflowd.flow.load import load_config
 from callflowd.service import Service
 
 FRONT_DESK = "+10005559999"

@@ -54,7 +54,7 @@ import pathlib
 
 import pytest
 
-from callflowd.flow import temporal
+from callflowd.config import temporal
 from callflowd.simulator import Scenario
 from tests.doubles.pivot_server import PivotServer
 from tests.harness import WAIT, Daemon, write_config

@@ -47,7 +47,8 @@ def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
     bad.write_text("freeswitch: {password: x}\nwebhooks: {retries: many}\n")
     result = callflowd("run", "-c", str(bad))
     assert result.returncode == 2
-    assert result.stderr.strip() == "callflowd: %s: webhooks.retries: must be an integer" % bad
+    assert result.stderr.strip() == ("callflowd: %s: webhooks.retries: must be an integer "
+                                     "(or a string holding one), not 'many'" % bad)
     assert "Traceback" not in result.stderr
 
 

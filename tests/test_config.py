@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from callflowd.actions import REGISTRY
-from callflowd.config.loader import load_config
 from callflowd.errors import ConfigError
+from callflowd.flow.load import load_config
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config" / "callflowd.yaml"
@@ -364,7 +364,8 @@ def test_a_zero_timeout_is_refused(tmp_path):
 def test_a_device_timeout_that_is_not_an_integer_is_refused(tmp_path):
     path = write_config(tmp_path, devices=with_device(timeout="20s"))
 
-    assert error_for(path) == "%s: devices.front_desk_device_id.timeout: must be an integer" % path
+    assert error_for(path) == ("%s: devices.front_desk_device_id.timeout: must be an integer "
+                               "(or a string holding one), not '20s'" % path)
 
 
 def test_a_boolean_does_not_pass_as_an_integer(tmp_path):

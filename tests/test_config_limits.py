@@ -18,8 +18,10 @@ import pytest
 
 from callflowd.calls.routes import RouteTable
 from callflowd.cli import main
-from callflowd.config import loader
-from callflowd.config.loader import MAX_FILE_BYTES, MAX_FLOW_NODES, MAX_YAML_BYTES, load_config
+from callflowd.config import files
+from callflowd.config.files import MAX_FILE_BYTES, MAX_YAML_BYTES
+from callflowd.flow.load import load_config
+from callflowd.flow.parser import MAX_FLOW_NODES
 from tests.test_config import FRONT_DESK, REPO, front_desk, write_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -238,7 +240,7 @@ def test_a_yaml_config_larger_than_64_kib_is_refused_before_parsing(tmp_path):
 
 
 def test_callflow_documents_beyond_the_total_limit_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(loader, "MAX_TOTAL_BYTES", 1000)
+    monkeypatch.setattr(files, "MAX_TOTAL_BYTES", 1000)
     filler = dict(FRONT_DESK, name="x" * 600)
     path = write_config(tmp_path, documents={"a.json": filler, "b.json": dict(filler, numbers=["2"])})
 

@@ -1,7 +1,7 @@
 """The switches part of the config: one ``freeswitch:`` node or a ``switches:`` list, liveness and limits."""
 
-from callflowd.config.loader import load_config
 from callflowd.esl.limits import FrameLimits
+from callflowd.flow.load import load_config
 from tests.test_config import _DROP, error_for, with_freeswitch, write_config
 
 

@@ -9,7 +9,7 @@ import pytest
 from callflowd.actions import REGISTRY
 from callflowd.calls.routes import RouteTable, normalize
 from callflowd.config.model import Converter, RoutingSettings
-from callflowd.config.loader import load_config
+from callflowd.flow.load import load_config
 from tests.test_config import SETTINGS, error_for, write_config
 
 DEVICES = dict(SETTINGS["devices"], phone_1001={"dial_string": "{sip_cid_type=none}user/1001@example.com"})

@@ -14,12 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callflowd import metrics
 from callflowd.calls.call import Step
-from callflowd.config.loader import load_config
 from callflowd.config.model import WebhookSettings
 from callflowd.errors import ConfigError, NotConnected
-from callflowd.simulator import Scenario
+from callflowd.flow.load import load_config
 from callflowd.retry import Retry
 from callflowd.service import Service
+from callflowd.simulator import Scenario
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 from callflowd.webhooks.request import WebhookRequest
 from tests.harness import FRONT_DESK, WAIT, Daemon, front_desk_flow, write_config

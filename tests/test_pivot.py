@@ -11,9 +11,10 @@ import time
 import pytest
 import yaml
 
-from callflowd.config.loader import load_config, parse_flow
 from callflowd.errors import ConfigError
+from callflowd.flow.load import load_config
 from callflowd.flow.model import FETCHED, graft
+from callflowd.flow.parser import parse_flow
 from callflowd.simulator import Scenario
 from tests.doubles.pivot_server import PivotServer
 from tests.harness import FRONT_DESK, WAIT, Daemon, write_config

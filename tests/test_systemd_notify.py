@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from callflowd import systemd
-from callflowd.config.loader import load_config
+from callflowd.flow.load import load_config
 from callflowd.service import Service
 from callflowd.simulator import Scenario
 from tests.doubles.notify import NotifySocket

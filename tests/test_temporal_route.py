@@ -1,7 +1,7 @@
 """temporal_route: rules checked at load with their paths, and calls routed by a frozen clock.
 
 The simulator tests run the real daemon against the fake FreeSWITCH with
-``callflowd.flow.temporal.clock`` frozen at instants either side of the Paris
+``callflowd.config.temporal.clock`` frozen at instants either side of the Paris
 and New York daylight-saving changes.
 """
 
@@ -11,9 +11,9 @@ import json
 import pytest
 import yaml
 
-from callflowd.config.loader import load_config
+from callflowd.config import temporal
 from callflowd.errors import ConfigError
-from callflowd.flow import temporal
+from callflowd.flow.load import load_config
 from callflowd.simulator import Scenario
 from tests.harness import FRONT_DESK, WAIT, Daemon, write_config
 

@@ -9,9 +9,9 @@ import zoneinfo
 
 import pytest
 
+from callflowd.config import temporal
+from callflowd.config.temporal import first_match, local_now, parse_rule
 from callflowd.errors import InvalidData
-from callflowd.flow import temporal
-from callflowd.flow.temporal import first_match, local_now, parse_rule
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
@@ -238,7 +238,7 @@ def test_the_module_clock_is_what_local_now_reads(monkeypatch):
     ({}, "cycle", "is required (one of date, daily, weekly, monthly, yearly)"),
     ({"cycle": "hourly"}, "cycle", "must be one of date, daily, weekly, monthly, yearly"),
     ({"cycle": "daily", "interval": 0}, "interval", "must be between 1 and 1000"),
-    ({"cycle": "daily", "interval": "two"}, "interval", "must be an integer"),
+    ({"cycle": "daily", "interval": "two"}, "interval", "must be an integer (or a string holding one), not 'two'"),
     ({"cycle": "daily", "interval": True}, "interval", "must be an integer"),
     ({"cycle": "weekly"}, "wdays", "is required for a weekly rule"),
     ({"cycle": "weekly", "wdays": ["funday"]}, "wdays[0]",

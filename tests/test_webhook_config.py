@@ -2,7 +2,7 @@
 
 import copy
 
-from callflowd.config.loader import load_config
+from callflowd.flow.load import load_config
 from tests.test_config import FRONT_DESK, error_for, write_config
 
 

@@ -482,7 +482,7 @@ def test_credentials_in_the_uri_are_sent_as_basic_auth_not_in_the_request_line(r
 
 
 def _verify(secret, header, payload, now, tolerance=300):
-    """An independent verifier, as a receiver would write it (README, "Signing")."""
+    """An independent verifier, as a receiver would write it (docs/webhooks.md, "Signing")."""
     parts = dict(item.split("=", 1) for item in header.split(","))
     expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + payload, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, parts["v1"]) and abs(now - int(parts["t"])) <= tolerance

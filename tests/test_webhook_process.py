@@ -18,7 +18,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from callflowd import logfmt, metrics
-from callflowd.config.loader import load_config
+from callflowd.flow.load import load_config
 from callflowd.retry import Retry
 from callflowd.simulator import Scenario
 from callflowd.webhooks.process import OutboxFeeder

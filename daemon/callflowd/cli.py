@@ -77,7 +77,7 @@ def _parser():
 
 
 def _check(args):
-    from callflowd.config.loader import load_config
+    from callflowd.flow.load import load_config
 
     config = load_config(args.config)
     numbers = sum(len(flow.numbers) for flow in config.callflows)
@@ -88,7 +88,7 @@ def _check(args):
 
 
 def _run(args):
-    from callflowd.config.loader import load_config
+    from callflowd.flow.load import load_config
     from callflowd.service import Service
 
     config = load_config(args.config)
@@ -97,7 +97,7 @@ def _run(args):
 
 
 def _simulate(args):
-    from callflowd.config.loader import load_config
+    from callflowd.flow.load import load_config
     from callflowd.demo.simulate import simulate
 
     config = load_config(args.config)

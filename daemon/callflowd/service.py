@@ -45,10 +45,10 @@ from callflowd.calls.marker import default_owner
 from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
-from callflowd.config.loader import load_config
 from callflowd.errors import ConfigError
 from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
+from callflowd.flow.load import load_config
 from callflowd.hooks.lifecycle import LifecycleHooks
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 from callflowd.webhooks.process import OutboxFeeder

@@ -17,7 +17,7 @@ ENABLE = "CALLFLOWD_REAL_FREESWITCH"
 ADDRESS = "CALLFLOWD_REAL_FREESWITCH_ESL"
 PASSWORD = "CALLFLOWD_REAL_FREESWITCH_PASSWORD"
 SKIP_REASON = ("real-switch tier off: set %s=1 to run it against FreeSWITCH on 127.0.0.1:8021 "
-               "(%s=host:port for another address; see README, Tests)" % (ENABLE, ADDRESS))
+               "(%s=host:port for another address; see docs/testing.md)" % (ENABLE, ADDRESS))
 
 pytestmark = pytest.mark.timeout(120)
 

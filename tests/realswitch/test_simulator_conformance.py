@@ -13,9 +13,9 @@ import time
 import pytest
 from gevent.event import Event
 
-from callflowd.config.loader import load_config
 from callflowd.esl import names
 from callflowd.esl.connection import EslConnection
+from callflowd.flow.load import load_config
 from callflowd.service import Service
 from callflowd.simulator import FreeswitchSimulator, Scenario
 from tests.realswitch.daemon import FRONT_DESK, DaemonProcess, front_desk_flow

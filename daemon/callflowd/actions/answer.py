@@ -5,8 +5,8 @@ data: none.
 Branches: ``_``.
 """
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import fields
 
 
 Data = fields.NoData

@@ -1,7 +1,7 @@
 """``callflow``: run another callflow, then come back.
 
 data:
-  ``id`` (required)  the id of a configured callflow (checked once every callflow is loaded)
+  ``id`` (required)  the id of a configured callflow (checked once every callflow is read)
 
 Branches: none of its own. The executor runs callflow ``id`` from its first node;
 when that callflow ends (a node with no child to go to), the flow resumes at this
@@ -14,8 +14,9 @@ so a call taken back after a restart still returns to the calling callflow.
 
 import dataclasses
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import Jump
+from callflowd.config import fields
+from callflowd.config.model import Reference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Data:
     @classmethod
     def parse(cls, raw, directory):
         return cls(callflow_id=fields.text(raw, "id", needed=True))
+
+
+def references(data):
+    return (Reference("callflow", data.callflow_id),)
 
 
 def handle(call, data):

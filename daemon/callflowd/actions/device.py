@@ -18,9 +18,9 @@ EXECUTE_COMPLETE(bridge).
 
 import dataclasses
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT, STOP
-from callflowd.config.model import Device
+from callflowd.config import fields
+from callflowd.config.model import Device, Reference
 from callflowd.esl import names
 
 ANSWERED = "SUCCESS"
@@ -38,6 +38,10 @@ class Data:
         device = fields.known_id(raw, "id", directory.devices, "device")
         timeout = fields.integer_in(raw, "timeout", device.timeout, 1, 3600)
         return cls(device=device, timeout=timeout)
+
+
+def references(data):
+    return (Reference("device", data.device.id),)
 
 
 def dial_string(device, timeout):

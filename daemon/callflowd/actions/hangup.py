@@ -5,8 +5,8 @@ data: none.
 Branches: none: the flow stops and the caller is hung up (``NORMAL_CLEARING``).
 """
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import STOP
+from callflowd.config import fields
 
 
 Data = fields.NoData

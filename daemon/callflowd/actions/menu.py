@@ -22,8 +22,9 @@ variables before each (``uuid_setvar_multi``), so a stale value can't be read as
 
 import dataclasses
 
-from callflowd.actions import fields, media
+from callflowd.actions import media
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import fields
 
 TIMEOUT = "timeout"
 MAX_RETRIES = "max_retries"

@@ -7,9 +7,10 @@ the first key the node has a child for, else ``"_"``. ``STOP`` ends the flow
 callflow and come back to this node's ``_`` child when it ends (the
 ``callflow`` action). Actions never walk the tree themselves.
 
-``Branch(flow)`` (Kazoo's ``cf_exe:branch``) is how an action that fetched a
-flow (``pivot``) hands it over: the executor continues with ``flow`` instead of
-a child of this node.
+``Branch(document, directory)`` (Kazoo's ``cf_exe:branch``) is how an action that
+fetched a flow (``pivot``) hands it over: the executor parses ``document`` with the
+callflow parser (``flow.parser``, a layer above the actions) and continues with it
+instead of a child of this node, or at ``_`` if it does not validate.
 """
 
 import dataclasses
@@ -27,9 +28,17 @@ class Jump:
 
 @dataclasses.dataclass(frozen=True)
 class Branch:
-    """Continue with ``flow`` (a validated ``callflowd.flow.model.Node``), not a child."""
+    """Continue with the flow in ``document`` (JSON text as fetched), not a child.
 
-    flow: object
+    ``directory`` is what the flow may refer to (the running config's); ``origin``
+    says where it came from in log lines (``pivot to http://...``), ``source`` in
+    the parser's errors.
+    """
+
+    document: str
+    directory: object = dataclasses.field(repr=False)
+    origin: str = "a fetched flow"
+    source: str = "answer"
 
 
 def keys_of(outcome):

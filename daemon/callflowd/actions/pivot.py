@@ -36,10 +36,11 @@ import urllib.parse
 import gevent
 import requests
 
-from callflowd.actions import fields, webhook
+from callflowd.actions import webhook
 from callflowd.actions.outcome import DEFAULT, Branch
-from callflowd.errors import ConfigError, InvalidData
-from callflowd.logfmt import redact, safe
+from callflowd.config import fields
+from callflowd.errors import InvalidData
+from callflowd.logfmt import redact
 from callflowd.webhooks import delivery, wire
 
 METHODS = ("get", "post")
@@ -138,20 +139,12 @@ def _read_capped(response):
 
 
 def handle(call, data):
-    # Imported here: the loader imports the action registry, which imports this module.
-    from callflowd.config.loader import parse_flow_json
-
     where = redact(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)
     try:
         text = fetch(data, webhook.request_fields(call, {}))
-        flow = parse_flow_json(text, data.directory, "answer")
     except PivotFailed as exc:
         call.log.warning("pivot to %s failed: %s; continuing at %s", where, exc, DEFAULT)
         return DEFAULT
-    except ConfigError as exc:
-        call.log.warning("pivot to %s answered a flow that does not validate: %s; continuing at %s",
-                         where, safe(str(exc)), DEFAULT)
-        return DEFAULT
-    call.log.info("pivot to %s answered a flow starting with %s", where, flow.module)
-    return Branch(flow)
+    # The executor parses it with the callflow parser, against the running config's directory.
+    return Branch(text, data.directory, origin="pivot to %s" % where, source="answer")

@@ -16,8 +16,9 @@ FreeSWITCH facts: ``playback`` stops on the keys in the channel variable
 
 import dataclasses
 
-from callflowd.actions import fields, media
+from callflowd.actions import media
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import fields
 
 ANY_KEY = "1234567890*#"
 MAX_LOOPS = 100

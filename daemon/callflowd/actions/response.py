@@ -14,8 +14,9 @@ On an answered call there is no INVITE left to answer, so the call is hung up in
 
 import dataclasses
 
-from callflowd.actions import fields, media
+from callflowd.actions import media
 from callflowd.actions.outcome import STOP
+from callflowd.config import fields
 
 MAX_MEDIA_SECONDS = 600
 

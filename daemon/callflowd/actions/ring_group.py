@@ -23,9 +23,10 @@ fail (captures b/b2); the outcome is ``variable_originate_disposition``.
 
 import dataclasses
 
-from callflowd.actions import fields
 from callflowd.actions.device import ANSWERED
 from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.config import fields
+from callflowd.config.model import Reference
 from callflowd.errors import InvalidData
 from callflowd.esl import names
 
@@ -103,6 +104,11 @@ class Data:
         if self.strategy == "single":
             return sum(endpoint.timeout for endpoint in self.endpoints)
         return self.timeout + max(endpoint.delay for endpoint in self.endpoints)
+
+
+def references(data):
+    return tuple(Reference("device", endpoint.device.id, "endpoints[%d].id" % index)
+                 for index, endpoint in enumerate(data.endpoints))
 
 
 # Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).

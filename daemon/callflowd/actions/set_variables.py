@@ -14,8 +14,8 @@ Names are letters, digits, ``_``, ``-`` and ``.`` (they go into an application a
 import dataclasses
 import re
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import fields
 from callflowd.errors import InvalidData
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")

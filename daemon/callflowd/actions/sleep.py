@@ -11,8 +11,8 @@ FreeSWITCH fact: the ``sleep`` application takes milliseconds and does not answe
 
 import dataclasses
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import fields
 from callflowd.errors import InvalidData
 
 UNITS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}

@@ -15,15 +15,15 @@ order, each once; every one must be a configured rule.
 Branches: the id of the first rule that holds now -> the child with that key;
 none holds -> ``_``. Nothing is sent to the switch.
 
-"Now" is ``callflowd.flow.temporal.clock()``, read once per node.
+"Now" is ``callflowd.config.temporal.clock()``, read once per node.
 """
 
 import dataclasses
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import fields, temporal
+from callflowd.config.model import Reference
 from callflowd.errors import InvalidData
-from callflowd.flow import temporal
 
 DEFAULT_TIMEZONE = "UTC"
 ROUTE_ACTIONS = ("", "route")
@@ -31,7 +31,7 @@ ROUTE_ACTIONS = ("", "route")
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    rules: tuple  # of callflowd.flow.temporal.Rule, in the order they are tried
+    rules: tuple  # of callflowd.config.temporal.Rule, in the order they are tried
     timezone: object  # a zoneinfo.ZoneInfo
 
     @classmethod
@@ -61,7 +61,7 @@ class Data:
 def with_branch_keys(data, keys, directory):
     """``data`` with the node's children keys (other than ``_``) added to its rules.
 
-    Called by the loader once the children are known; raises InvalidData naming
+    Called by the parser once the children are known; raises InvalidData naming
     ``children.<key>`` for a key that is not a configured rule.
     """
     rules = list(data.rules)
@@ -75,6 +75,10 @@ def with_branch_keys(data, keys, directory):
         if rule not in rules:
             rules.append(rule)
     return dataclasses.replace(data, rules=tuple(rules))
+
+
+def references(data):
+    return tuple(Reference("temporal rule", rule.id, "rules") for rule in data.rules)
 
 
 def handle(call, data):

@@ -12,9 +12,9 @@ FreeSWITCH fact (capture b): ``voicemail`` does not answer the call (it sends
 
 import dataclasses
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
-from callflowd.config.model import VoicemailBox
+from callflowd.config import fields
+from callflowd.config.model import Reference, VoicemailBox
 
 # A message can be long; the wait still needs an upper bound.
 MAX_VOICEMAIL_SECONDS = 3600
@@ -27,6 +27,10 @@ class Data:
     @classmethod
     def parse(cls, raw, directory):
         return cls(box=fields.known_id(raw, "id", directory.voicemail_boxes, "voicemail box"))
+
+
+def references(data):
+    return (Reference("voicemail box", data.box.id),)
 
 
 # Its first effect is answer: the step's recovery mark rides ahead of it (actions/__init__.py).

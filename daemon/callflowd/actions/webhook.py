@@ -21,17 +21,16 @@ there, never on the call's greenlet.
 
 import dataclasses
 import json
-import urllib.parse
 from types import MappingProxyType
 
-from callflowd.actions import fields
 from callflowd.actions.outcome import DEFAULT
+from callflowd.config import fields
+from callflowd.config.fields import check_uri
+from callflowd.config.model import MAX_WEBHOOK_RETRIES as MAX_RETRIES, WEBHOOK_FORMATS as FORMATS, \
+    WEBHOOK_VERBS as VERBS
 from callflowd.errors import InvalidData
 from callflowd.retry import Retry
-from callflowd.webhooks.request import FORMATS, WebhookRequest, step_delivery_id
-
-VERBS = ("get", "post")
-MAX_RETRIES = 4
+from callflowd.webhooks.request import WebhookRequest, step_delivery_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,28 +54,8 @@ class Data:
         secret = fields.optional(raw, "secret", str, "", "the name of a secret in the config")
         if secret and secret not in settings.secrets:
             raise InvalidData("secret", "no secret named %r in the config's webhooks.secrets" % secret)
-        return cls(uri=uri, http_verb=http_verb, retry=retry_policy(retries, settings),
+        return cls(uri=uri, http_verb=http_verb, retry=settings.retry_policy(retries),
                    custom_data=MappingProxyType(dict(custom_data)), format=body_format, secret=secret)
-
-
-def check_uri(uri):
-    """Raise InvalidData unless ``uri`` is a plain http:// or https:// URI."""
-    if not uri.isprintable() or " " in uri:
-        raise InvalidData("uri", "must not contain spaces or control characters")
-    try:
-        parsed = urllib.parse.urlsplit(uri)
-        parsed.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        raise InvalidData("uri", "is not a valid URI: %s" % exc) from None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidData("uri", "must be an http:// or https:// URI")
-
-
-def retry_policy(retries, settings):
-    """The ``Retry`` for ``retries`` extra attempts under the config's back-off."""
-    return Retry(total=retries, backoff_factor=settings.backoff_factor,
-                 backoff_max=settings.backoff_max, jitter=0.1,
-                 retry_after_max=settings.retry_after_max)
 
 
 def request_fields(call, custom_data):

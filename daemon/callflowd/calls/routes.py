@@ -9,7 +9,7 @@
 4. The callflow whose ``numbers`` holds ``no_match``, only for all-digit numbers
    (a leading ``+`` aside), so ``*97`` or ``alice`` never land there.
 
-Every regex is RE2 (``flow.patterns``): matching time is linear in the number's length,
+Every regex is RE2 (``config.patterns``): matching time is linear in the number's length,
 and the number is chosen by the caller.
 """
 
@@ -17,7 +17,7 @@ import dataclasses
 import functools
 
 from callflowd.config.model import RoutingSettings
-from callflowd.flow.patterns import compile_pattern
+from callflowd.config.patterns import compile_pattern
 
 NO_MATCH = "no_match"
 FEATURE_CODE = "*"

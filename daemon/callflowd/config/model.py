@@ -6,7 +6,12 @@ from types import MappingProxyType
 
 from callflowd.esl.limits import FrameLimits
 from callflowd.retry import Retry
-from callflowd.webhooks.breaker import BreakerSettings
+
+# What a webhook setting may say; the webhooks layer (above) reads these same tuples.
+WEBHOOK_FORMATS = ("form", "json")  # how a POST body is encoded (webhooks.request)
+WEBHOOK_VERBS = ("get", "post")
+MAX_WEBHOOK_RETRIES = 4  # extra attempts a webhook or a hook may ask for
+SYNCHRONOUS = ("normal", "full")  # the outbox's SQLite synchronous modes (webhooks.store)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +54,15 @@ class VoicemailBox:
 
 
 @dataclasses.dataclass(frozen=True)
+class BreakerSettings:
+    """When a webhook endpoint's breaker opens and how long it pauses (webhooks.breaker)."""
+
+    failures: int = 5  # consecutive failed attempts that open the breaker
+    pause: float = 10.0  # seconds before the first probe
+    pause_max: float = 300.0  # longest pause between probes
+
+
+@dataclasses.dataclass(frozen=True)
 class WebhookSettings:
     """Defaults for the ``webhook`` action and lifecycle hooks, and how the outbox delivers them."""
 
@@ -69,6 +83,11 @@ class WebhookSettings:
     # Signing secrets by name; "" is the global one. Never in a callflow document.
     secrets: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def retry_policy(self, retries):
+        """The ``Retry`` for ``retries`` extra attempts under these settings' back-off."""
+        return Retry(total=retries, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
+                     jitter=0.1, retry_after_max=self.retry_after_max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,16 +143,39 @@ class RoutingSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class Reference:
+    """An id a callflow node names: ``kind`` says in which table (``device``, ``callflow``...).
+
+    ``key`` is where the id sits below the node's ``data`` (``endpoints[1].id``), for
+    the error when nothing of that kind has that id. Actions declare theirs with
+    ``references(data)`` (see ``callflowd.actions``); the callflow parser checks them.
+    """
+
+    kind: str
+    id: str
+    key: str = "id"
+
+
+@dataclasses.dataclass(frozen=True)
 class Directory:
-    """What callflow nodes may refer to; handed to each action's ``Data.parse``."""
+    """What callflow nodes may refer to; handed to each action's ``Data.parse``.
+
+    A new table of things nodes refer to (users, groups, media...) is a field here, a
+    line in ``tables()`` and a section in ``config.settings``.
+    """
 
     devices: Mapping[str, Device] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     voicemail_boxes: Mapping[str, VoicemailBox] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
     webhooks: WebhookSettings = WebhookSettings()
-    # id -> callflowd.flow.temporal.Rule, from ``temporal_rules:``
+    # id -> callflowd.config.temporal.Rule, from ``temporal_rules:``
     temporal_rules: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
+
+    def tables(self):
+        """Each table a ``Reference`` may name, by its ``kind``."""
+        return {"device": self.devices, "voicemail box": self.voicemail_boxes,
+                "temporal rule": self.temporal_rules}
 
 
 @dataclasses.dataclass(frozen=True)

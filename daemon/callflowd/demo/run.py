@@ -16,8 +16,8 @@ import urllib.parse
 import yaml
 from gevent.event import Event
 
-from callflowd.config.loader import load_config
 from callflowd.demo.receiver import WebhookReceiver
+from callflowd.flow.load import load_config
 from callflowd.service import Service
 from callflowd.simulator import FreeswitchSimulator, Scenario
 

@@ -19,8 +19,8 @@ import urllib.parse
 
 from gevent.event import Event
 
-from callflowd.flow import temporal
 from callflowd.calls.routes import RouteTable
+from callflowd.config import temporal
 from callflowd.config.model import MetricsSettings
 from callflowd.logfmt import escape
 from callflowd.service import Service

@@ -5,7 +5,8 @@ preference) and the executor picks the child; a missing key falls back to
 ``_``; no child ends the flow and the call is hung up (a flow entered by a
 ``callflow`` jump ends by going back to the jumping node's ``_`` child, at
 most ``max_callflow_jumps`` jumps per call); an action may hand over a flow it
-fetched (``Branch``, a pivot) and the walk goes on there; ``skip_module`` goes
+fetched (``Branch``, a pivot), which is parsed as a configured flow is and the walk
+goes on there (at ``_`` if it does not validate); ``skip_module`` goes
 straight to ``_``; an action that raises is logged with its traceback and the
 flow continues at ``_``; a caller who hangs up ends the flow quietly.
 """
@@ -15,8 +16,10 @@ import logging
 from callflowd.actions import REGISTRY
 from callflowd.actions.outcome import DEFAULT, STOP, Branch, Jump, keys_of
 from callflowd.calls.call import Step
-from callflowd.errors import ActionTimeout, CallEnded, EslError
+from callflowd.errors import ActionTimeout, CallEnded, ConfigError, EslError
 from callflowd.flow.model import DEFAULT_BRANCH, graft
+from callflowd.flow.parser import parse_flow_json
+from callflowd.logfmt import safe
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,13 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
         came_by = None
         call.write_marks()  # an action that ended without a command: the mark still goes out
         if isinstance(outcome, Branch):  # a fetched flow (pivot): Kazoo's cf_exe:branch
-            call.history.append(Step(node.module, "branch", node.path, callflow.id))
-            call.log.info("%s fetched a flow; continuing at its %s", node.module, outcome.flow.module)
-            node = graft(outcome.flow, node)
-            continue
+            fetched = _parse_fetched(call, outcome)
+            if fetched is not None:
+                call.history.append(Step(node.module, "branch", node.path, callflow.id))
+                call.log.info("%s fetched a flow; continuing at its %s", node.module, fetched.module)
+                node = graft(fetched, node)
+                continue
+            outcome = DEFAULT
         if outcome is STOP:
             call.history.append(Step(node.module, "stop", node.path, callflow.id))
             call.log.info("action %s stopped the flow", node.module)
@@ -154,6 +160,18 @@ def _run_action(call, action, node, callflow, came_by=None):
     except Exception:  # an action's bug must not strand the caller: log it and go on at "_"
         call.log.exception("action %s failed; continuing at %s", node.module, DEFAULT)
         return "error", DEFAULT
+
+
+def _parse_fetched(call, branch):
+    """The flow a ``Branch`` carries, parsed as a configured one; None (logged) if it does not validate."""
+    try:
+        flow = parse_flow_json(branch.document, branch.directory, branch.source)
+    except ConfigError as exc:
+        call.log.warning("%s answered a flow that does not validate: %s; continuing at %s",
+                         branch.origin, safe(str(exc)), DEFAULT)
+        return None
+    call.log.info("%s answered a flow starting with %s", branch.origin, flow.module)
+    return flow
 
 
 def choose_child(node, outcome):

@@ -13,9 +13,10 @@ An answer that says "never" (a 4xx) proves the receiver is alive: it resets
 the count like a success. The breaker holds no clock: callers pass ``now``.
 """
 
-import dataclasses
 import enum
 import logging
+
+from callflowd.config.model import BreakerSettings  # noqa: F401 - the settings a Breaker takes
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,6 @@ class BreakerState(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"
-
-
-@dataclasses.dataclass(frozen=True)
-class BreakerSettings:
-    failures: int = 5  # consecutive failed attempts that open the breaker
-    pause: float = 10.0  # seconds before the first probe
-    pause_max: float = 300.0  # longest pause between probes
 
 
 class Breaker:

@@ -12,10 +12,10 @@ import json
 import urllib.parse
 import uuid
 
+from callflowd.config.model import WEBHOOK_FORMATS as FORMATS  # noqa: F401 - the body encodings
 from callflowd.retry import Retry
 from callflowd.webhooks.redact import redact
 
-FORMATS = ("form", "json")
 DEFAULT_SECRET = ""  # the name of the global ``webhooks.secret``
 
 

@@ -25,10 +25,10 @@ import sqlite3
 
 import gevent.threadpool
 
+from callflowd.config.model import SYNCHRONOUS
 from callflowd.errors import CallflowdError
 
 FILENAME = "outbox.sqlite3"
-SYNCHRONOUS = ("normal", "full")
 BUSY_TIMEOUT_MS = 10000
 
 _SCHEMA = """

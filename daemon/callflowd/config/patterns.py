@@ -1,5 +1,9 @@
 """Callflow ``patterns``, compiled with RE2: matching time is linear in the number's length.
 
+In the config layer because the settings (``routing.e164_converters``), the callflow
+parser and the router (``calls.routes``) all compile patterns, and the lowest of them
+is the settings.
+
 Dialled numbers come from callers, so a pattern must not be able to backtrack:
 with Python's ``re``, ``^(\\d+)+$`` against 27 digits and an ``x`` took 5 s,
 and the event-socket reader (which routes every event) stalled for all of it.

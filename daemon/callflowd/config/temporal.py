@@ -24,6 +24,9 @@ meaning, not the slip: see the README's temporal_route section.
 
 ``clock`` is the module's one source of "now" (an aware UTC datetime); tests
 replace it to freeze time.
+
+In the config layer because the rules are settings (``temporal_rules:``, parsed
+here), and the ``temporal_route`` action above evaluates them.
 """
 
 import calendar
@@ -32,6 +35,7 @@ import datetime
 import re
 import zoneinfo
 
+from callflowd.config import fields
 from callflowd.errors import InvalidData
 
 CYCLES = ("date", "daily", "weekly", "monthly", "yearly")
@@ -167,14 +171,14 @@ def parse_rule(rule_id, raw):
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidData("name", "must be a string")
-    interval = _integer(raw, "interval", 1, 1, MAX_INTERVAL)
+    interval = fields.integer_in(raw, "interval", 1, 1, MAX_INTERVAL)
     days = tuple(sorted(set(_integer_list(raw, "days", 1, 31))))
     wdays = _wdays(raw)
     ordinal = _choice(raw, "ordinal", ORDINALS, "first")
-    month = _integer(raw, "month", 1, 1, 12)
+    month = fields.integer_in(raw, "month", 1, 1, 12)
     start_date = _date(raw, "start_date")
-    window_start = _integer(raw, "time_window_start", 0, 0, SECONDS_IN_DAY)
-    window_stop = _integer(raw, "time_window_stop", SECONDS_IN_DAY, 0, SECONDS_IN_DAY)
+    window_start = fields.integer_in(raw, "time_window_start", 0, 0, SECONDS_IN_DAY)
+    window_stop = fields.integer_in(raw, "time_window_stop", SECONDS_IN_DAY, 0, SECONDS_IN_DAY)
     if window_start > window_stop:
         # Kazoo would never match it (LSec < Start or LSec > Stop always holds); say so at load.
         raise InvalidData("time_window_stop", "must not be before time_window_start (%d); a window "
@@ -196,25 +200,6 @@ def parse_rule(rule_id, raw):
                 time_window_stop=window_stop, enabled=enabled)
 
 
-def _coerce_int(value, key):
-    """Kazoo reads these with integer coercion: ``"32400"`` is 32400, ``"9am"`` is an error."""
-    if isinstance(value, str) and re.fullmatch(r"[-+]?\d{1,12}", value.strip()):
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidData(key, "must be an integer")
-    return value
-
-
-def _integer(raw, key, default, low, high):
-    value = raw.get(key)
-    if value is None:
-        return default
-    value = _coerce_int(value, key)
-    if not low <= value <= high:
-        raise InvalidData(key, "must be between %d and %d" % (low, high))
-    return value
-
-
 def _integer_list(raw, key, low, high):
     values = raw.get(key)
     if values is None:
@@ -224,7 +209,7 @@ def _integer_list(raw, key, low, high):
     result = []
     for index, value in enumerate(values):
         where = "%s[%d]" % (key, index)
-        value = _coerce_int(value, where)
+        value = fields.integer_value(value, where)
         if not low <= value <= high:
             raise InvalidData(where, "must be between %d and %d" % (low, high))
         result.append(value)
@@ -249,14 +234,9 @@ def _wdays(raw):
 
 
 def _choice(raw, key, choices, default):
-    value = raw.get(key)
-    if value is None:
-        if default is None:
-            raise InvalidData(key, "is required (one of %s)" % ", ".join(choices))
-        return default
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise InvalidData(key, "must be one of %s" % ", ".join(choices))
-    return value.lower()
+    if default is None and raw.get(key) is None:
+        raise InvalidData(key, "is required (one of %s)" % ", ".join(choices))
+    return fields.one_of(raw, key, choices, default)
 
 
 def _date(raw, key):

@@ -1,0 +1,265 @@
+"""The settings file's schema: each top-level section read into its frozen value (``config.model``).
+
+``read_settings(path)`` reads the YAML file (``config.files``: bounded, strict), checks
+every key of every section with the rules of ``config.fields``, and returns the
+``Config`` without its callflows, plus the top section the callflow documents are
+then read from (``config.documents``). Any problem raises one ``ConfigError`` naming
+the file and the path (``webhooks.retries: must be between 0 and 4``).
+
+To add a section: its frozen value in ``config.model`` (a field of ``Config``, or of
+``Directory`` if callflow nodes refer to its entries by id), a function below that
+reads it from its ``Section``, its key in ``TOP_KEYS``, and one line in
+``read_settings``. Webhook and hook settings are in ``config.webhook_settings``.
+"""
+
+import os
+from types import MappingProxyType
+
+from callflowd.config import files, temporal
+from callflowd.config.fields import REQUIRED, Section, has_whitespace, join, kind
+from callflowd.config.model import (
+    Config,
+    Converter,
+    Device,
+    Directory,
+    FreeswitchSettings,
+    MetricsSettings,
+    RoutingSettings,
+    VoicemailBox,
+)
+from callflowd.config.patterns import PatternError, compile_pattern
+from callflowd.config.webhook_settings import read_hooks, read_webhooks
+from callflowd.errors import ConfigError, InvalidData
+from callflowd.esl.limits import FrameLimits
+from callflowd.retry import Retry
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+PASSWORD_KEYS = ("password", "password_file", "password_env")
+RECONNECT_JITTER = 0.2
+MAX_SHUTDOWN_GRACE = 3600
+MAX_CALLFLOW_JUMPS = 1000
+DEFAULT_STATE_DIR = "/var/lib/callflowd"
+
+TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
+            "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
+            "temporal_rules")
+_FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
+                    "reconnect", "limits") + PASSWORD_KEYS
+_RECONNECT_KEYS = ("backoff_factor", "backoff_max")
+_LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
+_DEVICE_KEYS = ("dial_string", "timeout")
+_BOX_KEYS = ("profile", "domain", "mailbox")
+_METRICS_KEYS = ("host", "port")
+_ROUTING_KEYS = ("e164_converters", "max_callflow_jumps")
+_CONVERTER_KEYS = ("regex", "prefix", "suffix")
+
+
+def read_settings(path):
+    """``(config, top)``: the ``Config`` of the YAML file at ``path`` with no callflows yet,
+    and its top ``Section``. Raises ConfigError.
+
+    Relative paths inside the file (``callflows_dir``, ``password_file``) are
+    taken from the file's own directory, wherever the daemon was started.
+    """
+    source = os.fspath(path)
+    base = base_dir(source)
+    raw = files.parse_yaml(files.read_text(source, source, files.MAX_YAML_BYTES), source)
+    if raw is None:
+        raise ConfigError("the file is empty", source)
+    top = Section(raw, source, "", TOP_KEYS, "a mapping of settings")
+    switches = read_switches(top, base)
+    log_level = top.choice("log_level", LOG_LEVELS, "info").upper()
+    # Bounded: systemd's TimeoutStopSec (50 s in our unit) must outlast it and the webhook drain.
+    shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
+    if shutdown_grace > MAX_SHUTDOWN_GRACE:
+        top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
+    directory = Directory(
+        devices=read_devices(top),
+        voicemail_boxes=read_voicemail_boxes(top),
+        webhooks=read_webhooks(top, base),
+        temporal_rules=read_temporal_rules(top),
+    )
+    config = Config(switches=switches, directory=directory, callflows=(), log_level=log_level,
+                    shutdown_grace=shutdown_grace, source=source, metrics=read_metrics(top),
+                    state_dir=read_state_dir(top, base), hooks=read_hooks(top, directory.webhooks),
+                    routing=read_routing(top))
+    return config, top
+
+
+def base_dir(source):
+    """The directory relative paths in the file at ``source`` start from."""
+    return os.path.dirname(os.path.abspath(source))
+
+
+def read_switches(top, base):
+    """``freeswitch:`` (one node) or ``switches:`` (a list of named nodes), not both."""
+    if top.given("freeswitch") and top.given("switches"):
+        top.fail("switches", "give freeswitch (one node) or switches (a list), not both")
+    if not top.given("switches"):
+        return (_freeswitch(top.section("freeswitch", _FREESWITCH_KEYS, required=True), base),)
+    raw = top.raw["switches"]
+    if not isinstance(raw, list) or not raw:
+        top.fail("switches", "must be a non-empty list of switches%s"
+                 % ("" if isinstance(raw, list) else ", not %s" % kind(raw)))
+    switches, names, places = [], set(), set()
+    for index, entry in enumerate(raw):
+        section = Section(entry, top.source, "switches[%d]" % index, _FREESWITCH_KEYS)
+        section.string("name", spaces=False)  # required in a list
+        settings = _freeswitch(section, base)
+        if settings.name in names:
+            section.fail("name", "%r names two switches" % settings.name)
+        if (settings.host, settings.port) in places:
+            section.fail("port", "%s:%d is given twice" % (settings.host, settings.port))
+        names.add(settings.name)
+        places.add((settings.host, settings.port))
+        switches.append(settings)
+    return tuple(switches)
+
+
+def _limits(section):
+    defaults = FrameLimits()
+    return FrameLimits(
+        max_line=section.integer("max_line_bytes", defaults.max_line, 1024, 1 << 30),
+        max_headers=section.integer("max_headers", defaults.max_headers, 16, 100000),
+        max_body=section.integer("max_body_bytes", defaults.max_body, 64 * 1024, 1 << 30),
+    )
+
+
+def _freeswitch(section, base):
+    defaults = FreeswitchSettings()
+    reconnect = section.section("reconnect", _RECONNECT_KEYS)
+    return FreeswitchSettings(
+        name=section.string("name", defaults.name, spaces=False),
+        idle_timeout=section.seconds("idle_timeout", defaults.idle_timeout),
+        limits=_limits(section.section("limits", _LIMIT_KEYS)),
+        host=section.string("host", defaults.host, spaces=False),
+        port=section.integer("port", defaults.port, 1, 65535),
+        password=_password(section, base),
+        connect_timeout=section.seconds("connect_timeout", defaults.connect_timeout),
+        command_timeout=section.seconds("command_timeout", defaults.command_timeout),
+        reconnect=Retry(
+            total=None,
+            backoff_factor=reconnect.seconds("backoff_factor", defaults.reconnect.backoff_factor),
+            backoff_max=reconnect.seconds("backoff_max", defaults.reconnect.backoff_max),
+            jitter=RECONNECT_JITTER,
+        ),
+    )
+
+
+def _password(section, base):
+    """Exactly one of ``password``, ``password_file``, ``password_env``: no silent default."""
+    given = [key for key in PASSWORD_KEYS if section.given(key)]
+    if len(given) != 1:
+        section.fail_here("give exactly one of %s%s" % (
+            ", ".join(PASSWORD_KEYS), " (got %s)" % ", ".join(given) if given else ""))
+    key = given[0]
+    if key == "password":
+        return section.string("password")
+    if key == "password_file":
+        filename = os.path.join(base, section.string("password_file"))
+        try:
+            password = files.read_regular_file(filename).decode("utf-8").strip()
+        except files.Unreadable as exc:
+            section.fail(key, "cannot read %s: %s" % (filename, exc))
+        except UnicodeDecodeError:
+            section.fail(key, "%s is not UTF-8 text" % filename)
+        what = filename
+    else:
+        name = section.string("password_env", spaces=False)
+        if name not in os.environ:
+            section.fail(key, "environment variable %s is not set" % name)
+        password = os.environ[name].strip()
+        what = "environment variable %s" % name
+    if not password:
+        section.fail(key, "%s is empty" % what)
+    if "\n" in password or "\r" in password:
+        # ESL commands are lines: a line break would end "auth" early.
+        section.fail(key, "%s must hold one line" % what)
+    return password
+
+
+def read_devices(top):
+    devices = {}
+    for device_id, section in top.entries("devices", _DEVICE_KEYS):
+        devices[device_id] = Device(
+            id=device_id,
+            dial_string=section.string("dial_string", spaces=False),
+            timeout=section.integer("timeout", Device.timeout, 1, 3600),
+        )
+    return MappingProxyType(devices)
+
+
+def read_voicemail_boxes(top):
+    boxes = {}
+    for box_id, section in top.entries("voicemail_boxes", _BOX_KEYS):
+        # The three are joined by spaces into the voicemail application's argument.
+        profile = section.string("profile", spaces=False)
+        domain = section.string("domain", spaces=False)
+        mailbox = section.value("mailbox", REQUIRED)
+        if isinstance(mailbox, int) and not isinstance(mailbox, bool) and mailbox >= 0:
+            mailbox = str(mailbox)
+        else:
+            mailbox = section.string("mailbox", spaces=False)
+        boxes[box_id] = VoicemailBox(id=box_id, profile=profile, domain=domain, mailbox=mailbox)
+    return MappingProxyType(boxes)
+
+
+def read_temporal_rules(top):
+    """``temporal_rules:``, a table of Kazoo temporal rules by id (config/temporal.py)."""
+    rules = {}
+    for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
+        if rule_id == "_":  # a temporal_route's child key: "no rule holds"
+            section.fail_here("_ is the default branch, not a rule id: name the rule")
+        try:
+            rules[rule_id] = temporal.parse_rule(rule_id, section.raw)
+        except InvalidData as exc:
+            if exc.key:
+                section.fail(exc.key, exc.message)
+            section.fail_here(exc.message)
+    return MappingProxyType(rules)
+
+
+def read_metrics(top):
+    """Off unless the section is there; then ``port`` is required (0: any free port, for tests)."""
+    if not top.given("metrics"):
+        return MetricsSettings()
+    section = top.section("metrics", _METRICS_KEYS)
+    return MetricsSettings(host=section.string("host", MetricsSettings.host, spaces=False),
+                           port=section.integer("port", REQUIRED, 0, 65535))
+
+
+def read_state_dir(top, base):
+    """``state_dir``, else systemd's ``$STATE_DIRECTORY`` (``StateDirectory=``), else the default."""
+    if top.given("state_dir"):
+        return os.path.join(base, top.string("state_dir"))
+    return os.environ.get("STATE_DIRECTORY", "").split(":")[0] or DEFAULT_STATE_DIR
+
+
+def read_routing(top):
+    """``routing:``: the E.164 rules (replacing Kazoo's defaults when given) and the jump cap."""
+    section = top.section("routing", _ROUTING_KEYS)
+    defaults = RoutingSettings()
+    jumps = section.integer("max_callflow_jumps", defaults.max_callflow_jumps, 0, MAX_CALLFLOW_JUMPS)
+    if not section.given("e164_converters"):
+        return RoutingSettings(max_callflow_jumps=jumps)
+    raw = section.raw["e164_converters"]
+    if not isinstance(raw, list):
+        section.fail("e164_converters", "must be a list of {regex, prefix, suffix}, not %s" % kind(raw))
+    converters = []
+    for index, entry in enumerate(raw):
+        rule = Section(entry, top.source, "%s[%d]" % (join(section.path, "e164_converters"), index),
+                        _CONVERTER_KEYS)
+        regex = rule.string("regex")
+        try:
+            compile_pattern(regex)
+        except PatternError as exc:
+            rule.fail("regex", "invalid or unsafe regular expression: %s" % exc)
+        converters.append(Converter(regex=regex, prefix=_affix(rule, "prefix"), suffix=_affix(rule, "suffix")))
+    return RoutingSettings(converters=tuple(converters), max_callflow_jumps=jumps)
+
+
+def _affix(rule, key):
+    value = rule.value(key, "")
+    if not isinstance(value, str) or has_whitespace(value):
+        rule.fail(key, "must be a string without whitespace")
+    return value

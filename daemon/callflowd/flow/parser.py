@@ -1,0 +1,230 @@
+"""Callflow documents into ``Callflow`` values: every node checked, every reference resolved.
+
+``parse_callflows`` takes the documents ``config.documents`` read, unwraps Kazoo's API
+envelope, parses each node with its action's ``Data.parse`` (``callflowd.actions``),
+refuses a duplicate id or number, and then checks every ``Reference`` the actions
+declare (``references(data)``: devices, boxes, other callflows...) against the
+tables they name, once every document is read. The parser knows no action by name.
+
+``parse_flow_json`` reads one flow that arrives while running (a ``pivot`` answer)
+exactly as strictly, against the running config's directory.
+
+Any problem raises one ``ConfigError`` naming the file and the place inside it
+(``callflows.d/front-desk.json: flow.children._.data.http_verb: must be one of get,
+post``). A callflow has at most ``MAX_FLOW_NODES`` nodes and ``MAX_FLOW_DEPTH`` levels.
+Unknown keys are refused in a node; a document's top level may carry Kazoo's others
+(``id``, ``name``, ``metadata``...).
+"""
+
+from types import MappingProxyType
+
+from callflowd.actions import REGISTRY
+from callflowd.calls.routes import Normalizer
+from callflowd.config import files
+from callflowd.config.documents import check_json_shaped
+from callflowd.config.fields import has_whitespace, join, kind, one_line, string_list
+from callflowd.config.model import RoutingSettings
+from callflowd.config.patterns import PatternError, compile_pattern
+from callflowd.errors import ConfigError, InvalidData
+from callflowd.flow.model import Callflow, Node
+
+MAX_FLOW_DEPTH = 100  # a flow deeper than this is a mistake, not a call plan
+MAX_FLOW_NODES = 1000  # per callflow; Kazoo's own flows have tens
+_NODE_KEYS = ("module", "data", "children")
+
+
+def parse_callflows(documents, directory, routing=RoutingSettings()):
+    """The ``Callflow`` of each ``config.documents.Document``, in order; raises ConfigError."""
+    callflows = []
+    by_id = {}
+    by_number = {}
+    normalize = Normalizer(routing.converters)
+    for document in documents:
+        raw, prefix = _unwrap(document.raw, document.prefix)
+        source = document.source
+        callflow = _callflow(raw, source, prefix, document.fallback_id, directory)
+        if callflow.id in by_id:
+            where = join(prefix, "id") if raw.get("id") is not None else prefix or None
+            raise ConfigError("callflow id %r is already used in %s" % (
+                callflow.id, by_id[callflow.id].source), source, where)
+        by_id[callflow.id] = callflow
+        for index, number in enumerate(callflow.numbers):
+            # two spellings of one number (4155552671, +14155552671) are one number once normalised
+            key = number if number == "no_match" else normalize(number)
+            other, spelled = by_number.get(key, (None, None))
+            if other is not None:
+                raise ConfigError("number %r is already claimed by callflow %r (%s)%s" % (
+                    number, other.id, other.source, "" if spelled == number else " as %r" % spelled),
+                    source, "%s[%d]" % (join(prefix, "numbers"), index))
+            by_number[key] = (callflow, number)
+        callflows.append(callflow)
+    tables = dict(directory.tables(), callflow=by_id)
+    for callflow in callflows:
+        _check_references(callflow.flow, tables, callflow.source, callflow.prefix)
+    return tuple(callflows)
+
+
+def _unwrap(raw, prefix):
+    """Kazoo's API envelope ``{"data": {...callflow...}}``: the callflow inside, and its path.
+
+    Only when the outer object is no callflow itself (no ``flow``, ``numbers`` or
+    ``patterns``), so a callflow's own keys are never mistaken for an envelope.
+    """
+    if (isinstance(raw, dict) and isinstance(raw.get("data"), dict)
+            and not any(key in raw for key in ("flow", "numbers", "patterns"))):
+        return raw["data"], join(prefix, "data")
+    return raw, prefix
+
+
+def references_of(node):
+    """The ``Reference`` values ``node``'s action declares (none if it declares no ``references``)."""
+    declare = getattr(REGISTRY[node.module], "references", None)
+    return tuple(declare(node.data)) if declare is not None else ()
+
+
+def _check_references(flow, tables, source, prefix, unchecked=()):
+    """Every id a node of ``flow`` names must be in the table of its kind (but ``unchecked`` kinds)."""
+    pending = [flow]
+    while pending:
+        node = pending.pop()
+        for reference in references_of(node):
+            if reference.kind in unchecked:
+                continue
+            table = tables[reference.kind]  # a KeyError: an action declared a kind nobody holds
+            if reference.id not in table:
+                raise ConfigError("unknown %s %r (known: %s)" % (
+                    reference.kind, reference.id, ", ".join(sorted(table)) or "none"),
+                    source, join(prefix, "%s.data.%s" % (node.path, reference.key)))
+        pending.extend(node.children.values())
+
+
+def _callflow(raw, source, prefix, fallback_id, directory):
+    def fail(key, message):
+        raise ConfigError(message, source, join(prefix, key) if key else prefix or None)
+
+    if not isinstance(raw, dict):
+        fail(None, "must be an object (a callflow document), not %s" % kind(raw))
+    doc_id = raw.get("id")
+    if doc_id is None:
+        doc_id = fallback_id
+    elif not isinstance(doc_id, str) or not doc_id.strip():
+        fail("id", "must be a non-empty string")
+    try:
+        numbers = string_list(raw, "numbers")
+        patterns = string_list(raw, "patterns")
+    except InvalidData as exc:
+        fail(exc.key, exc.message)
+    for index, number in enumerate(numbers):
+        if has_whitespace(number):
+            fail("numbers[%d]" % index, "must not contain whitespace")
+        if number in numbers[:index]:
+            fail("numbers[%d]" % index, "%r is listed twice" % number)
+    for index, pattern in enumerate(patterns):
+        try:
+            compile_pattern(pattern)
+        except PatternError as exc:
+            fail("patterns[%d]" % index, "invalid or unsafe regular expression: %s" % exc)
+    if not numbers and not patterns:
+        fail(None, "needs at least one number or pattern")
+    if raw.get("flow") is None:
+        fail("flow", "is required")
+    flow = _node(raw["flow"], "flow", source, prefix, directory, 1, [0])
+    return Callflow(id=doc_id, numbers=tuple(numbers), patterns=tuple(patterns),
+                    flow=flow, source=source, prefix=prefix)
+
+
+def _node(raw, node_path, source, prefix, directory, depth, count):
+    """One node and, recursively, its children; ``node_path`` is relative to the document.
+
+    ``count`` is a one-item list: the nodes of this flow built so far.
+    """
+    where = join(prefix, node_path)
+
+    def fail(key, message):
+        raise ConfigError(message, source, join(where, key) if key else where)
+
+    if depth > MAX_FLOW_DEPTH:
+        fail(None, "the flow is more than %d nodes deep" % MAX_FLOW_DEPTH)
+    count[0] += 1
+    if count[0] > MAX_FLOW_NODES:
+        fail(None, "the flow has more than %d nodes" % MAX_FLOW_NODES)
+    if not isinstance(raw, dict):
+        fail(None, "must be an object, not %s" % kind(raw))
+    unknown = [key for key in raw if key not in _NODE_KEYS]
+    if unknown:
+        fail(None, "unknown key%s %s (known: %s)" % (
+            "s" if len(unknown) > 1 else "", ", ".join(repr(k) for k in unknown), ", ".join(_NODE_KEYS)))
+
+    module = raw.get("module")
+    if module is None:
+        fail("module", "is required")
+    if not isinstance(module, str):
+        fail("module", "must be a string")
+    action = REGISTRY.get(module)
+    if action is None:
+        fail("module", "unknown module %r (known: %s)" % (module, ", ".join(sorted(REGISTRY))))
+
+    data = raw.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        fail("data", "must be an object")
+    skip = data.get("skip_module")
+    if skip is None:
+        skip = False
+    if not isinstance(skip, bool):
+        fail("data.skip_module", "must be true or false")
+    rest = {key: value for key, value in data.items() if key != "skip_module"}
+    try:
+        parsed = action.Data.parse(rest, directory)
+    except InvalidData as exc:
+        fail(join("data", exc.key) if exc.key else "data", exc.message)
+    except (ValueError, TypeError) as exc:
+        # Data.parse should raise InvalidData for every bad input; this is the safety net.
+        fail("data", "invalid data: %s" % one_line(str(exc)))
+
+    children_raw = raw.get("children")
+    if children_raw is None:
+        children_raw = {}
+    if not isinstance(children_raw, dict):
+        fail("children", "must be an object")
+    children = {}
+    for key, child in children_raw.items():
+        if not isinstance(key, str) or not key:
+            fail("children", "key %r must be a non-empty string" % (key,))
+        children[key] = _node(child, "%s.children.%s" % (node_path, key), source, prefix,
+                              directory, depth + 1, count)
+    with_branch_keys = getattr(action, "with_branch_keys", None)  # actions that branch on names they know
+    if with_branch_keys is not None:
+        try:
+            parsed = with_branch_keys(parsed, tuple(children), directory)
+        except InvalidData as exc:
+            fail(exc.key, exc.message)
+    return Node(module=module, data=parsed, children=MappingProxyType(children), skip=skip,
+                path=node_path)
+
+
+def parse_flow(raw, directory, source):
+    """One flow node and its children, checked exactly as a callflow document's ``flow``.
+
+    For flows that arrive while running (a ``pivot`` answer): ``directory`` is
+    the running config's, ``source`` names where the flow came from in errors
+    (``answer: flow.children._.data.id: unknown device 'x'``). Paths start at
+    ``flow``. Raises ConfigError.
+    """
+    if raw is None:
+        raise ConfigError("is required", source, "flow")
+    check_json_shaped(raw, source, "flow", 0)
+    flow = _node(raw, "flow", source, "", directory, 1, [0])
+    # A fetched flow's jumps are checked when taken (the executor holds the callflows).
+    _check_references(flow, directory.tables(), source, "", unchecked=("callflow",))
+    return flow
+
+
+def parse_flow_json(text, directory, source):
+    """``parse_flow`` of a JSON text, read as strictly as a callflow document (no duplicate
+    keys, no NaN, bounded numbers). A ``{"flow": {...}}`` wrapper is accepted."""
+    raw = files.parse_json(text, source)
+    if isinstance(raw, dict) and "module" not in raw and "flow" in raw:
+        raw = raw["flow"]
+    return parse_flow(raw, directory, source)
