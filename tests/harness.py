@@ -5,6 +5,7 @@ import json
 import yaml
 from gevent.event import Event
 
+from callflowd.config.temporal import utc_now
 from callflowd.flow.load import load_config
 from callflowd.service import Service
 
@@ -54,11 +55,11 @@ def write_config(tmp_path, switch, documents, webhooks=None, extra=None, **setti
 class Daemon:
     """The real Service, plus a way to wait for each call's flow to finish."""
 
-    def __init__(self, config_path):
+    def __init__(self, config_path, clock=utc_now):
         self.finished = {}
         self._finished_event = Event()
         self.service = Service(load_config(str(config_path)), on_call_finished=[self._on_finished],
-                               stop_grace=2)
+                               stop_grace=2, clock=clock)
 
     def _on_finished(self, call):
         self.finished[call.uuid] = call

@@ -4,10 +4,12 @@ import gevent
 import gevent.event
 import pytest
 
+from callflowd.actions import LONG_APPLICATIONS
 from callflowd.calls.call import Call
 from callflowd.calls.routes import Route, RouteTable
 from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl.event import Event
+from callflowd.flow.executor import Position
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -75,7 +77,7 @@ def complete(app, app_uuid, **headers):
 
 def make_call(commands, outage_limit=5):
     return Call(UUID, {"call_id": UUID}, "flow", commands, webhooks=None, command_timeout=1,
-                outage_limit=outage_limit)
+                outage_limit=outage_limit, long_applications=LONG_APPLICATIONS)
 
 
 def test_execute_returns_the_completion_carrying_its_own_event_uuid():
@@ -195,13 +197,10 @@ def test_a_hangup_of_a_channel_already_gone_is_not_retried():
 
 
 def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
-    from callflowd.calls import router as router_module
     from callflowd.calls.router import CallRouter
 
     def broken(call, callflow, *rest):
         raise RuntimeError("a bug in the executor")
-
-    monkeypatch.setattr(router_module, "run_callflow", broken)
 
     class Flow:
         id = "flow"
@@ -215,20 +214,17 @@ def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
 
     link = Commands()
     link.settings = type("Settings", (), {"command_timeout": 1})()
-    router = CallRouter(Routes(), webhooks=None)
+    router = CallRouter(Routes(), webhooks=None, run_flow=broken)
     router.route(event("CHANNEL_PARK", Call_Direction="inbound", Caller_Destination_Number="100"), link)
     assert link.hung_up.wait(2)
     assert link.sent == [(UUID, "hangup", "NORMAL_TEMPORARY_FAILURE", None)]
 
 
 def test_the_recovery_mark_names_the_callflow_being_run_not_only_the_routed_one():
-    from callflowd.flow.model import Node
-
     commands = Commands()
     call = make_call(commands)
-    call.mark_step(Node("answer", None, path="flow"))
-    call.current_callflow_id = "jumped-to"
-    call.mark_step(Node("answer", None, path="flow.children._"))
+    call.mark_step(Position("flow", "flow"))
+    call.mark_step(Position("jumped-to", "flow.children._"))
     assert "callflowd_callflow=flow;" in commands.api_calls[0]
     assert "callflowd_callflow=jumped-to;callflowd_node=flow.children._;" in commands.api_calls[1]
 
@@ -242,11 +238,9 @@ def test_a_second_hangup_is_not_sent_once_one_was_confirmed():
 
 
 def test_a_steps_mark_rides_ahead_of_its_first_application_and_is_sent_again_with_it_after_a_cut():
-    from callflowd.flow.model import Node
-
     commands = Commands(errors=[NotConnected("cut")])
     call = make_call(commands)
-    call.mark_step(Node("device", None, path="flow"), with_first_command=True)
+    call.mark_step(Position("flow", "flow"), with_first_command=True)
     assert commands.api_calls == []  # nothing written yet: it goes with the first application
     call.set_variable("continue_on_fail", "true", ahead=True)
     assert [item[1] for item in commands.sent] == []
@@ -261,13 +255,11 @@ def test_a_steps_mark_rides_ahead_of_its_first_application_and_is_sent_again_wit
 
 
 def test_a_mark_without_a_command_after_it_is_written_on_its_own():
-    from callflowd.flow.model import Node
-
     commands = Commands()
     call = make_call(commands)
-    call.mark_step(Node("webhook", None, path="flow"))  # not a command first: written at once
+    call.mark_step(Position("flow", "flow"))  # not a command first: written at once
     assert len(commands.api_calls) == 1
-    call.mark_step(Node("answer", None, path="flow.children._"), with_first_command=True)
+    call.mark_step(Position("flow", "flow.children._"), with_first_command=True)
     call.answer(ahead=True)
     call.write_marks()  # the executor's, after an action that sent nothing more
     assert len(commands.api_calls) == 2 and "callflowd_node=flow.children._;" in commands.api_calls[1]

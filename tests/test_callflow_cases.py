@@ -54,7 +54,7 @@ import pathlib
 
 import pytest
 
-from callflowd.config import temporal
+from callflowd.config.temporal import utc_now
 from callflowd.simulator import Scenario
 from tests.doubles.pivot_server import PivotServer
 from tests.harness import WAIT, Daemon, write_config
@@ -114,19 +114,20 @@ def contains_in_order(commands, wanted):
 
 
 @pytest.mark.parametrize("path", sorted(CASES.glob("*.json")), ids=lambda p: p.stem)
-def test_the_callflow_case_runs_as_its_file_expects(path, tmp_path, switch, receiver, logs, monkeypatch):
+def test_the_callflow_case_runs_as_its_file_expects(path, tmp_path, switch, receiver, logs):
     case = load_case(path, receiver.url("").rstrip("/"))
     expect = case["expect"]
+    clock = utc_now
     if "clock" in case:
         moment = datetime.datetime.fromisoformat(case["clock"]).replace(tzinfo=datetime.timezone.utc)
-        monkeypatch.setattr(temporal, "clock", lambda: moment)
+        clock = lambda: moment  # noqa: E731
     for answer_path, answer in case.get("answers", {}).items():
         receiver.answer(answer_path, answer.get("body", ""), status=answer.get("status", 200))
     if case.get("hold"):
         receiver.hold()
     extra = dict(case.get("config", {}))
     extra["devices"] = dict(DEVICES, **extra.get("devices", {}))
-    daemon = Daemon(write_config(tmp_path, switch, documents_of(case), extra=extra)).start()
+    daemon = Daemon(write_config(tmp_path, switch, documents_of(case), extra=extra), clock=clock).start()
     try:
         call_spec = case["call"]
         options = {"caller_id_number": call_spec["from"]} if "from" in call_spec else {}

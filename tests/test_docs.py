@@ -183,6 +183,13 @@ def test_the_readme_opens_with_the_demo_and_test_commands_ci_runs():
     assert tests in (REPO / ".ci" / "run").read_text(encoding="utf-8")
 
 
+def test_every_action_has_its_section_in_actions_md():
+    from callflowd.actions import REGISTRY
+
+    found = anchors(REPO / "docs" / "actions.md")
+    assert [module for module in sorted(REGISTRY) if slug(module) not in found] == []
+
+
 def test_architecture_has_the_three_checklists():
     found = anchors(REPO / "docs" / "architecture.md")
     for wanted in ("checklist-a-new-action", "checklist-a-new-webhook-format", "checklist-a-new-switch-fault"):

@@ -364,6 +364,16 @@ def test_close_says_exit_is_idempotent_and_reports_nothing(switch, recorder):
         conn.api("status")
 
 
+def test_a_with_block_connects_and_closes_with_exit_even_when_its_body_fails(switch, recorder):
+    with pytest.raises(RuntimeError):
+        with make_connection(switch, recorder) as conn:
+            assert conn.connected
+            raise RuntimeError("the body failed")
+    assert switch.received[-1] == b"exit\n\n"
+    assert not conn.connected and conn.join(timeout=1)
+    assert recorder.lost == []
+
+
 def test_close_from_inside_on_event_works(switch):
     closed = gevent.event.Event()
     conn = None

@@ -1,11 +1,9 @@
 """Kazoo's traversal rules, on a hand-written call double (no switch needed)."""
 
-import pathlib
 import types
 
 import pytest
 
-from callflowd import actions
 from callflowd.actions import REGISTRY
 from callflowd.actions.outcome import STOP
 from callflowd.errors import CallEnded
@@ -27,8 +25,9 @@ class FakeCall:
 
     ended = False
 
-    def mark_step(self, node, with_first_command=False):
-        self.marked = getattr(self, "marked", []) + [node.path]
+    def mark_step(self, position, with_first_command=False):
+        self.position = position
+        self.marked = getattr(self, "marked", []) + [position.node_path]
 
     def write_marks(self):
         pass
@@ -118,17 +117,6 @@ def test_a_flow_longer_than_the_cap_is_stopped(monkeypatch):
     assert len(call.ran) == MAX_STEPS
 
 
-def test_every_action_module_is_registered_under_its_file_name():
-    folder = pathlib.Path(actions.__file__).parent
-    helpers = {"__init__"} | set(actions.HELPERS)
-    files = {p.stem for p in folder.glob("*.py")} - helpers
-    assert files == set(REGISTRY)
-    for name, module in REGISTRY.items():
-        assert module.__name__ == "callflowd.actions.%s" % name
-        assert callable(module.handle) and hasattr(module.Data, "parse")
-        assert module.__doc__.lstrip().startswith("``%s``" % name)
-
-
 def test_nothing_runs_after_the_caller_has_hung_up(monkeypatch):
     def hangs_up(call, data):
         call.ran.append(data)
@@ -159,8 +147,9 @@ def jump(target, children=None, path="flow"):
 class MarkingCall(FakeCall):
     """Records what a real Call would write on the channel: callflow id and node path."""
 
-    def mark_step(self, node, with_first_command=False):
-        self.marked = getattr(self, "marked", []) + [(self.current_callflow_id, node.path)]
+    def mark_step(self, position, with_first_command=False):
+        self.position = position
+        self.marked = getattr(self, "marked", []) + [(position.callflow_id, position.node_path)]
 
 
 def run_flows(flows, monkeypatch, max_jumps=50, **behaviour):
@@ -212,7 +201,7 @@ def test_a_stop_inside_a_jumped_to_callflow_ends_the_whole_flow(monkeypatch):
 def test_an_action_can_ask_which_branches_its_node_has(monkeypatch):
     seen = []
     monkeypatch.setitem(REGISTRY, "asks", types.SimpleNamespace(
-        handle=lambda call, data: seen.append(call.branches) or "_"))
+        handle=lambda call, data: seen.append(call.position.branches) or "_"))
     monkeypatch.setitem(REGISTRY, "b", scripted("_"))
     call = FakeCall()
     run_callflow(call, Callflow(id="t", numbers=("1",), patterns=(),
@@ -249,3 +238,17 @@ def test_the_way_back_out_of_jumps_goes_on_the_channel_and_comes_back_from_it():
     record = marker.Marker.from_channel(channel)
     assert record.returns == returns
     assert (record.callflow_id, record.node_path) == ("other", "flow")
+
+
+def test_the_position_counts_each_visit_of_a_node_in_its_callflow(monkeypatch):
+    # main jumps to "other" twice (loop -> other, back, loop again): each node of "other" is
+    # reached twice, and the count the call's webhooks derive their delivery ids from says so
+    seen = []
+    monkeypatch.setitem(REGISTRY, "b", types.SimpleNamespace(
+        handle=lambda call, data: seen.append((call.position.callflow_id, call.position.node_path,
+                                                call.position.visit)) or "_"))
+    second = jump("other", path="flow.children._")
+    main = Callflow(id="main", numbers=("1",), patterns=(), flow=jump("other", {"_": second}))
+    other = Callflow(id="other", numbers=("2",), patterns=(), flow=node("b"))
+    run_callflow(MarkingCall(), main, None, {"main": main, "other": other})
+    assert seen == [("other", "flow", 1), ("other", "flow", 2)]

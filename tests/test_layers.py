@@ -35,10 +35,7 @@ ISLAND_USED_BY = {"demo"}
 
 # Known upward edges (importer module, imported module), each with who removes it.
 # Empty this list; never add to it.
-KNOWN_UPWARD = {
-    # calls engineer (issue 17): the router gets the executor injected by the service.
-    ("callflowd.calls.router", "callflowd.flow.executor"),
-}
+KNOWN_UPWARD = set()
 
 
 def _modules():

@@ -27,6 +27,10 @@ DEVICE_THEN_VOICEMAIL = {"module": "device", "data": {"id": "front_desk_device_i
                          "children": {"_": VOICEMAIL_NODE}}
 
 
+# The servers here are on loopback, which a fetched flow may reach only when the operator says so.
+LOOPBACK_ALLOWED = {"allow": ["127.0.0.0/8"]}
+
+
 def pivot_flow(url, **data):
     return {"numbers": [FRONT_DESK],
             "flow": {"module": "pivot", "data": dict({"voice_url": url}, **data),
@@ -45,8 +49,8 @@ def server():
 def daemon_for(tmp_path, switch):
     started = []
 
-    def start(document):
-        daemon = Daemon(write_config(tmp_path, switch, {"pivoted": document})).start()
+    def start(document, webhooks=LOOPBACK_ALLOWED):
+        daemon = Daemon(write_config(tmp_path, switch, {"pivoted": document}, webhooks=webhooks)).start()
         started.append(daemon)
         return daemon
 
@@ -116,6 +120,28 @@ def test_a_fetched_flow_may_pivot_again(switch, server, daemon_for):
     assert path_of(call) == [("pivot", "branch"), ("pivot", "branch"), ("voicemail", "_")]
     assert call.history[-1].path == "flow" + FETCHED + "flow" + FETCHED + "flow"
     assert server.requests[1].query["previous_action"] == ["pivot"]
+
+
+def test_a_fetched_flow_may_not_reach_loopback_unless_the_operator_allows_it(switch, server, daemon_for, logs):
+    # The configured pivot may (the operator wrote it); the flow it fetched may not, by default.
+    server.answer("/first", {"module": "pivot", "data": {"voice_url": server.url("/second")}})
+    server.answer("/second", VOICEMAIL_NODE)
+    daemon = daemon_for(pivot_flow(server.url("/first")), webhooks={})
+    _, call = place(switch, daemon)
+    assert path_of(call) == [("pivot", "branch"), ("pivot", "_")]
+    assert [r.path for r in server.requests] == ["/first"]
+    assert logs.wait_for("destination 127.0.0.1 refused: a fetched flow may not send to a loopback, "
+                         "link-local or metadata address")
+
+
+def test_a_webhook_in_a_fetched_flow_may_not_reach_loopback_by_default(switch, server, daemon_for, logs):
+    server.answer("/first", {"module": "webhook", "data": {"uri": server.url("/hook")},
+                             "children": {"_": VOICEMAIL_NODE}})
+    daemon = daemon_for(pivot_flow(server.url("/first")), webhooks={})
+    place(switch, daemon)
+    assert logs.wait_for("destination 127.0.0.1 refused")
+    assert "webhook failed after 1 attempt" in logs.wait_for("destination 127.0.0.1 refused")
+    assert [r.path for r in server.requests] == ["/first"]
 
 
 def test_a_server_that_answers_itself_for_ever_is_stopped_by_the_step_limit(switch, server, daemon_for, logs):

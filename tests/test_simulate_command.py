@@ -1,5 +1,6 @@
 """``callflowd simulate``: the operator's own config, one simulated call, what FreeSWITCH and the web server get."""
 
+import copy
 import re
 import subprocess
 import sys
@@ -110,6 +111,18 @@ def test_a_phone_that_does_not_pick_up_takes_the_webhook_then_voicemail(tmp_path
     assert "  1. device    at flow                         -> %s\n" % outcome in result.stdout
     assert "    previous_outcome = %s\n" % outcome in result.stdout
     assert result.stdout.endswith("hangup cause: NORMAL_CLEARING\n")
+
+
+def test_a_webhook_uri_s_credentials_and_query_values_are_masked_in_the_output(tmp_path):
+    document = copy.deepcopy(dict(FRONT_DESK, numbers=["5559999"]))
+    document["flow"]["children"]["_"]["data"]["uri"] = "https://hook:Pa55-w0rd@hooks.example/in?token=T0k-en&x=1"
+    config = write_config(tmp_path, documents={"short.json": document})
+
+    result = simulate("--number", "5559999", "--device", "busy", config=config)
+
+    assert result.returncode == 0, result.stderr
+    assert "  POST https://***@hooks.example/in?token=***&x=***\n" in result.stdout
+    assert "Pa55-w0rd" not in result.stdout and "T0k-en" not in result.stdout
 
 
 def test_webhook_to_sends_each_webhook_to_that_server_keeping_its_path(receiver):

@@ -508,7 +508,8 @@ def test_call_timeout_in_the_dial_string_braces_does_not_limit_ringing(sim, clie
     start = client.wait_for(is_event("CHANNEL_EXECUTE", "bridge"))
     began = time.monotonic()
     client.wait_for(is_event("CHANNEL_EXECUTE_COMPLETE", "bridge"), start=start)
-    assert time.monotonic() - began >= 0.55  # the default 60 simulated seconds (capture c)
+    # the default 60 simulated seconds, as c_device_no_answer_call_timeout_in_braces shows
+    assert time.monotonic() - began >= 0.55
 
 
 def test_call_timeout_set_on_the_caller_limits_ringing(sim, client):
@@ -518,7 +519,7 @@ def test_call_timeout_set_on_the_caller_limits_ringing(sim, client):
     start = client.wait_for(is_event("CHANNEL_EXECUTE", "bridge"))
     began = time.monotonic()
     client.wait_for(is_event("CHANNEL_EXECUTE_COMPLETE", "bridge"), start=start)
-    assert time.monotonic() - began < 0.5  # capture c3
+    assert time.monotonic() - began < 0.5  # as c3_device_no_answer_call_timeout_chanvar
 
 
 def test_bridging_an_answered_caller_sends_no_second_answer(sim, client):

@@ -1,5 +1,6 @@
-"""The simulator's play_and_get_digits, respond and multi-endpoint bridges, against capture f
-and FreeSWITCH's documented behaviour, through a raw event-socket client."""
+"""The simulator's play_and_get_digits, respond and multi-endpoint bridges, against the
+digits-entered capture (f_dtmf_play_and_get_digits) and FreeSWITCH's documented behaviour,
+through a raw event-socket client."""
 
 import pytest
 
@@ -9,22 +10,23 @@ from tests.test_simulator import captured_events, client, is_event, sendmsg, sim
 
 pytestmark = pytest.mark.timeout(20)
 
-CAPTURE_F = "f_dtmf_play_and_get_digits.plain.txt"
-PAGD = "1 4 1 8000 # silence_stream://500 silence_stream://250 esl_digits \\d+ 3000"  # capture f's
+DIGITS_CAPTURE = "f_dtmf_play_and_get_digits.plain.txt"
+# the digits-entered capture's arguments
+PAGD = "1 4 1 8000 # silence_stream://500 silence_stream://250 esl_digits \\d+ 3000"
 
 
 def event_at(client, index):
     return protocol.plain_event_pairs(client.frames[index][1])[0]
 
 
-def test_keys_pressed_come_as_dtmf_events_laid_out_like_capture_f(sim, client):
+def test_keys_pressed_come_as_dtmf_events_laid_out_like_the_digits_capture(sim, client):
     call = sim.place_call(destination="5559999", scenario=Scenario(digits=["123#"]))
     client.send(sendmsg(call.uuid, "answer"))
     client.send(sendmsg(call.uuid, "play_and_get_digits", PAGD))
     done = client.wait_for(is_event("CHANNEL_EXECUTE_COMPLETE", "play_and_get_digits"))
     dtmf = [dict(pairs) for pairs in client.events() if dict(pairs)["Event-Name"] == "DTMF"]
     assert [event["DTMF-Digit"] for event in dtmf] == ["1", "2", "3", "#"]
-    captured = [pairs for pairs in captured_events(CAPTURE_F) if dict(pairs)["Event-Name"] == "DTMF"][0]
+    captured = [pairs for pairs in captured_events(DIGITS_CAPTURE) if dict(pairs)["Event-Name"] == "DTMF"][0]
     ours = [pairs for pairs in client.events() if dict(pairs)["Event-Name"] == "DTMF"][0]
     assert [name for name, _ in ours] == [name for name, _ in captured]
     assert dict(ours)["Event-Calling-Function"] == "switch_channel_dequeue_dtmf"

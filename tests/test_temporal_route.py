@@ -1,8 +1,8 @@
 """temporal_route: rules checked at load with their paths, and calls routed by a frozen clock.
 
-The simulator tests run the real daemon against the fake FreeSWITCH with
-``callflowd.config.temporal.clock`` frozen at instants either side of the Paris
-and New York daylight-saving changes.
+The simulator tests run the real daemon against the fake FreeSWITCH with its
+clock (the service's ``clock``, which every call reads) frozen at instants either
+side of the Paris and New York daylight-saving changes.
 """
 
 import datetime
@@ -11,7 +11,6 @@ import json
 import pytest
 import yaml
 
-from callflowd.config import temporal
 from callflowd.errors import ConfigError
 from callflowd.flow.load import load_config
 from callflowd.simulator import Scenario
@@ -42,9 +41,10 @@ def office_flow(timezone="Europe/Paris", rules=("christmas",), **children):
                      "children": branches}}
 
 
-def frozen(monkeypatch, instant):
+def frozen(instant):
+    """A clock stopped at ``instant`` (UTC)."""
     moment = datetime.datetime.fromisoformat(instant).replace(tzinfo=datetime.timezone.utc)
-    monkeypatch.setattr(temporal, "clock", lambda: moment)
+    return lambda: moment
 
 
 # --- at load ---------------------------------------------------------------------------------
@@ -132,8 +132,9 @@ def test_a_child_key_that_is_no_rule_is_refused(tmp_path):
 def office_daemon(tmp_path, switch):
     started = []
 
-    def start(document):
-        daemon = Daemon(write_config(tmp_path, switch, {"office": document}, extra={"temporal_rules": RULES})).start()
+    def start(document, instant):
+        config = write_config(tmp_path, switch, {"office": document}, extra={"temporal_rules": RULES})
+        daemon = Daemon(config, clock=frozen(instant)).start()
         started.append(daemon)
         return daemon
 
@@ -159,9 +160,8 @@ def place(switch, daemon):
     ("2026-12-25T10:00:00", "christmas"),  # a Friday, but data.rules come first
 ])
 def test_a_call_in_paris_takes_the_branch_of_the_first_rule_that_holds(
-        monkeypatch, switch, office_daemon, instant, branch):
-    frozen(monkeypatch, instant)
-    sim_call, path = place(switch, office_daemon(office_flow()))
+        switch, office_daemon, instant, branch):
+    sim_call, path = place(switch, office_daemon(office_flow(), instant))
     assert path[0] == ("temporal_route", branch)
     if branch == "office_hours":
         assert path == [("temporal_route", "office_hours"), ("device", "stop")]
@@ -176,16 +176,14 @@ def test_a_call_in_paris_takes_the_branch_of_the_first_rule_that_holds(
     ("2026-03-09T21:30:00", "_"),  # Monday 17:30 EDT (16:30 by the winter offset)
 ])
 def test_a_call_in_new_york_follows_the_wall_clock_across_the_spring_change(
-        monkeypatch, switch, office_daemon, instant, branch):
-    frozen(monkeypatch, instant)
-    _, path = place(switch, office_daemon(office_flow("America/New_York", rules=())))
+        switch, office_daemon, instant, branch):
+    _, path = place(switch, office_daemon(office_flow("America/New_York", rules=()), instant))
     assert path[0] == ("temporal_route", branch)
 
 
-def test_a_rule_without_a_child_falls_back_to_the_default_branch(monkeypatch, switch, office_daemon):
-    frozen(monkeypatch, "2026-12-25T10:00:00")
+def test_a_rule_without_a_child_falls_back_to_the_default_branch(switch, office_daemon):
     document = office_flow()
     del document["flow"]["children"]["christmas"]  # still tried: it is in data.rules
-    sim_call, path = place(switch, office_daemon(document))
+    sim_call, path = place(switch, office_daemon(document, "2026-12-25T10:00:00"))
     assert path[0] == ("temporal_route", "christmas")
     assert sim_call.applications[-1] == VOICEMAIL

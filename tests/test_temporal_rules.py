@@ -9,7 +9,6 @@ import zoneinfo
 
 import pytest
 
-from callflowd.config import temporal
 from callflowd.config.temporal import first_match, local_now, parse_rule
 from callflowd.errors import InvalidData
 
@@ -226,9 +225,8 @@ def test_the_first_rule_that_holds_wins_in_the_given_order():
     assert first_match([OFFICE, lunch], local("2026-06-01T20:00:00")) is None
 
 
-def test_the_module_clock_is_what_local_now_reads(monkeypatch):
-    monkeypatch.setattr(temporal, "clock", lambda: utc("2026-10-25T01:30:00"))
-    assert local_now(PARIS) == local("2026-10-25T02:30:00")
+def test_local_now_is_the_given_instant_on_the_zones_wall_clock():
+    assert local_now(PARIS, utc("2026-10-25T01:30:00")) == local("2026-10-25T02:30:00")
 
 
 # --- a rule refused, naming the key ------------------------------------------------------
@@ -261,6 +259,8 @@ def test_the_module_clock_is_what_local_now_reads(monkeypatch):
     ({"cycle": "daily", "time_window_start": 79200, "time_window_stop": 7200}, "time_window_stop",
      "must not be before time_window_start (79200); a window past midnight is two rules"),
     ({"cycle": "daily", "enabled": "yes"}, "enabled", "must be true, false or absent"),
+    ({"cycle": "daily", "start_date": "9" * 5000}, "start_date",
+     "must be an integer (or a string holding one), not '%s'" % ("9" * 40)),
 ])
 def test_a_bad_rule_is_refused_naming_its_key(raw, key, message):
     with pytest.raises(InvalidData) as caught:

@@ -85,3 +85,36 @@ def test_delivery_in_a_process_of_its_own_is_a_flag(tmp_path):
     assert load_config(write_config(tmp_path, webhooks={"process": True})).directory.webhooks.process is True
     path = write_config(tmp_path, webhooks={"process": "yes"})
     assert error_for(path).endswith("webhooks.process: must be true or false")
+
+
+def test_allow_and_deny_take_networks_and_host_patterns(tmp_path):
+    config = load_config(write_config(tmp_path, webhooks={
+        "allow": ["10.0.0.0/8", "2001:db8::/32", "*.Example.com", "bücher.example"],
+        "deny": ["10.9.9.9"]}))
+    destinations = config.directory.webhooks.destinations
+    assert destinations.verdict("hooks.example.com", "10.1.2.3", fetched=False) is None
+    assert destinations.verdict("xn--bcher-kva.example", "192.0.2.1", fetched=False) is None
+    assert destinations.verdict("other.test", "192.0.2.1", fetched=False) == "not in webhooks.allow"
+    assert destinations.verdict("hooks.example.com", "10.9.9.9", fetched=False) == "denied by webhooks.deny"
+
+
+def test_by_default_only_a_fetched_flow_is_kept_from_loopback_link_local_and_metadata(tmp_path):
+    destinations = load_config(write_config(tmp_path)).directory.webhooks.destinations
+    for address in ("127.0.0.1", "::1", "169.254.169.254", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0"):
+        assert destinations.verdict("h", address, fetched=False) is None
+        assert destinations.verdict("h", address, fetched=True) is not None
+    assert destinations.verdict("h", "192.0.2.7", fetched=True) is None
+
+
+def test_a_bad_allow_or_deny_entry_is_refused_with_its_path(tmp_path):
+    path = write_config(tmp_path, webhooks={"deny": ["10.0.0.0/8", "not a host"]})
+    assert "webhooks.deny[1]: 'not a host' is neither a network" in error_for(path)
+    path = write_config(tmp_path, webhooks={"allow": {"a": 1}})
+    assert "webhooks.allow: must be a list" in error_for(path)
+
+
+def test_the_proxy_must_be_an_http_uri(tmp_path):
+    path = write_config(tmp_path, webhooks={"proxy": "socks5://127.0.0.1:1080"})
+    assert "webhooks.proxy: must be an http:// or https:// URI" in error_for(path)
+    path = write_config(tmp_path, webhooks={"proxy": "https://proxy.example:3128"})
+    assert "webhooks.proxy: must be an http:// proxy" in error_for(path)

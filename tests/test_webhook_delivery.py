@@ -6,11 +6,13 @@ dispatcher's log lines and counters, never on sleeps.
 """
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import logging
 import socket
+import ssl
 import sqlite3
 import time
 import urllib.parse
@@ -18,14 +20,13 @@ import urllib.parse
 import gevent
 import gevent.server
 import pytest
-import requests
-import urllib3.exceptions
 
 from callflowd import __version__
 from callflowd.config.model import WebhookSettings
 from callflowd.demo.receiver import WebhookReceiver, free_port
 from callflowd.retry import Retry
-from callflowd.webhooks import delivery
+from callflowd.webhooks import client as client_module
+from callflowd.webhooks import delivery, wire
 from callflowd.webhooks import dispatcher as dispatcher_module
 from callflowd.webhooks.breaker import BreakerSettings
 from callflowd.webhooks.delivery import Outcome
@@ -48,10 +49,10 @@ FIELDS = (
 def make_dispatcher(tmp_path):
     made = []
 
-    def make(state_dir=None, rand=lambda: 0.5, clock=time.time, **settings):
+    def make(state_dir=None, rand=lambda: 0.5, clock=time.time, on_attempt=(), **settings):
         settings.setdefault("timeout", 2.0)
         dispatcher = WebhookDispatcher(WebhookSettings(**settings), str(state_dir or tmp_path / "state"),
-                                       rand=rand, clock=clock)
+                                       rand=rand, clock=clock, on_attempt=on_attempt)
         dispatcher.start()
         made.append(dispatcher)
         return dispatcher
@@ -154,6 +155,25 @@ def test_503_then_200_is_delivered_on_the_second_attempt_with_the_same_delivery_
     assert (stats.delivered, stats.failed, stats.retried) == (1, 0, 1)
     assert logs.matching("webhook sent, no good answer (503 service unavailable)")
     assert logs.matching("after 2 attempts")
+
+
+def test_an_observer_is_told_every_attempts_outcome_and_a_failing_one_stops_nothing(
+        receiver, make_dispatcher, logs):
+    seen = []
+
+    def broken(request, result):
+        raise RuntimeError("observer bug")
+
+    receiver.fail_next(1, status=503)
+    dispatcher = make_dispatcher(on_attempt=[broken, lambda request, result: seen.append((request, result))])
+    request = webhook(receiver.url("/hook"))
+    dispatcher.submit(request)
+    stats = settle(dispatcher, logs)
+
+    assert [(r.delivery_id, result.outcome, result.status) for r, result in seen] == [
+        (request.delivery_id, Outcome.NO_ANSWER, 503), (request.delivery_id, Outcome.DELIVERED, 200)]
+    assert (stats.delivered, stats.retried) == (1, 1)
+    assert logs.matching("an observer of webhook attempts failed; delivery goes on")
 
 
 @pytest.mark.parametrize("status", [408, 429, 502, 503, 504])
@@ -481,11 +501,15 @@ def test_credentials_in_the_uri_are_sent_as_basic_auth_not_in_the_request_line(r
 # -- signing ----------------------------------------------------------------------------
 
 
-def _verify(secret, header, payload, now, tolerance=300):
-    """An independent verifier, as a receiver would write it (docs/webhooks.md, "Signing")."""
-    parts = dict(item.split("=", 1) for item in header.split(","))
-    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + payload, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts["v1"]) and abs(now - int(parts["t"])) <= tolerance
+def _verify(secret, got, now, tolerance=300, body=None):
+    """An independent verifier, as a receiver would write it (docs/webhooks.md, "Signing"):
+    HMAC-SHA256 over t, method, Host, the request target and the body, LF-separated."""
+    parts = dict(item.split("=", 1) for item in got.header("X-Callflowd-Signature").split(","))
+    target = got.path + ("?" + got.query_string if got.query_string else "")
+    message = "\n".join([parts["t"], got.method, got.header("Host"), target, ""]).encode()
+    message += got.body if body is None else body
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v2"]) and abs(now - int(parts["t"])) <= tolerance
 
 
 def test_a_signed_post_verifies_with_an_independent_hmac(receiver, make_dispatcher):
@@ -495,18 +519,19 @@ def test_a_signed_post_verifies_with_an_independent_hmac(receiver, make_dispatch
     received = {r.path: r for r in receiver.wait_for(2)}
 
     now = time.time()
-    assert _verify("whsec-global", received["/a"].header("X-Callflowd-Signature"), received["/a"].body, now)
-    assert _verify("whsec-crm", received["/b"].header("X-Callflowd-Signature"), received["/b"].body, now)
-    assert not _verify("whsec-global", received["/b"].header("X-Callflowd-Signature"), received["/b"].body, now)
-    assert not _verify("whsec-global", received["/a"].header("X-Callflowd-Signature"),
-                       received["/a"].body + b"&tampered=1", now)
+    assert _verify("whsec-global", received["/a"], now)
+    assert _verify("whsec-crm", received["/b"], now)
+    assert not _verify("whsec-global", received["/b"], now)
+    assert not _verify("whsec-global", received["/a"], now, body=received["/a"].body + b"&tampered=1")
 
 
-def test_a_signed_get_signs_its_query_string(receiver, make_dispatcher):
+def test_a_signed_get_signs_its_method_host_and_target(receiver, make_dispatcher):
     dispatcher = make_dispatcher(secrets={"": "whsec-global"})
     dispatcher.submit(webhook(receiver.url("/hook?k=v"), method="get"))
     [got] = receiver.wait_for(1)
-    assert _verify("whsec-global", got.header("X-Callflowd-Signature"), got.query_string.encode(), time.time())
+    assert _verify("whsec-global", got, time.time())
+    replayed = dataclasses.replace(got, path="/other")  # the same request sent to another path
+    assert not _verify("whsec-global", replayed, time.time())
 
 
 # -- logs an operator can trust -----------------------------------------------------------
@@ -530,7 +555,7 @@ def test_secrets_in_a_webhook_uri_never_reach_the_log(make_dispatcher, logs):
     text = "\n".join(logs.lines())
     for secret in ("hunter2", "hookuser", "tok-123-secret", "tok-down-777", "key-456-secret", "tok-dropped-999"):
         assert secret not in text
-    assert "http://***@127.0.0.1:%d/x?***" % port in text
+    assert "http://***@127.0.0.1:%d/x?token=***" % port in text
 
 
 def test_caller_controlled_text_cannot_break_a_log_line(receiver, make_dispatcher, logs):
@@ -551,17 +576,20 @@ def test_caller_controlled_text_cannot_break_a_log_line(receiver, make_dispatche
 
 
 def test_a_dns_failure_is_never_sent():
-    reason = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    error = requests.ConnectionError(urllib3.exceptions.MaxRetryError(
-        None, "/", urllib3.exceptions.NameResolutionError("hooks.invalid", None, reason)))
+    error = client_module.NotSent("dns", "dns failure")
+    error.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     result = delivery.classify_error(error)
     assert (result.outcome, result.reason) == (Outcome.NOT_SENT, "dns failure")
 
 
-def test_a_tls_error_is_not_retried():
-    result = delivery.classify_error(requests.exceptions.SSLError("certificate verify failed"))
-    assert result.outcome is Outcome.REJECTED
-    assert result.reason.startswith("tls error")
+def test_an_untrusted_certificate_is_not_retried_but_a_cut_handshake_is():
+    untrusted = client_module.NotSent("tls", "certificate verify failed")
+    untrusted.__cause__ = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    result = delivery.classify_error(untrusted)
+    assert result.outcome is Outcome.REJECTED and result.reason.startswith("tls error")
+    cut = client_module.NotSent("tls", "EOF")
+    cut.__cause__ = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    assert delivery.classify_error(cut).outcome is Outcome.NOT_SENT
 
 
 def test_an_invalid_settings_value_is_refused(tmp_path):
@@ -652,12 +680,12 @@ def scripted():
 def test_a_request_is_one_http11_message_with_its_host_length_and_headers(scripted):
     server = scripted()
     client = delivery.make_client()
-    assert delivery.attempt(client, webhook(server.url("/a b?x=1"), fields=[("k", "v w")]), 2.0).outcome \
+    assert delivery.attempt(client, webhook(server.url("/a[b]|ç?x=1"), fields=[("k", "v w")]), 2.0).outcome \
         is Outcome.DELIVERED
     [raw] = server.requests
     head, body = raw.split(b"\r\n\r\n", 1)
     lines = head.decode().split("\r\n")
-    assert lines[0] == "POST /a%20b?x=1 HTTP/1.1"  # what a request line can't carry is escaped
+    assert lines[0] == "POST /a%5Bb%5D%7C%C3%A7?x=1 HTTP/1.1"  # what a request line can't carry is escaped
     assert "Host: 127.0.0.1:%d" % server.server.server_port in lines
     assert "Content-Length: %d" % len(body) in lines
     assert body == b"k=v+w"
@@ -692,7 +720,7 @@ def test_a_kept_alive_connection_the_server_closed_while_idle_is_not_written_to(
     # idle close seen before any write, so the next webhook goes on a new connection, once.
     [kept] = client.idle("http", "127.0.0.1", server.server.server_port)
     kept.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # makes the server close it
-    gevent.wait([gevent.spawn(lambda: kept.reader.read())], timeout=2)  # the close arrived
+    gevent.wait([gevent.spawn(lambda: kept.sock.recv(100))], timeout=2)  # the close arrived
     assert delivery.attempt(client, webhook(server.url()), 2.0).outcome is Outcome.DELIVERED
     assert client.connections_made == 2
     assert len(server.requests) == 3  # the first webhook, our poke, the second webhook: none twice
@@ -715,8 +743,9 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(scripted)
     result, response = delivery.send(client, webhook(server.url()), 2.0, secret=None)
     assert response is not None
     delivery.release(response, 2.0)
+    evil = wire.build("POST", server.url(), [], headers={"X-Evil": "a\r\nInjected: 1"})
     with pytest.raises(ValueError):
-        client.request("POST", server.url(), {"X-Evil": "a\r\nInjected: 1"}, b"", 2.0)
+        client.request(evil, 2.0)
     assert len(server.requests) == 1
 
 

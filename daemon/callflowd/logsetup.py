@@ -9,8 +9,6 @@
 - Either way every message is escaped and redacted here, whatever its arguments were:
   a record is one line (a traceback is indented under it, so nothing it contains can pass
   for a record of its own) and holds no hidden secret or URI password (``logfmt``).
-- greenswitch logs to the root logger (``logging.info(...)``), unnamed and chatty: its
-  records are renamed ``greenswitch`` and its INFO lines demoted to DEBUG.
 """
 
 import json
@@ -37,7 +35,6 @@ def configure(level="INFO", stream=None, log_format="text"):
     formatter.priority_prefix = journal
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
-    handler.addFilter(_tame_greenswitch)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -59,16 +56,6 @@ def under_journald(stream):
     except (AttributeError, OSError, ValueError):  # no file behind it (a StringIO, a closed stream)
         return False
     return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
-
-
-def _tame_greenswitch(record):
-    """greenswitch's root-logger records: named for what they are, INFO demoted to DEBUG."""
-    if record.name == "root" and "greenswitch" in record.pathname:
-        record.name = "greenswitch"
-        if record.levelno == logging.INFO:
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger().isEnabledFor(logging.DEBUG)
-    return True
 
 
 def _call_uuid(record):

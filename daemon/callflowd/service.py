@@ -41,13 +41,16 @@ from gevent.queue import Queue
 
 from callflowd import metrics, systemd
 from callflowd import logfmt
+from callflowd.actions import LONG_APPLICATIONS
 from callflowd.calls.marker import default_owner
 from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
+from callflowd.config.temporal import utc_now
 from callflowd.errors import ConfigError
 from callflowd.esl import link as switch_link
 from callflowd.esl.connection import EslConnection
+from callflowd.flow.executor import run_callflow
 from callflowd.flow.load import load_config
 from callflowd.hooks.lifecycle import LifecycleHooks
 from callflowd.webhooks.dispatcher import WebhookDispatcher
@@ -87,8 +90,7 @@ class Service:
 
     def __init__(self, config, *, dispatcher=None, connection_factory=EslConnection,
                  on_call_finished=(), stop_grace=None, loader=load_config, pin_log_level=False,
-                 outage_limit=None, owner=None):
-        _hide_secrets(config)
+                 outage_limit=None, owner=None, clock=utc_now):
         self.config = config
         self.state = State.NEW
         self._grace_override = stop_grace
@@ -96,9 +98,10 @@ class Service:
         log_level = logging.getLevelName(logging.getLogger().level) if pin_log_level else config.log_level
         self.webhooks = dispatcher or _webhook_dispatcher(config, log_level)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
-        self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks,
+        # clock: "now" for the callflows (temporal_route), an aware UTC datetime
+        self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
                                  on_call_finished=on_call_finished, owner=owner or default_owner(),
-                                 **router_options)
+                                 long_applications=LONG_APPLICATIONS, clock=clock, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         self.on_connection_state = []   # callback(name, state, reason), on every link state change
@@ -193,7 +196,6 @@ class Service:
             log.exception("reload crashed; keeping the running config")
             return self._reload_refused(announce, "%s: %s" % (type(exc).__name__, exc))
         old = self.config
-        _hide_secrets(new)
         self.config = new
         self.router.routes = routes
         if new.log_level != old.log_level and not self._pin_log_level:
@@ -391,10 +393,3 @@ def _status(state, detail=None):
     if detail is None:
         return state
     return "%s; %s" % (state, logfmt.escape(logfmt.redact(detail), max_length=400))
-
-
-def _hide_secrets(config):
-    """Whatever the config holds that must never be logged (logfmt.redact masks it)."""
-    for settings in config.switches:
-        logfmt.hide(settings.password)
-    logfmt.hide(*config.directory.webhooks.secrets.values())

@@ -25,14 +25,14 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-from callflowd.esl import connection as esl_connection  # noqa: E402
+from callflowd.esl import pacing  # noqa: E402
 from callflowd.esl.connection import EslConnection  # noqa: E402
 from tests.benchmarks.bench_event_socket import event_frames, rounds_of  # noqa: E402
 from tests.doubles.replay_switch import ReplaySwitch  # noqa: E402
 
 STRATEGIES = {
-    "paced": esl_connection._pause,  # what the daemon uses: sleep(0), and sleep(0.0001) every 2 ms
-    "sleep(0.0001)": lambda: gevent.sleep(0.0001),  # what it used before issue 10
+    "paced": pacing.pause,  # what the daemon uses: sleep(0), and sleep(0.0001) every 2 ms
+    "sleep(0.0001)": lambda: gevent.sleep(0.0001),  # a tiny timer at every yield
     "idle()": gevent.idle,
     "sleep(0)": lambda: gevent.sleep(0),
 }
@@ -121,7 +121,7 @@ def main():
     results = {}
     for name, pause in runs:
         if pause is not None:
-            esl_connection._pause = pause
+            pacing.pause = pause
         figures = run_burst(frames, args.rounds, args.probe_ms / 1000.0, args.client)
         results[name] = figures
         if not args.json:

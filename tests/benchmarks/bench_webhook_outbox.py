@@ -7,7 +7,8 @@ its own, so the figures are the client's. Printed, for each round:
 
 * ``bare loop``: one ``requests.Session`` POSTing the same form body in a loop, one request
   at a time: what a plain client gets from this machine and this receiver (the reference),
-  and the same loop on a bare urllib3 pool (the client the outbox uses);
+  the same loop on a bare urllib3 pool, and on our client (``webhooks.client``: h11 parsing
+  the answers, the request written in one ``sendall``), which the outbox uses;
 * ``durable``: ``WebhookDispatcher.submit()`` N webhooks, each committed to the SQLite outbox
   (group commit, WAL), delivered with its delivery id, and deleted from the outbox; timed from
   the first submit to the last delete committed;
@@ -182,6 +183,23 @@ def bare_urllib3_loop(url, count):
     return count / (time.perf_counter() - start)
 
 
+def bare_client_loop(url, count):
+    """The same loop on our client (h11 parsing, one-sendall writer): what the outbox sends with."""
+    from callflowd.webhooks import delivery, wire
+
+    client = delivery.make_client()
+
+    def once():
+        answer = client.request(wire.build("POST", url, FIELDS), 10)
+        answer.release(answer.read_rest(65536))
+
+    once()
+    start = time.perf_counter()
+    for _ in range(count):
+        once()
+    return count / (time.perf_counter() - start)
+
+
 def durable(url, count, state_dir, synchronous, rate=None, process=False):
     """Deliveries/s for ``count`` webhooks, submitted as fast as possible or at ``rate`` per second."""
     settings = WebhookSettings(timeout=10, synchronous=synchronous, outbox_max=count * 2, process=process)
@@ -253,11 +271,12 @@ def json_rounds(args):
         for round_number in range(1, args.rounds + 1):
             bare = bare_loop(url, args.webhooks)
             bare3 = bare_urllib3_loop(url, args.webhooks)
+            ours = bare_client_loop(url, args.webhooks)
             cpu = os.times()
             rate, batches = durable(url, args.webhooks, os.path.join(workdir, "round-%d" % round_number),
                                     args.synchronous, process=args.process)
             cpu = (os.times().user - cpu.user) + (os.times().system - cpu.system)
-            rounds.append({"requests": bare, "urllib3": bare3, "durable": rate,
+            rounds.append({"requests": bare, "urllib3": bare3, "client": ours, "durable": rate,
                            "durable_cpu_ms": cpu / args.webhooks * 1e3, "commits": batches})
     finally:
         receiver.terminate()
@@ -297,6 +316,7 @@ def main():
         for round_number in range(1, args.rounds + 1):
             bare = bare_loop(url, args.webhooks)
             bare3 = bare_urllib3_loop(url, args.webhooks)
+            ours = bare_client_loop(url, args.webhooks)
             state_dir = os.path.join(workdir, "round-%d" % round_number)
             children_before = (os.times().children_user, os.times().children_system)
             receiver_cpu = cpu_seconds(receiver.pid)
@@ -308,9 +328,9 @@ def main():
                         - children_before[0] - children_before[1])
             receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu
             print("round %d: bare requests.Session loop %6.0f requests/s | bare urllib3 loop %6.0f requests/s | "
-                  "durable outbox (synchronous=%s%s) %6.0f deliveries/s (%.0f%% of the requests loop), "
+                  "bare loop on our client (h11) %6.0f requests/s | durable outbox (synchronous=%s%s) %6.0f deliveries/s (%.0f%% of the requests loop), "
                   "%.3f ms CPU each, %d commits for %d webhooks; the receiver used %.0f%% of a core"
-                  % (round_number, bare, bare3, args.synchronous, ", delivery process" if args.process else "",
+                  % (round_number, bare, bare3, ours, args.synchronous, ", delivery process" if args.process else "",
                      rate, 100 * rate / bare, cpu / args.webhooks * 1e3, batches, args.webhooks,
                      100 * receiver_cpu * rate / args.webhooks))
         idle = call_path_latency(4)

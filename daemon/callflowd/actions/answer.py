@@ -16,6 +16,10 @@ Data = fields.NoData
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ("answer",)
+
+
 def handle(call, data):
     call.answer()
     return DEFAULT

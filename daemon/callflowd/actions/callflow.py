@@ -16,7 +16,7 @@ import dataclasses
 
 from callflowd.actions.outcome import Jump
 from callflowd.config import fields
-from callflowd.config.model import Reference
+from callflowd.config.model import CALLFLOW, Reference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,11 @@ class Data:
 
 
 def references(data):
-    return (Reference("callflow", data.callflow_id),)
+    return (Reference(CALLFLOW, data.callflow_id),)
+
+
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
 
 
 def handle(call, data):

@@ -8,7 +8,8 @@ Branches: answered and then ended -> the flow stops. Failed -> the child keyed
 by the cause (``USER_BUSY``, ``NO_ANSWER``, ``USER_NOT_REGISTERED``...) if the
 node has one, else ``sip:<code>`` (``sip:486``), else ``_``.
 
-FreeSWITCH facts (captures b/b2 and c/c2/c3 in tests/fixtures): a failed bridge
+FreeSWITCH facts (tests/fixtures: the busy-device captures with and without
+``continue_on_fail``, and the no-answer captures with each timeout variable): a failed bridge
 hangs the caller up unless ``continue_on_fail=true`` is set on the caller's
 channel first; ``{call_timeout=N}`` in a dial string does not limit ringing,
 ``{originate_timeout=N}`` does. The outcome is not in Application-Response
@@ -57,6 +58,11 @@ def dial_string(device, timeout):
 
 # Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).
 FIRST_EFFECT_IS_A_COMMAND = True
+
+
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "bridge")
+LONG_APPLICATIONS = ("bridge",)
 
 
 def handle(call, data):

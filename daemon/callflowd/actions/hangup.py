@@ -7,11 +7,16 @@ Branches: none: the flow stops and the caller is hung up (``NORMAL_CLEARING``).
 
 from callflowd.actions.outcome import STOP
 from callflowd.config import fields
+from callflowd.esl import names
 
 
 Data = fields.NoData
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
-    call.hangup("NORMAL_CLEARING")
+    call.hangup(names.NORMAL_CLEARING)
     return STOP

@@ -14,8 +14,8 @@ Branches: the child keyed by exactly the keys pressed (``"1"``, ``"42"``); no ke
 
 FreeSWITCH facts: ``play_and_get_digits <min> <max> <tries> <timeout> <terminators> <file>
 <invalid_file> <var_name> <regexp> <digit_timeout>`` (mod_dptools) answers with the keys in
-channel variable ``var_name`` on its EXECUTE_COMPLETE (capture f: ``variable_esl_digits:
-123``, ``variable_read_result: success``); input that fails the regexp leaves ``var_name``
+channel variable ``var_name`` on its EXECUTE_COMPLETE (``variable_esl_digits: 123``,
+``variable_read_result: success`` in tests/fixtures/f_dtmf_play_and_get_digits.plain.txt); input that fails the regexp leaves ``var_name``
 unset and goes to ``<var_name>_invalid``. We run it one try at a time and clear both
 variables before each (``uuid_setvar_multi``), so a stale value can't be read as a press.
 """
@@ -25,6 +25,7 @@ import dataclasses
 from callflowd.actions import media
 from callflowd.actions.outcome import DEFAULT
 from callflowd.config import fields
+from callflowd.esl import names
 
 TIMEOUT = "timeout"
 MAX_RETRIES = "max_retries"
@@ -70,19 +71,24 @@ class Data:
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("answer", "play_and_get_digits", "playback")
+LONG_APPLICATIONS = ("play_and_get_digits", "playback")
+
+
 def handle(call, data):
     call.answer()
     for attempt in range(1, data.retries + 1):
         if call.resuming is None:  # taken back after a restart, the switch may hold the answer already
             call.clear_variables(VARIABLE, VARIABLE + "_invalid")
         done = call.execute("play_and_get_digits", data.argument(), timeout=data.wait_seconds())
-        keys = done.get("variable_" + VARIABLE) or done.get("variable_%s_invalid" % VARIABLE) or ""
-        if keys and keys in call.branches:
+        keys = done.get(names.variable(VARIABLE)) or done.get(names.variable(VARIABLE + "_invalid")) or ""
+        if keys and keys in call.position.branches:
             call.log.info("menu: caller pressed %s", keys)
             return keys
         if not keys:
             call.log.info("menu: no key pressed (try %d of %d)", attempt, data.retries)
-            if TIMEOUT in call.branches:
+            if TIMEOUT in call.position.branches:
                 return TIMEOUT
             continue
         call.log.info("menu: %s is not an option (try %d of %d)", keys, attempt, data.retries)

@@ -10,13 +10,22 @@ callflow and come back to this node's ``_`` child when it ends (the
 ``Branch(document, directory)`` (Kazoo's ``cf_exe:branch``) is how an action that
 fetched a flow (``pivot``) hands it over: the executor parses ``document`` with the
 callflow parser (``flow.parser``, a layer above the actions) and continues with it
-instead of a child of this node, or at ``_`` if it does not validate.
+instead of a child of this node, or at ``_`` if it does not validate. The
+fetched flow's nodes have ``FETCHED`` in their path: ``in_fetched_flow(call)``
+says whether the node running now came from a server rather than from the
+operator (``config.destinations`` then refuses more).
 """
 
 import dataclasses
 
+from callflowd.config.model import DEFAULT_BRANCH
+
 STOP = None
-DEFAULT = "_"
+DEFAULT = DEFAULT_BRANCH
+# Between the path of the node that fetched a flow (a pivot) and the fetched node's own
+# path: ``flow.children._/pivot:flow.children.1``. Such a path is not in any configured
+# callflow; ``flow.model.Callflow.node_at`` answers it with the fetching node (see ``graft``).
+FETCHED = "/pivot:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,3 +57,9 @@ def keys_of(outcome):
     if isinstance(outcome, str):
         return (outcome,)
     return tuple(outcome)
+
+
+def in_fetched_flow(call):
+    """True if the node ``call`` runs now belongs to a flow a ``pivot`` fetched."""
+    position = call.position
+    return position is not None and FETCHED in position.node_path

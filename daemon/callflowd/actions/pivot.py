@@ -30,17 +30,11 @@ pivot node, which asks the server again (see ``callflowd.flow.model.FETCHED``).
 """
 
 import dataclasses
-import json
-import urllib.parse
-
-import gevent
-import requests
 
 from callflowd.actions import webhook
-from callflowd.actions.outcome import DEFAULT, Branch
+from callflowd.actions.outcome import DEFAULT, Branch, in_fetched_flow
 from callflowd.config import fields
-from callflowd.errors import InvalidData
-from callflowd.logfmt import redact
+from callflowd.logfmt import redact_uri
 from callflowd.webhooks import delivery, wire
 
 METHODS = ("get", "post")
@@ -64,14 +58,7 @@ class Data:
     @classmethod
     def parse(cls, raw, directory):
         voice_url = fields.required(raw, "voice_url", str, "a string")
-        if not voice_url.isprintable() or " " in voice_url:
-            raise InvalidData("voice_url", "must not contain spaces or control characters")
-        try:
-            parsed = urllib.parse.urlsplit(voice_url)
-        except ValueError as exc:
-            raise InvalidData("voice_url", "is not a valid URI: %s" % exc) from None
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InvalidData("voice_url", "must be an http:// or https:// URI")
+        fields.check_uri(voice_url, "voice_url")
         method = fields.one_of(raw, "method", METHODS, "get")
         body_format = fields.one_of(raw, "req_body_format", BODY_FORMATS, "form")
         fields.one_of(raw, "req_format", REQUEST_FORMATS, "kazoo")
@@ -86,63 +73,49 @@ class PivotFailed(Exception):
     """The server gave no usable answer; the message is short and safe to log."""
 
 
-def fetch(data, request_fields):
-    """The body of the server's 2xx answer, as text; PivotFailed saying why not."""
-    headers = {"User-Agent": wire.USER_AGENT, "Accept": "application/json"}
-    url, body = data.voice_url, None
-    if data.method == "get":
-        url = wire.with_query(url, urllib.parse.urlencode(request_fields))
-    elif data.body_format == "json":
-        headers["Content-Type"] = "application/json"
-        body = json.dumps(dict(request_fields), separators=(",", ":")).encode("utf-8")
-    else:
-        headers["Content-Type"] = wire.FORM_CONTENT_TYPE
-        body = urllib.parse.urlencode(request_fields).encode("ascii")
-    # requests' timeouts bound each connect and read; this bounds the whole exchange
-    # (DNS, a body trickled in byte by byte): the caller is waiting.
-    deadline = gevent.Timeout(data.timeout)
-    deadline.start()
+def fetch(data, request_fields, fetched=False):
+    """The body of the server's 2xx answer, as text; PivotFailed saying why not.
+
+    Sent through the webhooks' HTTP path (``webhooks.delivery.fetch``): the same URI check,
+    encoder, client, proxy and destination rules; ``req_timeout`` bounds the whole exchange
+    (DNS, a body trickled in byte by byte): the caller is waiting."""
+    settings = data.directory.webhooks
     try:
-        response = requests.request(data.method.upper(), url, data=body, headers=headers,
-                                    timeout=(data.timeout, data.timeout), allow_redirects=False,
-                                    stream=True)
-        try:
-            if not 200 <= response.status_code < 300:
-                raise PivotFailed("%d %s%s" % (response.status_code, (response.reason or "").lower(),
-                                               " (redirect not followed)" if 300 <= response.status_code < 400
-                                               else ""))
-            content = _read_capped(response)
-        finally:
-            response.close()
-    except gevent.Timeout as exc:
-        if exc is not deadline:
-            raise
-        raise PivotFailed("no answer within %ds" % data.timeout) from None
-    except requests.RequestException as exc:
+        out = wire.build(data.method, data.voice_url, request_fields, data.body_format,
+                         headers={"Accept": "application/json"})
+    except ValueError as exc:
         raise PivotFailed(delivery.classify_error(exc).reason) from None
-    finally:
-        deadline.close()
+    result, content = delivery.fetch(_client(settings), out, data.timeout, MAX_RESPONSE_BYTES, fetched)
+    if content is None:
+        raise PivotFailed(result.reason)
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PivotFailed("the answer is not UTF-8 text (byte %d)" % exc.start) from None
 
 
-def _read_capped(response):
-    chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=16384):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise PivotFailed("the answer is larger than %d bytes" % MAX_RESPONSE_BYTES)
-        chunks.append(chunk)
-    return b"".join(chunks)
+_clients = {}  # (proxy, destinations) -> the client pivots share: keep-alive to their servers
+
+
+def _client(settings):
+    key = (settings.proxy, settings.destinations)
+    client = _clients.get(key)
+    if client is None:
+        _clients.clear()  # a reload changed the settings: the old client's connections go
+        client = _clients[key] = delivery.make_client(8, proxy=settings.proxy, pools=16,
+                                                      destinations=key[1])
+    return client
+
+
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
 
 
 def handle(call, data):
-    where = redact(data.voice_url)
+    where = redact_uri(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)
     try:
-        text = fetch(data, webhook.request_fields(call, {}))
+        text = fetch(data, webhook.request_fields(call, {}), in_fetched_flow(call))
     except PivotFailed as exc:
         call.log.warning("pivot to %s failed: %s; continuing at %s", where, exc, DEFAULT)
         return DEFAULT

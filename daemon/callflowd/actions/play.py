@@ -11,7 +11,7 @@ Branches: ``_`` (also when a key cut it short; the rest of the loop is then skip
 FreeSWITCH facts: ``playback`` stops on the keys in the channel variable
 ``playback_terminators`` (default ``*``; ``none`` for none) and leaves the key used in
 ``playback_terminator_used``; on a channel without media it pre-answers (183) itself
-(capture g). Its EXECUTE_COMPLETE says ``FILE PLAYED`` when it played to the end.
+(tests/fixtures/g_event_uuid_playback_bgapi.json.txt). Its EXECUTE_COMPLETE says ``FILE PLAYED`` when it played to the end.
 """
 
 import dataclasses
@@ -19,6 +19,7 @@ import dataclasses
 from callflowd.actions import media
 from callflowd.actions.outcome import DEFAULT
 from callflowd.config import fields
+from callflowd.esl import names
 
 ANY_KEY = "1234567890*#"
 MAX_LOOPS = 100
@@ -47,13 +48,18 @@ class Data:
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("answer", "set", "playback")
+LONG_APPLICATIONS = ("playback",)
+
+
 def handle(call, data):
     if data.answer:
         call.answer()
     call.set_variable("playback_terminators", data.terminators or "none")
     for _ in range(data.loop_count):
         done = call.execute("playback", data.media, timeout=MAX_PLAY_SECONDS)
-        used = done.get("variable_playback_terminator_used")
+        used = done.get(names.VAR_PLAYBACK_TERMINATOR_USED)
         if used:
             call.log.info("playback cut short by key %s", used)
             break

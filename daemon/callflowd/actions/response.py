@@ -44,6 +44,11 @@ class Data:
 FIRST_EFFECT_IS_A_COMMAND = True
 
 
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("pre_answer", "playback", "respond")
+LONG_APPLICATIONS = ("playback",)
+
+
 def handle(call, data):
     if data.media:
         call.execute("pre_answer", timeout=call.command_timeout)

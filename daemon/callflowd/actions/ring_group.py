@@ -18,7 +18,7 @@ ring at once and the first to answer wins; joined by ``|`` they are tried in tur
 ``[leg_delay_start=N,leg_timeout=N]`` in front of an endpoint delays and limits that leg;
 ``{originate_timeout=N}`` limits the whole attempt. A device's own ``{...}`` variables
 become that leg's ``[...]`` ones. ``continue_on_fail=true`` keeps the caller when all
-fail (captures b/b2); the outcome is ``variable_originate_disposition``.
+fail (the busy-device captures in tests/fixtures, with and without it); the outcome is ``variable_originate_disposition``.
 """
 
 import dataclasses
@@ -113,6 +113,11 @@ def references(data):
 
 # Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).
 FIRST_EFFECT_IS_A_COMMAND = True
+
+
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("set", "bridge")
+LONG_APPLICATIONS = ("bridge",)
 
 
 def handle(call, data):

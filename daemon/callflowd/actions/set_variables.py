@@ -48,6 +48,10 @@ class Data:
         return cls(variables=tuple(pairs), export=fields.boolean(raw, "export", False))
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ("set", "export")
+
+
 def handle(call, data):
     app = "export" if data.export else "set"
     for name, value in data.variables:

@@ -34,6 +34,10 @@ class Data:
         return cls(milliseconds=milliseconds)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ("sleep",)
+
+
 def handle(call, data):
     if data.milliseconds:
         call.execute("sleep", str(data.milliseconds), timeout=data.milliseconds / 1000 + _GRACE_SECONDS)

@@ -15,7 +15,8 @@ order, each once; every one must be a configured rule.
 Branches: the id of the first rule that holds now -> the child with that key;
 none holds -> ``_``. Nothing is sent to the switch.
 
-"Now" is ``callflowd.config.temporal.clock()``, read once per node.
+"Now" is ``call.clock()`` (the service's clock: the real one, or the one
+``callflowd simulate --at`` and tests inject), read once per node.
 """
 
 import dataclasses
@@ -81,8 +82,12 @@ def references(data):
     return tuple(Reference("temporal rule", rule.id, "rules") for rule in data.rules)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
-    local = temporal.local_now(data.timezone)
+    local = temporal.local_now(data.timezone, call.clock())
     rule = temporal.first_match(data.rules, local)
     if rule is None:
         call.log.info("no temporal rule holds at %s %s; taking _", local, data.timezone.key)

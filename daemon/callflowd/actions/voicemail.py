@@ -6,8 +6,9 @@ data:
 Branches: ``_`` once FreeSWITCH's voicemail application returns (usually the
 caller has hung up by then, which ends the flow).
 
-FreeSWITCH fact (capture b): ``voicemail`` does not answer the call (it sends
-183), so we execute ``answer`` first.
+FreeSWITCH fact (the capture of a busy device then voicemail,
+tests/fixtures/b_device_busy_voicemail.plain.txt): ``voicemail`` does not answer the call
+(it sends 183), so we execute ``answer`` first.
 """
 
 import dataclasses
@@ -35,6 +36,11 @@ def references(data):
 
 # Its first effect is answer: the step's recovery mark rides ahead of it (actions/__init__.py).
 FIRST_EFFECT_IS_A_COMMAND = True
+
+
+# The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
+APPLICATIONS = ("answer", "voicemail")
+LONG_APPLICATIONS = ("voicemail",)
 
 
 def handle(call, data):

@@ -23,7 +23,7 @@ import dataclasses
 import json
 from types import MappingProxyType
 
-from callflowd.actions.outcome import DEFAULT
+from callflowd.actions.outcome import DEFAULT, in_fetched_flow
 from callflowd.config import fields
 from callflowd.config.fields import check_uri
 from callflowd.config.model import MAX_WEBHOOK_RETRIES as MAX_RETRIES, WEBHOOK_FORMATS as FORMATS, \
@@ -83,13 +83,17 @@ def _as_text(value):
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+# The FreeSWITCH applications it runs (actions/__init__.py).
+APPLICATIONS = ()
+
+
 def handle(call, data):
     request = WebhookRequest(
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
-        format=data.format, secret=data.secret,
-        delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.current_callflow_id, call.node_path),
-                                     call.visits(call.node_path)),
+        format=data.format, secret=data.secret, fetched=in_fetched_flow(call),
+        delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.position.callflow_id, call.position.node_path),
+                                     call.position.visit),
     )
     if call.webhooks.submit(request):
         call.log.info("webhook queued: %s (delivery %s)", request.describe(), request.delivery_id)

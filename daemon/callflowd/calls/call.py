@@ -2,7 +2,8 @@
 
 ``call.execute("bridge", ...)`` sends the application with a fresh
 ``Event-UUID`` and yields until the CHANNEL_EXECUTE_COMPLETE carrying that id
-as ``Application-UUID`` arrives (capture g: correlate by it, not by app name).
+as ``Application-UUID`` arrives: correlated by it, not by app name, as the
+capture of two playbacks shows (tests/fixtures/g_event_uuid_playback_bgapi.json.txt).
 A hangup seen meanwhile raises ``CallEnded``; every wait has a timeout.
 Events reach the call through ``deliver()``, from the router, never the other way.
 
@@ -24,6 +25,7 @@ from gevent.queue import Empty, Queue
 
 from callflowd.calls import marker, resume
 from callflowd.calls.log import call_log
+from callflowd.config.temporal import utc_now
 from callflowd.errors import ActionTimeout, CallEnded, CommandTimeout, EslError, NotConnected
 from callflowd.esl import names, protocol
 from callflowd.esl.event import Event
@@ -36,10 +38,9 @@ _CONNECTION_LOST = Event({}, content_type="callflowd/connection-lost")
 # How long a call waits for its switch to come back before it gives up on the
 # flow (and leaves a hangup queued on the link for when the switch is back).
 OUTAGE_LIMIT_SECONDS = 300.0
-# FreeSWITCH sends the running app's EXECUTE_COMPLETE right after CHANNEL_HANGUP (capture b: 1 ms).
+# FreeSWITCH sends the running app's EXECUTE_COMPLETE right after CHANNEL_HANGUP, 1 ms later in
+# the capture of a busy device (tests/fixtures/b_device_busy_voicemail.plain.txt).
 _COMPLETION_AFTER_HANGUP_SECONDS = 5.0
-# sendmsg to a uuid FreeSWITCH no longer has (capture misc_protocol).
-_CHANNEL_GONE = "-ERR invalid session id"
 
 
 class _LateReply:
@@ -64,15 +65,17 @@ class Step:
 class Call:
     """A parked inbound channel driven by one callflow."""
 
-    # Thousands may sit ringing at once (issue 10: memory per ringing call): no __dict__.
+    # Thousands may sit ringing at once, so the memory per call counts: no __dict__.
     __slots__ = ("uuid", "facts", "callflow_id", "webhooks", "history", "hangup_cause", "log",
                  "_commands", "_command_timeout", "_outage_limit", "_events", "_ended", "owner",
-                 "resuming", "waiting", "node_path", "captures", "current_callflow_id", "returns",
-                 "branches", "_hangup_sent", "_ahead")
+                 "resuming", "waiting", "position", "captures", "_long_applications",
+                 "_hangup_sent", "_ahead", "clock")
 
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
-                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None):
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None,
+                 long_applications=frozenset(), clock=utc_now):
         self.uuid = uuid
+        self.clock = clock  # now, as an aware UTC datetime (temporal_route reads it)
         self.facts = facts
         self.callflow_id = callflow_id
         self.webhooks = webhooks
@@ -85,20 +88,17 @@ class Call:
         self._events = Queue()
         self._ended = False
         self.owner = owner or marker.default_owner()
-        # The switch's record of where this call was (a Marker) when the daemon takes it
-        # back after a restart; cleared once the flow has caught up.
-        self.resuming = resuming
+        # A resume.Resumption when the daemon takes the call back after a restart (the
+        # switch's record of where it was); None once the flow has caught up.
+        self.resuming = resume.Resumption(resuming) if resuming is not None else None
         self.waiting = None  # (app, Event-UUID) while an application runs
-        self.node_path = None  # the node running now
+        # Where the flow is: the executor's Position of the step running now (``mark_step``).
+        self.position = None
         # The capture groups of the pattern that routed the call (calls/routes.py).
         self.captures = ()
-        # The callflow being run now: the routed one, or the one a ``callflow`` node jumped to.
-        self.current_callflow_id = callflow_id
-        # Where the jumps that led into it go back to, for the recovery mark (marker.RETURNS).
-        self.returns = ()
-        # The child keys of the node being run, set by the executor: an action like ``menu``
-        # asks whether a branch exists (Kazoo's cf_exe:attempt) but never walks to it.
-        self.branches = frozenset()
+        # The applications worth a recovery mark while they run (the actions' registry
+        # says which: actions/__init__.py).
+        self._long_applications = long_applications
         self._hangup_sent = False
         # What goes out in the same write as the next application, ahead of it, in order:
         # recovery marks (``uuid_setvar_multi`` arguments, see ``mark_step``) and quick
@@ -140,15 +140,15 @@ class Call:
         if self._ended:
             raise CallEnded(self.hangup_reason())
         if self.resuming is not None:
-            caught_up = self._resume(app, timeout)
+            caught_up = self.resuming.execute(self, app, timeout)
             if caught_up is not None:
                 return caught_up
         event_uuid = str(uuidlib.uuid4())
-        if app in resume.LONG_APPLICATIONS:
+        if app in self._long_applications:
             # Written before the app is sent (ahead of it, in the same write): a recovery
             # finds either the marker and no app (it runs it) or both (it waits for the
             # app or reads its outcome).
-            self._ahead.append(marker.waiting_variables(app, event_uuid, resume.LONG_APPLICATIONS[app]))
+            self._ahead.append(resume.waiting_variables(app, event_uuid))
         self.waiting = (app, event_uuid)
         ahead, self._ahead = self._ahead, []
         try:
@@ -159,23 +159,23 @@ class Call:
                 completion = self._wait_for_start(app, event_uuid, unanswered)
                 if completion is not None:
                     return completion
-            return self._wait_for_completion(app, event_uuid, timeout)
+            return self.await_completion(app, event_uuid, timeout)
         finally:
             self.waiting = None
 
-    def mark_step(self, node, with_first_command=False):
-        """Tell the switch which node this call is at, before running it (see marker.py).
+    def mark_step(self, position, with_first_command=False):
+        """Tell the switch where this call is (the executor's Position), before the step runs.
 
         ``with_first_command``: the step's first effect is a command on the channel
         (an action's ``FIRST_EFFECT_IS_A_COMMAND``), so the mark goes out ahead of that
         command, in the same write and the same wait: FreeSWITCH sets the variables
         before it reads the command (esl/connection.py, ``execute``), so the switch
         still has the mark before the step does anything. Otherwise (a webhook, a
-        fetch) it is written now, on its own.
+        fetch) it is written now, on its own (calls/marker.py says what is written).
         """
-        self.node_path = node.path
-        self._ahead.append(marker.step_variables(self.owner, self.current_callflow_id, node.path,
-                                                 self.returns))
+        self.position = position
+        self._ahead.append(marker.step_variables(self.owner, position.callflow_id, position.node_path,
+                                                 position.returns))
         if not with_first_command:
             self.write_marks()
 
@@ -195,21 +195,15 @@ class Call:
         self._await_switch()
         reply = self._commands.api("uuid_setvar_multi %s %s" % (
             self.uuid, ";".join("%s=" % name for name in variable_names)))
-        if reply.startswith("-ERR"):
+        if reply.startswith(names.ERR):
             self._raise_if_gone(EslError(reply.strip()))
             self.log.warning("could not clear %s: %s", ", ".join(variable_names), reply.strip())
-
-    def visits(self, node_path):
-        """How many times the flow has reached ``node_path`` of the callflow it is in now,
-        this time included."""
-        return 1 + sum(1 for step in self.history
-                       if step.path == node_path and step.callflow == self.current_callflow_id)
 
     def channel_state(self):
         """The channel as the switch has it now (``uuid_dump``: headers and variables)."""
         self.write_marks()
         text = self._commands.api("uuid_dump %s" % self.uuid)
-        if text.startswith("-ERR"):
+        if text.startswith(names.ERR):
             self._ended = True
             raise CallEnded("the channel is gone (%s)" % text.strip())
         return protocol.parse_plain_event(text)
@@ -223,13 +217,10 @@ class Call:
         """
         if self.waiting is None:
             return
-        app, event_uuid = self.waiting
-        if resume.application_state(app, channel) is resume.FINISHED:
-            self.log.info("%s ended while the switch was unreachable; reading its outcome", app)
-            headers = dict(channel.headers)
-            headers.update({"Event-Name": names.CHANNEL_EXECUTE_COMPLETE, names.APPLICATION: app,
-                            names.APPLICATION_UUID: event_uuid})
-            self.deliver(Event(headers))
+        completion = resume.completion_on(channel, *self.waiting)
+        if completion is not None:
+            self.log.info("%s ended while the switch was unreachable; reading its outcome", self.waiting[0])
+            self.deliver(completion)
 
     def _send_execute(self, app, arg, event_uuid, ahead=()):
         """Send ``sendmsg execute`` once; return None, or the CommandTimeout if unanswered.
@@ -240,7 +231,7 @@ class Call:
         - CommandTimeout / ReplyLost: sent, no answer: the app may be queued on
           the channel, and a second send could ring a phone twice. Don't send
           it again: see _wait_for_start.
-        - ``-ERR invalid session id``: the channel is gone: the call ended.
+        - ``-ERR invalid session id`` (names.ERR_NO_SUCH_CHANNEL): the channel is gone: the call ended.
         - any other ``-ERR``: refused: an EslError (the executor hangs up).
 
         ``ahead`` (marks, and quick applications not waited for) goes out in the
@@ -268,7 +259,7 @@ class Call:
             for item, reply in zip(ahead, replies or ()):
                 if item.__class__ is str:
                     self._marked(reply)
-                elif reply.startswith("-ERR"):  # the app after it was taken: go on, but say so
+                elif reply.startswith(names.ERR):  # the app after it was taken: go on, but say so
                     self.log.warning("%s %s refused: %s", item[0], item[1], reply.strip())
             return None
 
@@ -311,7 +302,7 @@ class Call:
                         return None
 
     def _raise_if_gone(self, exc):
-        if _CHANNEL_GONE in str(exc):
+        if names.ERR_NO_SUCH_CHANNEL in str(exc):
             self._ended = True
             raise CallEnded("the channel is gone (%s)" % exc) from None
 
@@ -327,7 +318,7 @@ class Call:
             self.log.warning("switch %s is down; the flow waits up to %ss for it",
                              self._commands.name, self._outage_limit)
         if not self._commands.wait_up(self._outage_limit):
-            self._commands.hangup_later(self.uuid, "NORMAL_TEMPORARY_FAILURE")
+            self._commands.hangup_later(self.uuid, names.NORMAL_TEMPORARY_FAILURE)
             raise CallEnded("switch %s down for %ss; the caller is hung up once it is back"
                             % (self._commands.name, self._outage_limit))
         self.log.info("switch %s is back; the flow goes on", self._commands.name)
@@ -356,17 +347,13 @@ class Call:
         self._drain_pending()
         if self._ended:
             raise CallEnded(self.hangup_reason())
-        record = self.resuming
-        if record is not None:
-            if record.waiting_app is not None:  # ran before the restart, as in _resume
-                self.log.debug("resuming: %s already ran", app)
-                return None
-            self.resuming = None  # parked between steps: the node runs afresh
+        if self.resuming is not None and self.resuming.ran_before(self, app):
+            return None
         self.log.debug("queueing %s %s", app, arg or "")
         self._ahead.append((app, arg))
         return None
 
-    def hangup(self, cause="NORMAL_CLEARING"):
+    def hangup(self, cause=names.NORMAL_CLEARING):
         """Hang the caller up, unless the channel is already gone. Never raises EslError.
 
         ``sendmsg hangup`` is idempotent (a second one gets ``-ERR invalid
@@ -382,7 +369,7 @@ class Call:
         try:
             self._commands.hangup(self.uuid, cause)
         except EslError as exc:
-            if _CHANNEL_GONE in str(exc):
+            if names.ERR_NO_SUCH_CHANNEL in str(exc):
                 self._ended = True
                 return
             self.log.warning("hangup (%s) not confirmed: %s; switch %s sends it again",
@@ -404,38 +391,13 @@ class Call:
         self._marked(reply)
 
     def _marked(self, reply):
-        if not reply.startswith("+OK"):
+        if not reply.startswith(names.OK):
             self.log.debug("could not mark the channel: %s", reply.strip())
 
-    def _resume(self, app, timeout):
-        """Catch up with the switch after a takeover: skip what already ran, then wait
-        for the app that was running, or read the outcome it left; None: run ``app``."""
-        record = self.resuming
-        if record.waiting_app is None:  # parked between steps: the node runs afresh
-            self.resuming = None
-            return None
-        if app != record.waiting_app:  # ran before the restart (set continue_on_fail, answer...)
-            self.log.debug("resuming: %s already ran", app)
-            return Event({})
-        self.resuming = None
-        channel = self.channel_state()
-        state = resume.application_state(app, channel)
-        if state is resume.NOT_STARTED:
-            self.log.info("resuming: %s had not started; running it", app)
-            return None
-        if state is resume.FINISHED:
-            self.log.info("resuming: %s ended while we were away", app)
-            return channel
-        self.log.info("resuming: waiting for %s, still running", app)
-        self.waiting = (app, record.waiting_event_uuid)
-        try:
-            return self._wait_for_completion(app, record.waiting_event_uuid, timeout)
-        finally:
-            self.waiting = None
-
-    def _wait_for_completion(self, app, event_uuid, timeout):
+    def await_completion(self, app, event_uuid, timeout):
         """The app's EXECUTE_COMPLETE. After CHANNEL_HANGUP it still comes, with the app's
-        result (captures a and b: a bridge's SUCCESS arrives after the hangup), so we wait
+        result (a bridge's SUCCESS arrives after the hangup in the captures of an answered
+        and of a busy device: tests/fixtures/a_*, b_*), so we wait
         a little longer for it; HANGUP_COMPLETE without it means the app never ran.
         A lost switch does not end the wait: after a reconnect the completion still
         comes if the app is still running (events go to whoever is subscribed)."""
@@ -474,7 +436,7 @@ class Call:
             return False
         text = result.value.get(names.REPLY_TEXT, "")
         self.log.info("late reply to %s: %s", app, text)
-        if text.startswith("-ERR"):
+        if text.startswith(names.ERR):
             exc = EslError("execute %s on %s: %s" % (app, self.uuid, text))
             self._raise_if_gone(exc)
             raise exc

@@ -21,7 +21,7 @@ def call_facts(park_event):
         "to": get(names.VAR_SIP_TO_URI, ""),
         "request": get(names.VAR_SIP_REQ_URI, ""),
         # Kazoo marks calls that came from outside the switch "off-net".
-        "inception": "off-net" if get("variable_outside_call") == "true" else "on-net",
+        "inception": "off-net" if get(names.VAR_OUTSIDE_CALL) == "true" else "on-net",
         "destination_number": get(names.CALLER_DESTINATION_NUMBER, ""),
         "context": get(names.CALLER_CONTEXT, ""),
         "switch_hostname": get(names.HOSTNAME, ""),

@@ -17,6 +17,8 @@ import dataclasses
 import socket
 import urllib.parse
 
+from callflowd.esl import names
+
 OWNER = "callflowd_owner"
 CALLFLOW = "callflowd_callflow"
 NODE = "callflowd_node"
@@ -46,13 +48,13 @@ class Marker:
     def from_channel(cls, channel):
         """The marker in a ``uuid_dump`` (an Event of ``variable_*`` headers), or None."""
         get = channel.get
-        owner, callflow_id, node_path = (get("variable_" + name) for name in (OWNER, CALLFLOW, NODE))
+        owner, callflow_id, node_path = (get(names.variable(name)) for name in (OWNER, CALLFLOW, NODE))
         if not (owner and callflow_id and node_path):
             return None
-        app, _, event_uuid = (get("variable_" + WAITING) or "").partition("/")
+        app, _, event_uuid = (get(names.variable(WAITING)) or "").partition("/")
         return cls(urllib.parse.unquote(owner), urllib.parse.unquote(callflow_id),
                    urllib.parse.unquote(node_path), app or None, event_uuid or None,
-                   _returns(get("variable_" + RETURNS) or ""))
+                   _returns(get(names.variable(RETURNS)) or ""))
 
 
 def _value(text):

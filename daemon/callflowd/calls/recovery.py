@@ -32,7 +32,6 @@ from callflowd.esl.event import Event
 log = logging.getLogger(__name__)
 
 SHOW_CHANNELS_LAG_SECONDS = 1.5
-_GONE_STATES = frozenset(("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"))
 
 
 class Recovery:
@@ -70,8 +69,8 @@ class Recovery:
             return
         if channel is None:
             call.log.info("the channel ended while switch %s was unreachable", link.name)
-            call.deliver(Event({"Event-Name": names.CHANNEL_HANGUP_COMPLETE, "Unique-ID": call.uuid,
-                                names.HANGUP_CAUSE: "NORMAL_CLEARING"}))
+            call.deliver(Event({names.EVENT_NAME: names.CHANNEL_HANGUP_COMPLETE, names.UNIQUE_ID: call.uuid,
+                                names.HANGUP_CAUSE: names.NORMAL_CLEARING}))
             return
         try:
             call.catch_up(channel)
@@ -86,9 +85,9 @@ class Recovery:
             log.warning("switch %s: recovery could not list the channels: %s", link.name, exc)
             return 0
         found = 0
-        for row in listing.get("rows") or ():
-            uuid = row.get("uuid")
-            if not uuid or row.get("direction") != names.DIRECTION_INBOUND or uuid in router.calls:
+        for row in listing.get(names.SHOW_ROWS) or ():
+            uuid = row.get(names.COLUMN_UUID)
+            if not uuid or row.get(names.COLUMN_DIRECTION) != names.DIRECTION_INBOUND or uuid in router.calls:
                 continue
             try:
                 channel = _dump(link, uuid)
@@ -99,7 +98,7 @@ class Recovery:
                 continue
             record = Marker.from_channel(channel)
             if record is None:
-                if (channel.get("variable_current_application") == "park"
+                if (channel.get(names.VAR_CURRENT_APPLICATION) == "park"
                         and _created(row) < self._connected_at.get(link.name, 0)):
                     router.park_found(channel, link)
                     found += uuid in router.calls
@@ -115,16 +114,17 @@ class Recovery:
 def _dump(link, uuid):
     """The channel's ``uuid_dump`` as an Event, or None if it is gone or hanging up."""
     text = link.api("uuid_dump %s" % uuid)
-    if text.startswith("-ERR"):
+    if text.startswith(names.ERR):
         return None
     channel = protocol.parse_plain_event(text)
-    if channel.get("Channel-State") in _GONE_STATES or channel.get("Answer-State") == "hangup":
+    if (channel.get(names.CHANNEL_STATE) in names.ENDING_CHANNEL_STATES
+            or channel.get(names.ANSWER_STATE) == names.ANSWER_STATE_HANGUP):
         return None
     return channel
 
 
 def _created(row):
     try:
-        return int(row.get("created_epoch") or 0)
+        return int(row.get(names.COLUMN_CREATED_EPOCH) or 0)
     except ValueError:
         return 0

@@ -6,6 +6,10 @@ whose connection parked it and sends its commands there; losing one switch
 touches only its own calls. Routing reads ``Unique-ID`` and the
 destination number from headers the parser decoded one by one, so nothing a
 caller puts in caller ID or SIP headers can steer it.
+
+The router starts flows but does not know how to run one: the service hands it
+the executor (``run_flow``, flow/executor.py's ``run_callflow``), so calls/ never
+imports flow/. Every call becomes ours in one place, ``_start``.
 """
 
 import logging
@@ -16,20 +20,30 @@ from gevent.pool import Group
 from callflowd import metrics
 from callflowd.calls.call import OUTAGE_LIMIT_SECONDS, Call
 from callflowd.calls.facts import call_facts
+from callflowd.config.temporal import utc_now
 from callflowd.esl import names
-from callflowd.flow.executor import run_callflow
 from callflowd.logfmt import safe
 
 log = logging.getLogger(__name__)
 
 
 class CallRouter:
-    """Owns the live calls: one greenlet per call in ``self.calls_group``."""
+    """Owns the live calls: one greenlet per call in ``self.calls_group``.
 
-    def __init__(self, routes, webhooks, on_call_finished=(),
-                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None):
+    ``run_flow(call, callflow, start, callflows, max_jumps, returns)`` runs a call's flow
+    to its end (flow/executor.py, ``run_callflow``). ``long_applications``: the
+    applications worth a recovery mark while they run (actions/__init__.py).
+    ``clock``: every call's "now", an aware UTC datetime (``call.clock``).
+    """
+
+    def __init__(self, routes, webhooks, run_flow, on_call_finished=(),
+                 outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, long_applications=frozenset(),
+                 clock=utc_now):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
+        self.clock = clock  # every call's "now" (an aware UTC datetime)
         self.owner = owner  # written on every channel we drive (calls/marker.py)
+        self._run_flow = run_flow
+        self._long_applications = frozenset(long_applications)
         self.calls = {}  # uuid -> Call
         self._greenlets = {}  # uuid -> the Greenlet running its flow
         self.calls_group = Group()
@@ -76,11 +90,9 @@ class CallRouter:
         if node is None:
             log.warning("call %s: was at %s of callflow %s, which the config no longer has; hanging up",
                         uuid, safe(record.node_path), safe(record.callflow_id))
-            link.hangup_later(uuid, "NORMAL_CLEARING")
+            link.hangup_later(uuid, names.NORMAL_CLEARING)
             return
-        call = Call(uuid, call_facts(channel), callflow.id, link, self._webhooks,
-                    command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
-                    owner=self.owner, resuming=record)
+        call = self._call(uuid, call_facts(channel), callflow, link, resuming=record)
         call.log.info("taking the call back on switch %s at %s of callflow %s%s", link.name, node.path,
                       callflow.id, " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
         self._start(call, callflow, node, self._returns(call, record))
@@ -100,14 +112,18 @@ class CallRouter:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         callflow = route.callflow
-        call = Call(uuid, call_facts(event), callflow.id, link, self._webhooks,
-                    command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
-                    owner=self.owner)
+        call = self._call(uuid, call_facts(event), callflow, link)
         call.captures = route.captures
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
                       safe(number), safe(call.facts["caller_id_name"]),
                       safe(call.facts["caller_id_number"]), link.name, callflow.id, route.how)
         self._start(call, callflow)
+
+    def _call(self, uuid, facts, callflow, link, resuming=None):
+        return Call(uuid, facts, callflow.id, link, self._webhooks,
+                    command_timeout=link.settings.command_timeout, outage_limit=self._outage_limit,
+                    owner=self.owner, resuming=resuming, long_applications=self._long_applications,
+                    clock=self.clock)
 
     def _returns(self, call, record):
         """The marker's way back out of jumped-to callflows, as (Callflow, node or None) pairs."""
@@ -126,9 +142,10 @@ class CallRouter:
         return self._greenlets.get(call.uuid)
 
     def _start(self, call, callflow, node=None, returns=()):
+        """The call is ours from here: registered, then its flow started (parked or taken back)."""
         self.calls[call.uuid] = call
         routes = self.routes  # the call keeps the table it started with across a reload
-        greenlet = gevent.Greenlet(run_callflow, call, callflow, node, routes.by_id,
+        greenlet = gevent.Greenlet(self._run_flow, call, callflow, node, routes.by_id,
                                    routes.max_callflow_jumps, returns)
         self._greenlets[call.uuid] = greenlet
         greenlet.link(lambda g, call=call: self._finished(call, g))
@@ -143,7 +160,7 @@ class CallRouter:
             # a bug, not the caller's doing: nobody drives the channel now, so hang it up
             # (from a greenlet of its own: this runs in the hub, where nothing may block)
             call.log.error("call greenlet died: %r; hanging up", greenlet.exception)
-            gevent.spawn(call.hangup, "NORMAL_TEMPORARY_FAILURE")
+            gevent.spawn(call.hangup, names.NORMAL_TEMPORARY_FAILURE)
         for listener in self._on_call_finished:
             try:
                 listener(call)

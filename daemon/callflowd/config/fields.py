@@ -24,6 +24,7 @@ import math
 import re
 import urllib.parse
 
+from callflowd.config import uri as uris
 from callflowd.errors import ConfigError, InvalidData
 
 MAX_DIGITS = 30  # in any number; the largest setting (outbox.max) has 9
@@ -175,16 +176,12 @@ def string_list(raw, key):
 
 
 def check_uri(uri, key="uri"):
-    """Raise InvalidData unless ``uri`` is a plain http:// or https:// URI."""
-    if not uri.isprintable() or " " in uri:
-        raise InvalidData(key, "must not contain spaces or control characters")
+    """Raise InvalidData unless ``uri`` is an http:// or https:// URI callflowd can send to
+    (``config.uri``: the one check every outbound URI passes, at load time and when sent)."""
     try:
-        parsed = urllib.parse.urlsplit(uri)
-        parsed.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        raise InvalidData(key, "is not a valid URI: %s" % exc) from None
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise InvalidData(key, "must be an http:// or https:// URI")
+        uris.check(uri)
+    except uris.InvalidURI as exc:
+        raise InvalidData(key, str(exc)) from None
 
 
 def has_whitespace(value):

@@ -4,8 +4,14 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from callflowd.config.destinations import Destinations
 from callflowd.esl.limits import FrameLimits
 from callflowd.retry import Retry
+
+# The child key a callflow node falls back to when an action's keys match none (Kazoo's "_");
+# a temporal rule may not take it as its id (config/settings.py). Actions know it as
+# actions.outcome.DEFAULT.
+DEFAULT_BRANCH = "_"
 
 # What a webhook setting may say; the webhooks layer (above) reads these same tuples.
 WEBHOOK_FORMATS = ("form", "json")  # how a POST body is encoded (webhooks.request)
@@ -79,6 +85,7 @@ class WebhookSettings:
     synchronous: str = "normal"  # SQLite synchronous: normal or full (see webhooks.store)
     breaker: BreakerSettings = BreakerSettings()
     proxy: str | None = None
+    destinations: Destinations = Destinations()  # webhooks.allow / webhooks.deny
     process: bool = False  # deliver from a process of its own (webhooks.process)
     # Signing secrets by name; "" is the global one. Never in a callflow document.
     secrets: Mapping[str, str] = dataclasses.field(
@@ -140,6 +147,11 @@ class RoutingSettings:
 
     converters: tuple = DEFAULT_CONVERTERS
     max_callflow_jumps: int = 50  # Kazoo's cf_exe caps branches at 50
+
+
+# The kind of a Reference to another callflow: its table is the callflows themselves,
+# known once every document is read.
+CALLFLOW = "callflow"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from callflowd.config import files, temporal
 from callflowd.config.fields import REQUIRED, Section, has_whitespace, join, kind
 from callflowd.config.model import (
+    DEFAULT_BRANCH,
     Config,
     Converter,
     Device,
@@ -208,8 +209,8 @@ def read_temporal_rules(top):
     """``temporal_rules:``, a table of Kazoo temporal rules by id (config/temporal.py)."""
     rules = {}
     for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
-        if rule_id == "_":  # a temporal_route's child key: "no rule holds"
-            section.fail_here("_ is the default branch, not a rule id: name the rule")
+        if rule_id == DEFAULT_BRANCH:  # a temporal_route's child key: "no rule holds"
+            section.fail_here("%s is the default branch, not a rule id: name the rule" % DEFAULT_BRANCH)
         try:
             rules[rule_id] = temporal.parse_rule(rule_id, section.raw)
         except InvalidData as exc:

@@ -20,10 +20,11 @@ checks it is today; we ask directly whether today is an occurrence, which is
 what its comments say it means. Where its arithmetic slips (an interval > 1
 daily rule starting today, a day 31 rolled into the next month by
 ``kz_date:normalize``, the fifth weekday with interval > 1) we follow the
-meaning, not the slip: see the README's temporal_route section.
+meaning, not the slip: see docs/actions.md, "Where we differ from Kazoo 4.3".
 
-``clock`` is the module's one source of "now" (an aware UTC datetime); tests
-replace it to freeze time.
+"Now" is never read here: the caller passes it (``temporal_route`` reads the
+call's clock, which the service is given: ``utc_now`` unless a test or
+``callflowd simulate --at`` injects another).
 
 In the config layer because the rules are settings (``temporal_rules:``, parsed
 here), and the ``temporal_route`` action above evaluates them.
@@ -55,17 +56,13 @@ _GREGORIAN_EPOCH_SECONDS = 62167219200
 
 
 def utc_now():
+    """The real clock: now, as an aware UTC datetime."""
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-clock = utc_now
-
-
-def local_now(zone, now=None):
-    """``now`` (aware; default ``clock()``) as naive wall-clock time in ``zone``, in whole
-    seconds as Kazoo counts them."""
-    if now is None:
-        now = clock()
+def local_now(zone, now):
+    """``now`` (an aware datetime) as naive wall-clock time in ``zone``, in whole seconds as
+    Kazoo counts them."""
     return now.astimezone(zone).replace(tzinfo=None, microsecond=0)
 
 
@@ -250,7 +247,7 @@ def _date(raw, key):
         except ValueError:
             raise InvalidData(key, "%r is not a date" % value) from None
     if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+        value = fields.integer_value(value, key)  # bounded: int() of 4,300 digits raises
     if isinstance(value, int) and not isinstance(value, bool):
         unix = value - _GREGORIAN_EPOCH_SECONDS
         if not 0 <= unix < 253402300800 - 86400:  # 1970 to 9999

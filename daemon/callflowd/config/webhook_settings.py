@@ -7,6 +7,7 @@ import os
 from types import MappingProxyType
 
 from callflowd.config import files
+from callflowd.config.destinations import Destinations, InvalidRule, Rules
 from callflowd.config.fields import REQUIRED, Section, check_uri, has_whitespace, join
 from callflowd.config.model import (
     MAX_WEBHOOK_RETRIES,
@@ -17,11 +18,12 @@ from callflowd.config.model import (
     Hook,
     WebhookSettings,
 )
+from callflowd.config.uri import InvalidURI, parse_proxy
 from callflowd.errors import InvalidData
 
 WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "retry_after_max", "format",
                 "concurrency", "concurrency_per_endpoint", "outbox", "breaker", "proxy",
-                "secret", "secret_file", "secrets", "process")
+                "secret", "secret_file", "secrets", "process", "allow", "deny")
 _OUTBOX_KEYS = ("max", "synchronous")
 _BREAKER_KEYS = ("failures", "pause", "pause_max")
 HOOK_KEYS = ("events", "uri", "http_verb", "format", "secret", "retries", "callflow_ids",
@@ -40,8 +42,11 @@ def read_webhooks(top, base):
     per_endpoint = section.integer("concurrency_per_endpoint",
                                    min(defaults.concurrency_per_endpoint, concurrency), 1, concurrency)
     proxy = section.string("proxy", None, spaces=False)
-    if proxy is not None and not proxy.startswith(("http://", "https://")):
-        section.fail("proxy", "must be an http:// or https:// URI")
+    if proxy is not None:
+        try:
+            parse_proxy(proxy)
+        except InvalidURI as exc:
+            section.fail("proxy", str(exc))
     return WebhookSettings(
         timeout=section.seconds("timeout", defaults.timeout),
         retries=section.integer("retries", defaults.retries, 0, MAX_WEBHOOK_RETRIES),
@@ -59,9 +64,28 @@ def read_webhooks(top, base):
             pause_max=breaker.seconds("pause_max", breaker_defaults.pause_max),
         ),
         proxy=proxy,
+        destinations=_destinations(section),
         secrets=_secrets(section, base),
         process=section.flag("process", defaults.process),
     )
+
+
+def _destinations(section):
+    """``webhooks.allow`` / ``webhooks.deny``: lists of networks and host patterns."""
+    lists = {}
+    for key in ("allow", "deny"):
+        entries = section.value(key, [])
+        if isinstance(entries, str):
+            entries = [entries]
+        if not isinstance(entries, list):
+            section.fail(key, "must be a list of networks (10.0.0.0/8) or host patterns (*.example.com)")
+        for index, entry in enumerate(entries):
+            try:
+                Rules.parse([entry])
+            except InvalidRule as exc:
+                section.fail("%s[%d]" % (key, index), str(exc))
+        lists[key] = entries
+    return Destinations.parse(**lists)
 
 
 def _secrets(section, base):

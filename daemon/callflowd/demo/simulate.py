@@ -20,9 +20,9 @@ import urllib.parse
 from gevent.event import Event
 
 from callflowd.calls.routes import RouteTable
-from callflowd.config import temporal
+from callflowd.config.temporal import utc_now
 from callflowd.config.model import MetricsSettings
-from callflowd.logfmt import escape
+from callflowd.logfmt import escape, redact_uri
 from callflowd.service import Service
 from callflowd.simulator import FreeswitchSimulator, Scenario
 from callflowd.webhooks import wire
@@ -45,13 +45,6 @@ def simulate(config, number, device, *, webhook_to=None, caller=CALLER, digits=(
     ``digits``: what the caller keys in, one string per menu prompt; ``at``: an aware datetime
     the call happens at (temporal routes read it), else now.
     """
-    if at is not None:
-        previous, temporal.clock = temporal.clock, lambda: at
-        try:
-            return simulate(config, number, device, webhook_to=webhook_to, caller=caller, digits=digits,
-                            out=out)
-        finally:
-            temporal.clock = previous
     callflow = RouteTable(config.callflows, config.routing).lookup(number)
     if callflow is None:
         _say(out, "no callflow answers %s: a real call would be left parked" % number)
@@ -61,7 +54,8 @@ def simulate(config, number, device, *, webhook_to=None, caller=CALLER, digits=(
                 else _RecordingDispatcher())
     finished = []
     done = Event()
-    service = Service(_pointed_at(config, simulator), dispatcher=webhooks,
+    clock = utc_now if at is None else (lambda: at)  # "now" for temporal routes
+    service = Service(_pointed_at(config, simulator), dispatcher=webhooks, clock=clock,
                       on_call_finished=[lambda call: (finished.append(call), done.set())])
     try:
         service.start()
@@ -138,7 +132,7 @@ class _RedirectingDispatcher(WebhookDispatcher):
     def __init__(self, settings, target):
         # A simulation never touches the daemon's outbox: its own, thrown away at stop().
         self._state_dir = tempfile.TemporaryDirectory(prefix="callflowd-simulate-")
-        super().__init__(settings, self._state_dir.name)
+        super().__init__(settings, self._state_dir.name, on_attempt=[self._attempted])
         self.target = urllib.parse.urlsplit(target)
         self.requests = []
         self.results = {}  # delivery id -> the last AttemptResult
@@ -154,9 +148,8 @@ class _RedirectingDispatcher(WebhookDispatcher):
         own = urllib.parse.urlsplit(uri)
         return urllib.parse.urlunsplit((self.target.scheme, self.target.netloc, own.path, own.query, ""))
 
-    def _record(self, lane, item, result):
-        self.results[item.request.delivery_id] = result
-        return super()._record(lane, item, result)
+    def _attempted(self, request, result):
+        self.results[request.delivery_id] = result
 
     def stop(self, timeout=10.0, hurry=None):
         try:
@@ -207,11 +200,11 @@ def _print_webhooks(out, webhooks, webhook_to):
     for request in webhooks.requests:
         body = urllib.parse.urlencode(request.fields)
         if request.method == "post":
-            _say(out, "  POST %s" % request.uri)
+            _say(out, "  POST %s" % redact_uri(request.uri))
             _say(out, "    Content-Type: %s" % (wire.JSON_CONTENT_TYPE if request.format == "json"
                                               else wire.FORM_CONTENT_TYPE))
         else:
-            _say(out, "  GET %s" % wire.with_query(request.uri, body))
+            _say(out, "  GET %s" % wire.with_query(redact_uri(request.uri), body))
         for name, value in request.fields:
             _say(out, "    %s = %s" % (escape(name), escape(value)))
         if webhook_to:

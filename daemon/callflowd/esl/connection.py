@@ -1,30 +1,23 @@
-"""The seam around greenswitch: one inbound event-socket connection to FreeSWITCH.
+"""One inbound event-socket connection to FreeSWITCH, with a timeout on every step.
 
-This is the only module that imports greenswitch. EslConnection keeps its
-InboundESL class (constructor, ``host``/``port``/``password``/``sock``/
-``sock_file`` and the context-manager protocol) and replaces every method that
-has a gap:
+Ours from the socket up; greenswitch is not used (esl/__init__.py says why).
 
-- connect/authenticate: greenswitch waits for auth/request without a timeout,
-  lets ConnectionRefusedError through and raises ValueError on a bad password;
-- send: no timeout, ``sock.send`` may write half a command, no lock, and a
-  reply that comes after its waiter gave up would be handed to the next one;
-- receive_events: ESLEvent percent-decodes a block before splitting it, so a
-  caller-controlled value can forge headers; a connection lost inside a body
-  makes ``_read_socket`` spin; nobody learns that the connection is gone;
-- process_events: handler exceptions go to the root logger;
-- stop: ``exit`` without a timeout;
-- liveness: a silent switch (half-open TCP) or one that stops answering
-  stays "connected" for ever; a frame of any size is read (issue 6).
+- connect and authenticate within ``connect_timeout`` (esl/handshake.py);
+- commands written whole under a lock, each reply matched to its command
+  (esl/commands.py), each wait bounded by ``command_timeout``;
+- frames read within ``limits`` (esl/limits.py) and decoded by esl/protocol.py,
+  which splits a header block before it decodes a value (a caller-controlled
+  value can't forge headers); events handed to ``on_event`` in order from one
+  greenlet, yielding to the rest of the process every few frames (esl/pacing.py);
+  an exception in ``on_event`` is logged with its traceback and the next event goes on;
+- liveness: TCP keepalive on the socket; FreeSWITCH's HEARTBEAT (every 20 s,
+  subscribed by the link) keeps frames coming, so no frame at all for
+  ``idle_timeout``, or no reply to the oldest command for ``idle_timeout``, declares
+  the connection dead; so does a write that cannot complete in its command's time;
+- ``close()`` says ``exit`` and waits for ``+OK bye`` at most EXIT_TIMEOUT.
 
-Liveness here: TCP keepalive on the socket; FreeSWITCH's HEARTBEAT (every
-20 s, subscribed by the link) keeps frames coming, so no frame at all for
-``idle_timeout``, or no reply to the oldest command for ``idle_timeout``,
-declares the connection dead; so does a write that cannot complete in its
-command's time. Every frame is read within ``limits`` (esl/limits.py).
-
-Framing and decoding are protocol.py's; errors are callflowd.errors'.
-An EslConnection is one TCP session: to reconnect, make a new one.
+Errors are callflowd.errors'. An EslConnection is one TCP session: to reconnect,
+make a new one (esl/link.py does).
 """
 
 import collections
@@ -37,106 +30,17 @@ import gevent.event
 import gevent.lock
 import gevent.pool
 import gevent.queue
-import gevent.socket
-from greenswitch import esl as greenswitch_esl
 
-from callflowd.errors import AuthenticationFailed, CommandTimeout, EslError, NotConnected, ReplyLost
-from callflowd.esl import names, protocol
+from callflowd.errors import CommandTimeout, EslError, NotConnected, ReplyLost
+from callflowd.esl import commands, handshake, names, pacing, protocol
 from callflowd.esl.limits import DEFAULT_LIMITS
 
 log = logging.getLogger(__name__)
 
-# Frames read (or events delivered) between two yields: a burst of 20,000
-# events (issue 6) must not starve the call greenlets or the timers.
-YIELD_EVERY = 64
-# gevent.sleep(0) only queues a callback: the hub runs ~50 of them before it
-# looks at timers and sockets again, so two greenlets yielding that way keep
-# each other going and starve the rest. A tiny timer goes through the loop
-# (tests/benchmarks/bench_burst.py: longest wait 2-21 ms vs 36-116 ms).
-# gevent.idle() measured as well, but resumes only when nothing else is
-# pending: under saturation the reader could fall behind and be dropped.
-_YIELD_SECONDS = 0.0001
-# But the tiny timer costs a whole millisecond when nothing else is due
-# (libev's epoll_wait takes milliseconds, rounded up): at one per 64 frames
-# that was half of a burst's wall time (issue 10). So the timer goes through
-# the loop at most every _SLEEP_EVERY seconds; in between, a yield only lets
-# the ready greenlets (the other half of the pair, the calls) run.
-_SLEEP_EVERY = 0.002
-_last_sleep = 0.0
-
-
-def _pause():
-    """Let every other greenlet have a turn, and timers and sockets at least every _SLEEP_EVERY."""
-    global _last_sleep
-    now = time.monotonic()
-    if now - _last_sleep >= _SLEEP_EVERY:
-        gevent.sleep(_YIELD_SECONDS)
-        _last_sleep = time.monotonic()
-    else:
-        gevent.sleep(0)
-
-# TCP keepalive: probe after this idle time, then every interval, give up after count.
-KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 # How long close() waits for ``+OK bye``.
 EXIT_TIMEOUT = 1.0
 
 _NEW, _CONNECTING, _UP, _LOST, _CLOSED = "new", "connecting", "up", "lost", "closed"
-
-
-_ERR_SESSION = "-ERR invalid session id ["  # mod_event_socket's sendmsg to a uuid it lacks
-
-
-class _Pending:
-    """One command waiting for its reply; replies come in command order (protocol fact 2).
-
-    ``expects`` is the reply's Content-Type (api/response only for ``api``);
-    ``channel`` the uuid a sendmsg names; ``sent_at`` is None until every
-    byte of the command was handed to the kernel.
-    """
-
-    __slots__ = ("command", "result", "abandoned", "expects", "channel", "sent_at", "overdue_at")
-
-    def __init__(self, command):
-        self.command = command
-        self.result = gevent.event.AsyncResult()
-        self.abandoned = False
-        verb, _, rest = command.partition(" ")
-        self.expects = names.API_RESPONSE if verb == "api" else names.COMMAND_REPLY
-        self.channel = rest.strip() if verb == "sendmsg" else None
-        self.sent_at = None
-        self.overdue_at = None  # past this, no reply means FreeSWITCH is not answering
-
-    def refuses(self, reply):
-        """Why ``reply`` cannot be this command's answer, or None if it can.
-
-        A reply read before our last byte left cannot answer us (gevent's
-        sendall returns without yielding once the last send succeeds, so the
-        reader only sees such a reply while ``sent_at`` is None); nor can a
-        reply of the wrong Content-Type, or an ``invalid session id`` naming
-        another channel. An unsolicited ``+OK`` that comes after our command
-        went out is indistinguishable from ours: nothing on the wire says.
-        """
-        if self.sent_at is None:
-            return "it came before %r was sent" % self.command
-        if reply.content_type != self.expects:
-            return "%s cannot answer %r" % (reply.content_type, self.command)
-        text = reply.get(names.REPLY_TEXT, "")
-        if self.channel and text.startswith(_ERR_SESSION):
-            named = text[len(_ERR_SESSION):].rstrip("]").strip()
-            if named and named != self.channel:
-                return "it names channel %s, not %s" % (named, self.channel)
-        if self.command.startswith("bgapi ") and text.startswith("+OK") and not reply.get(names.JOB_UUID):
-            return "a bgapi reply carries a Job-UUID"
-        return None
-
-
-def _execute_headers(app, arg, event_uuid):
-    headers = [("call-command", "execute"), ("execute-app-name", app)]
-    if arg:
-        headers.append(("execute-app-arg", arg))
-    if event_uuid:
-        headers.append(("Event-UUID", event_uuid))
-    return headers
 
 
 class _Lost:
@@ -148,18 +52,21 @@ class _Lost:
         self.reason = reason
 
 
-class EslConnection(greenswitch_esl.InboundESL):
+class EslConnection:
     """An authenticated inbound event socket with timeouts on every step.
 
     ``on_event(event)`` gets every event, in arrival order, from one greenlet;
     ``on_disconnect(reason)`` is called once if an established connection is
     lost (not after close()). Commands may be sent from any greenlet.
+    ``with EslConnection(...) as connection:`` connects, and closes at the end.
     """
 
     def __init__(self, host, port, password, *, connect_timeout=5.0, command_timeout=10.0,
                  idle_timeout=30.0, limits=DEFAULT_LIMITS, name=None,
                  on_event=None, on_disconnect=None):
-        super().__init__(host, port, password, timeout=connect_timeout)
+        self.host = host
+        self.port = port
+        self.password = password
         self._state = _NEW
         self.name = name or "%s:%s" % (host, port)
         self.connect_timeout = connect_timeout
@@ -189,11 +96,12 @@ class EslConnection(greenswitch_esl.InboundESL):
         """True from a successful connect() until the connection is lost or closed."""
         return self._state == _UP
 
-    @connected.setter
-    def connected(self, value):
-        # greenswitch's constructors assign ``connected = False``; the state is ours.
-        if value:
-            raise AttributeError("connected is read-only")
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
 
     def __repr__(self):
         return "<EslConnection %s %s:%s %s>" % (self.name, self.host, self.port, self._state)
@@ -213,8 +121,10 @@ class EslConnection(greenswitch_esl.InboundESL):
                                % (self.host, self.port, self.connect_timeout))
         try:
             with gevent.Timeout(self.connect_timeout, expired):
-                self._open_socket()
-                self.authenticate()
+                self.sock = handshake.open_socket(self.host, self.port)
+                self.sock_file = self.sock.makefile("rb")
+                handshake.authenticate(self.sock, self.sock_file, self.password, self.limits,
+                                       self.host, self.port)
             if self._closing:
                 raise NotConnected("closed while connecting to %s:%s" % (self.host, self.port))
         except BaseException:
@@ -223,58 +133,8 @@ class EslConnection(greenswitch_esl.InboundESL):
             raise
         self._state = _UP
         self._last_frame = time.monotonic()
-        self.start_event_handlers()
+        self._start_greenlets()
         log.info("switch %s: event socket connected to %s:%s", self.name, self.host, self.port)
-
-    def _open_socket(self):
-        try:
-            self.sock = gevent.socket.create_connection((self.host, self.port))
-        except OSError as err:
-            raise NotConnected("cannot connect to %s:%s: %s" % (self.host, self.port, err)) from err
-        # small commands, each waiting for a reply: don't let Nagle hold them back
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # a peer that vanished (power, cable, NAT state) gets a reset after ~25 s
-        # of silence even when HEARTBEATs are off; TCP_KEEP* are Linux names
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-                              ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
-            if hasattr(socket, option):
-                self.sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-        self.sock_file = self.sock.makefile("rb")
-
-    def authenticate(self):
-        """Answer auth/request with the password; runs inside connect()'s timeout.
-
-        A wrong password gets ``-ERR invalid``, a disconnect notice and a close
-        (misc_bad_auth.txt); an ACL refusal gets text/rude-rejection instead of
-        auth/request.
-        """
-        greeting = self._read_handshake_frame()
-        if greeting.content_type == names.RUDE_REJECTION:
-            raise NotConnected("FreeSWITCH at %s:%s refused the connection: %s"
-                               % (self.host, self.port, (greeting.body or "").strip()))
-        if greeting.content_type != names.AUTH_REQUEST:
-            raise NotConnected("expected auth/request from %s:%s, got %s"
-                               % (self.host, self.port, greeting.content_type))
-        try:
-            self.sock.sendall(self._encode("auth %s" % self.password, what="the password"))
-        except OSError as err:
-            raise NotConnected("cannot write to %s:%s: %s" % (self.host, self.port, err)) from err
-        reply = self._read_handshake_frame()
-        text = reply.get(names.REPLY_TEXT, "")
-        if not text.startswith("+OK"):
-            raise AuthenticationFailed("FreeSWITCH at %s:%s refused the password: %s"
-                                       % (self.host, self.port, text or reply.content_type))
-
-    def _read_handshake_frame(self):
-        try:
-            frame = protocol.read_frame(self.sock_file, self.limits)
-        except (OSError, protocol.ProtocolError) as err:
-            raise NotConnected("event-socket handshake failed: %s" % err) from err
-        if frame is None:
-            raise NotConnected("FreeSWITCH at %s:%s closed the connection during the handshake"
-                               % (self.host, self.port))
-        return protocol.parse_frame(*frame)
 
     # ------------------------------------------------------------ commands
 
@@ -320,18 +180,17 @@ class EslConnection(greenswitch_esl.InboundESL):
         run in the order they were queued.
         """
         line = "sendmsg " + uuid
-        commands = [(self._encode("api " + item), "api " + item) if item.__class__ is str
-                    else (self._encode(line, _execute_headers(*item)), line) for item in before]
-        commands.append((self._encode(line, _execute_headers(app, arg, event_uuid)), line))
-        replies = self._request_all(commands, timeout)
+        batch = [(commands.encode("api " + item), "api " + item) if item.__class__ is str
+                 else (commands.encode(line, commands.execute_headers(*item)), line) for item in before]
+        batch.append((commands.encode(line, commands.execute_headers(app, arg, event_uuid)), line))
+        replies = self._request_all(batch, timeout)
         self._check_reply(replies[-1], "execute %s on %s" % (app, uuid))
         return [reply.body or "" if reply.content_type == names.API_RESPONSE
                 else reply.get(names.REPLY_TEXT, "") for reply in replies[:-1]]
 
-    def hangup(self, uuid, cause="NORMAL_CLEARING", timeout=None):
+    def hangup(self, uuid, cause=names.NORMAL_CLEARING, timeout=None):
         """Hang channel ``uuid`` up with ``cause`` (b_device_busy_voicemail.plain.sent.txt)."""
-        headers = [("call-command", "hangup"), ("hangup-cause", cause)]
-        reply = self._command("sendmsg " + uuid, headers, timeout=timeout)
+        reply = self._command("sendmsg " + uuid, commands.hangup_headers(cause), timeout=timeout)
         self._check_reply(reply, "hangup %s" % uuid)
 
     def subscribe(self, event_names, fmt="plain", timeout=None):
@@ -348,26 +207,18 @@ class EslConnection(greenswitch_esl.InboundESL):
     @staticmethod
     def _check_reply(reply, what):
         text = reply.get(names.REPLY_TEXT, "")
-        if text.startswith("-ERR"):
+        if text.startswith(names.ERR):
             raise EslError("%s: %s" % (what, text))
         return text
 
     def _command(self, line, headers=(), timeout=None):
-        return self._request(self._encode(line, headers), line, timeout)
-
-    @staticmethod
-    def _encode(line, headers=(), what=None):
-        try:
-            return protocol.encode_command(line, headers)
-        except ValueError:
-            # a CR/LF would end the command early and inject the rest as commands
-            raise EslError("refusing a line break in %s" % (what or repr(line))) from None
+        return self._request(commands.encode(line, headers), line, timeout)
 
     def _request(self, raw, what, timeout):
         """Write a command and wait for its reply, all within ``timeout``."""
         return self._request_all(((raw, what),), timeout)[0]
 
-    def _request_all(self, commands, timeout):
+    def _request_all(self, batch, timeout):
         """Write (raw, what) commands in one write; wait for all their replies within ``timeout``.
 
         The slots are queued under the same lock as the write, so the queue's
@@ -377,7 +228,7 @@ class EslConnection(greenswitch_esl.InboundESL):
         """
         timeout = self.command_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        slots = [_Pending(what) for _, what in commands]
+        slots = [commands.Pending(what) for _, what in batch]
         last = slots[-1]
         what = last.command
         if not self._write_lock.acquire(timeout=timeout):
@@ -387,9 +238,9 @@ class EslConnection(greenswitch_esl.InboundESL):
             if self._state != _UP:
                 raise NotConnected("%s: not connected (%s)" % (what, self._reason or self._state))
             self._pending.extend(slots)
-            self._write(commands[0][0] if len(commands) == 1 else b"".join(raw for raw, _ in commands),
+            self._write(batch[0][0] if len(batch) == 1 else b"".join(raw for raw, _ in batch),
                         what, deadline)
-            sent_at = time.monotonic()  # no yield since sendall returned: see _Pending.refuses
+            sent_at = time.monotonic()  # no yield since sendall returned: see commands.Pending.refuses
             overdue_at = sent_at + max(timeout, self.reply_stall)
             for slot in slots:
                 slot.sent_at, slot.overdue_at = sent_at, overdue_at
@@ -443,9 +294,9 @@ class EslConnection(greenswitch_esl.InboundESL):
 
     # ------------------------------------------------------------ greenlets
 
-    def start_event_handlers(self):
+    def _start_greenlets(self):
         """Spawn the reader and the dispatcher into our Group, each linked to a crash logger."""
-        for run in (self.receive_events, self.process_events):
+        for run in (self._receive, self._dispatch):
             greenlet = self._greenlets.spawn(run)
             greenlet.link_exception(self._crashed)
         self._watchdog = self._greenlets.spawn(self._watch)
@@ -456,7 +307,7 @@ class EslConnection(greenswitch_esl.InboundESL):
                   self.name, greenlet, exc_info=greenlet.exc_info)
         self._lose("internal error: %r" % (greenlet.exception,))
 
-    def receive_events(self):
+    def _receive(self):
         """Read frames until the connection ends: replies to their commands, events to the queue."""
         reason = "connection closed by FreeSWITCH"
         read_frame = protocol.read_frame
@@ -472,8 +323,8 @@ class EslConnection(greenswitch_esl.InboundESL):
                     reason = ending
                     break
                 count += 1
-                if count % YIELD_EVERY == 0:
-                    _pause()
+                if count % pacing.YIELD_EVERY == 0:
+                    pacing.pause()
         except protocol.FrameTooLarge as err:
             reason = "refused a frame: %s" % err
         except (OSError, protocol.ProtocolError) as err:
@@ -554,7 +405,7 @@ class EslConnection(greenswitch_esl.InboundESL):
             # a command sent from now on is overdue no earlier than now + reply_stall
             gevent.sleep(max(0.01, min(due, now + self.reply_stall) - now))
 
-    def process_events(self):
+    def _dispatch(self):
         """Hand events to on_event in arrival order; after the last one, report the loss."""
         get = self._events.get
         count = 0
@@ -565,8 +416,8 @@ class EslConnection(greenswitch_esl.InboundESL):
                 return
             self._deliver(item)
             count += 1
-            if count % YIELD_EVERY == 0:
-                _pause()
+            if count % pacing.YIELD_EVERY == 0:
+                pacing.pause()
 
     def _deliver(self, event):
         if self.on_event is None:
@@ -625,8 +476,6 @@ class EslConnection(greenswitch_esl.InboundESL):
                 self._greenlets.killone(greenlet, block=True, timeout=EXIT_TIMEOUT)
         self._close_socket()
         self._state = _CLOSED
-
-    stop = close  # greenswitch's name; its __exit__ calls it
 
     def join(self, timeout=None):
         """Wait until the reader and dispatcher have ended (after a loss or close)."""

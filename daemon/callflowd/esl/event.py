@@ -3,13 +3,15 @@
 import functools
 from urllib.parse import unquote
 
+from callflowd.esl import names
+
 # unquote() is most of the decoding time and an event's encoded values repeat
 # across its call's events (dates, SIP URIs, SDP); a pure function, so cache it.
 # Never unquote_plus: a '+' is sent as %2B and a literal '+' means '+'.
 unquote_value = functools.lru_cache(maxsize=4096)(unquote)
 
 # Inside a text/event-plain event: the length of the event's own body, not a header of it.
-BODY_LENGTH = "Content-Length"
+BODY_LENGTH = names.CONTENT_LENGTH
 
 _MISSING = object()
 
@@ -23,8 +25,8 @@ class Event:
 
     A text/event-plain event (``Event.plain``) keeps its header block as text
     and decodes a value only when it is read: an event carries ~150 headers
-    and a call reads a handful, so splitting and decoding them all was most of
-    the daemon's CPU per event (docs/benchmarks.md, issue 10). ``headers``
+    and a call reads a handful, so splitting and decoding them all would be most
+    of the daemon's CPU per event (docs/benchmarks.md). ``headers``
     still gives the whole dict, built on first use.
     """
 
@@ -67,11 +69,11 @@ class Event:
 
     @property
     def name(self):
-        return self.get("Event-Name")
+        return self.get(names.EVENT_NAME)
 
     @property
     def uuid(self):
-        return self.get("Unique-ID")
+        return self.get(names.UNIQUE_ID)
 
     def __repr__(self):
         return "<Event %s %s>" % (self.name or self.content_type, self.uuid or "")

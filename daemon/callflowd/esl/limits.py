@@ -4,7 +4,8 @@ FreeSWITCH's real frames are far below these (the captures' largest event,
 a CHANNEL_HANGUP_COMPLETE with SDP, is ~12 KiB; its longest header line ~2
 KiB; ~250 headers), so the defaults leave room for big SDP or many channel
 variables while a broken or hostile peer can't make us reserve a gigabyte or
-read one line for ever (issue 6: a 1 GB Content-Length, a 64 MB header line).
+read one line for ever (tests/test_bad_day.py sends a 1 GB Content-Length and a
+64 MB header line).
 """
 
 import dataclasses

@@ -42,7 +42,6 @@ from callflowd.retry import RetriesExhausted
 log = logging.getLogger(__name__)
 
 CONNECTING, UP, DOWN, STOPPED = "connecting", "up", "down", "stopped"
-_CHANNEL_GONE = "-ERR invalid session id"
 _NOTICE_SECONDS = 0.02
 
 
@@ -129,14 +128,14 @@ class SwitchLink:
             counted.enter_context(metrics.command(self.name, app))
             return self._current().execute(uuid, app, arg, event_uuid=event_uuid, before=before)
 
-    def hangup(self, uuid, cause="NORMAL_CLEARING"):
+    def hangup(self, uuid, cause=names.NORMAL_CLEARING):
         with metrics.command(self.name, "hangup"):
             self._current().hangup(uuid, cause)
 
     def api(self, command, timeout=None):
         return self._current().api(command, timeout=timeout)
 
-    def hangup_later(self, uuid, cause="NORMAL_CLEARING"):
+    def hangup_later(self, uuid, cause=names.NORMAL_CLEARING):
         """Send this hangup as soon as possible: now if connected, else after reconnecting.
 
         Safe to repeat: a channel already gone answers ``-ERR invalid session id``.
@@ -222,7 +221,7 @@ class SwitchLink:
             try:
                 self.hangup(uuid, cause)
             except EslError as exc:
-                if _CHANNEL_GONE not in str(exc):
+                if names.ERR_NO_SUCH_CHANNEL not in str(exc):
                     log.warning("call %s: hangup (%s) on switch %s still not confirmed: %s",
                                 uuid, cause, self.name, exc)
                     continue

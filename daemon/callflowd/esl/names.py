@@ -1,6 +1,8 @@
-"""FreeSWITCH event, header and variable names, in one place.
+"""FreeSWITCH event, header and variable names, and the replies we test for, in one place.
 
-Checked against the FreeSWITCH 1.10 captures in tests/fixtures/.
+Checked against the FreeSWITCH 1.10 captures in tests/fixtures/. Application names
+(``bridge``, ``playback``...) are not here: each action module declares the ones it
+runs (actions/__init__.py).
 """
 
 # Content-Type values of frames (mod_event_socket)
@@ -70,9 +72,33 @@ HANGUP_CAUSE = "Hangup-Cause"
 DTMF_DIGIT = "DTMF-Digit"
 JOB_UUID = "Job-UUID"
 CONTENT_DISPOSITION = "Content-Disposition"
+EVENT_UUID = "Event-UUID"  # on a sendmsg: comes back as the Application-UUID of its events
+EVENT_DATE_TIMESTAMP = "Event-Date-Timestamp"
+CALLER_CHANNEL_ANSWERED_TIME = "Caller-Channel-Answered-Time"
+CALLER_CHANNEL_HANGUP_TIME = "Caller-Channel-Hangup-Time"
+OTHER_LEG_UNIQUE_ID = "Other-Leg-Unique-ID"
+CHANNEL_STATE = "Channel-State"
+ANSWER_STATE = "Answer-State"
+
+# Headers of a sendmsg command (mod_event_socket)
+CALL_COMMAND = "call-command"
+EXECUTE_APP_NAME = "execute-app-name"
+EXECUTE_APP_ARG = "execute-app-arg"
+HANGUP_CAUSE_ARG = "hangup-cause"
+
+# Channel states that mean the channel is ending (Channel-State)
+ENDING_CHANNEL_STATES = frozenset(("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"))
+ANSWER_STATE_HANGUP = "hangup"
 
 # Channel variables (as event headers they carry the "variable_" prefix)
+VARIABLE_PREFIX = "variable_"
+ORIGINATE_DISPOSITION = "originate_disposition"
 VAR_ORIGINATE_DISPOSITION = "variable_originate_disposition"
+VAR_BRIDGE_TO = "variable_bridge_to"  # set only while the two legs are connected
+VAR_CURRENT_APPLICATION = "variable_current_application"
+VAR_OUTSIDE_CALL = "variable_outside_call"
+VAR_HANGUP_CAUSE_Q850 = "variable_hangup_cause_q850"
+VAR_PLAYBACK_TERMINATOR_USED = "variable_playback_terminator_used"
 VAR_DIALSTATUS = "variable_DIALSTATUS"
 VAR_LAST_BRIDGE_PROTO_CAUSE = "variable_last_bridge_proto_specific_hangup_cause"
 VAR_SIP_FROM_URI = "variable_sip_from_uri"
@@ -81,3 +107,26 @@ VAR_SIP_REQ_URI = "variable_sip_req_uri"
 VAR_SIP_CALL_ID = "variable_sip_call_id"
 
 DIRECTION_INBOUND = "inbound"
+
+# ``show channels as json``: {"row_count": N, "rows": [{column: value, ...}, ...]}
+SHOW_ROWS = "rows"
+COLUMN_UUID = "uuid"
+COLUMN_DIRECTION = "direction"
+COLUMN_CREATED_EPOCH = "created_epoch"
+UNDEFINED = "_undef_"  # what uuid_getvar and a ${var} expansion give for a variable not set
+
+# Hangup causes we send
+NORMAL_CLEARING = "NORMAL_CLEARING"
+NORMAL_TEMPORARY_FAILURE = "NORMAL_TEMPORARY_FAILURE"
+
+# Reply texts
+OK = "+OK"
+ERR = "-ERR"
+# mod_event_socket's answer to a sendmsg naming a uuid it does not have (the channel is gone),
+# followed by `` [<uuid>]`` (misc_protocol.plain.txt)
+ERR_NO_SUCH_CHANNEL = "-ERR invalid session id"
+
+
+def variable(name):
+    """The event header that carries channel variable ``name``."""
+    return VARIABLE_PREFIX + name

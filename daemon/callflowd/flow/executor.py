@@ -9,15 +9,23 @@ fetched (``Branch``, a pivot), which is parsed as a configured flow is and the w
 goes on there (at ``_`` if it does not validate); ``skip_module`` goes
 straight to ``_``; an action that raises is logged with its traceback and the
 flow continues at ``_``; a caller who hangs up ends the flow quietly.
+
+The walk's position (the callflow it is in, the way back out of jumps, how often
+it reached a node) is the executor's own: at each step it hands the call a
+``Position`` (``call.mark_step``), which the call writes on the channel as its
+recovery mark and shows to the running action.
 """
 
+import collections
+import dataclasses
 import logging
 
 from callflowd.actions import REGISTRY
 from callflowd.actions.outcome import DEFAULT, STOP, Branch, Jump, keys_of
 from callflowd.calls.call import Step
 from callflowd.errors import ActionTimeout, CallEnded, ConfigError, EslError
-from callflowd.flow.model import DEFAULT_BRANCH, graft
+from callflowd.esl import names
+from callflowd.flow.model import graft
 from callflowd.flow.parser import parse_flow_json
 from callflowd.logfmt import safe
 
@@ -29,6 +37,24 @@ MAX_STEPS = 50
 # Kazoo's cf_exe caps callflow jumps (``callflow`` nodes) per call at 50; routing.
 # max_callflow_jumps in the config.
 MAX_JUMPS = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where the walk is at one step; what the call's recovery mark says (calls/marker.py).
+
+    ``returns``: where the jumps that led into this callflow go back to, outermost first,
+    as (callflow id, node path or "" for "that callflow ends there"). ``visit``: how many
+    times the walk has reached this node of this callflow, this time included.
+    ``branches``: the node's child keys: an action like ``menu`` asks whether a branch
+    exists (Kazoo's cf_exe:attempt) but never walks to it.
+    """
+
+    callflow_id: str
+    node_path: str
+    returns: tuple = ()
+    visit: int = 1
+    branches: frozenset = frozenset()
 
 
 def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS, returns=()):
@@ -55,7 +81,7 @@ def run_callflow(call, callflow, start=None, callflows=None, max_jumps=MAX_JUMPS
     except EslError as exc:
         # the switch refused a step: the caller must not stay parked with nobody driving it
         call.log.error("flow ends: event socket error: %s; hanging up", exc)
-        call.hangup("NORMAL_TEMPORARY_FAILURE")
+        call.hangup(names.NORMAL_TEMPORARY_FAILURE)
     call.log.info("callflow %s finished after %d steps", callflow.id, len(call.history))
 
 
@@ -64,14 +90,15 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
     jumps = len(returns)  # a call taken back inside jumps has made at least these
     steps = 0
     came_by = None  # (branch key, module) that led to ``node``: said on its "moving to" line
-    _enter(call, callflow, returns)
+    way_back = _way_back(returns)
+    visits = collections.Counter()  # (callflow id, node path) -> times reached
     while True:
         if node is None:
             if not returns:
                 return
             callflow, node = returns.pop()
             came_by = None
-            _enter(call, callflow, returns)
+            way_back = _way_back(returns)
             call.log.info("back in callflow %s at %s", callflow.id,
                           node.path if node is not None else "its end")
             continue
@@ -82,11 +109,14 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
         if node.skip:
             call.log.info("skipping action %s (skip_module)", node.module)
             call.history.append(Step(node.module, "skipped", node.path, callflow.id))
-            came_by = (DEFAULT_BRANCH, node.module)
-            node = node.child(DEFAULT_BRANCH)
+            came_by = (DEFAULT, node.module)
+            node = node.child(DEFAULT)
             continue
         action = REGISTRY[node.module]
-        call.mark_step(node, with_first_command=getattr(action, "FIRST_EFFECT_IS_A_COMMAND", False))
+        visits[callflow.id, node.path] += 1
+        call.mark_step(Position(callflow.id, node.path, way_back, visits[callflow.id, node.path],
+                                frozenset(node.children)),
+                       with_first_command=getattr(action, "FIRST_EFFECT_IS_A_COMMAND", False))
         outcome = _run_action(call, action, node, callflow, came_by)
         came_by = None
         call.write_marks()  # an action that ended without a command: the mark still goes out
@@ -106,8 +136,8 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
             target = callflows.get(outcome.callflow_id)
             if target is None:  # the loader checks ids; a bug if it happens, so say so
                 call.log.error("no callflow %s to jump to; continuing at %s", outcome.callflow_id,
-                               DEFAULT_BRANCH)
-                outcome = DEFAULT_BRANCH
+                               DEFAULT)
+                outcome = DEFAULT
             elif jumps >= max_jumps:
                 call.history.append(Step(node.module, "jump limit", node.path, callflow.id))
                 call.log.error("callflow jump limit reached (%d jumps); hanging up", max_jumps)
@@ -119,9 +149,9 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
                     raise CallEnded(call.hangup_reason())
                 call.log.info("jumping to callflow %s (jump %d of at most %d)", target.id, jumps,
                               max_jumps)
-                returns.append((callflow, node.child(DEFAULT_BRANCH)))
+                returns.append((callflow, node.child(DEFAULT)))
                 callflow, node, steps = target, target.flow, 0
-                _enter(call, callflow, returns)
+                way_back = _way_back(returns)
                 continue
         key, node_next = choose_child(node, outcome)
         call.history.append(Step(node.module, (keys_of(outcome) or (key,))[0], node.path, callflow.id))
@@ -134,10 +164,9 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
         node = node_next
 
 
-def _enter(call, callflow, returns):
-    """The callflow the next nodes belong to and the way back: what ``mark_step`` writes."""
-    call.current_callflow_id = callflow.id
-    call.returns = tuple((flow.id, node.path if node is not None else "") for flow, node in returns)
+def _way_back(returns):
+    """``returns`` as a Position has it: (callflow id, node path or "") pairs."""
+    return tuple((flow.id, node.path if node is not None else "") for flow, node in returns)
 
 
 def _run_action(call, action, node, callflow, came_by=None):
@@ -145,7 +174,6 @@ def _run_action(call, action, node, callflow, came_by=None):
         call.log.info("moving to action %s (%s)", node.module, node.path)
     else:
         call.log.info("moving to action %s (%s) on branch %s of %s", node.module, node.path, *came_by)
-    call.branches = frozenset(node.children)
     try:
         return action.handle(call, node.data)
     except CallEnded:
@@ -180,4 +208,4 @@ def choose_child(node, outcome):
         child = node.child(key)
         if child is not None:
             return key, child
-    return DEFAULT_BRANCH, node.child(DEFAULT_BRANCH)
+    return DEFAULT, node.child(DEFAULT)

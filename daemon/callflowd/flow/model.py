@@ -4,11 +4,7 @@ import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 
-DEFAULT_BRANCH = "_"
-# Between the path of the node that fetched a flow (a pivot) and the fetched node's own
-# path: ``flow.children._/pivot:flow.children.1``. Such a path is not in any configured
-# callflow; ``Callflow.node_at`` answers it with the fetching node (see ``graft``).
-FETCHED = "/pivot:"
+from callflowd.actions.outcome import FETCHED  # noqa: F401 - where a fetched flow's paths are marked
 
 
 @dataclasses.dataclass(frozen=True)

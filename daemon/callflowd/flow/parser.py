@@ -23,7 +23,7 @@ from callflowd.calls.routes import Normalizer
 from callflowd.config import files
 from callflowd.config.documents import check_json_shaped
 from callflowd.config.fields import has_whitespace, join, kind, one_line, string_list
-from callflowd.config.model import RoutingSettings
+from callflowd.config.model import CALLFLOW, RoutingSettings
 from callflowd.config.patterns import PatternError, compile_pattern
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.flow.model import Callflow, Node
@@ -58,7 +58,8 @@ def parse_callflows(documents, directory, routing=RoutingSettings()):
                     source, "%s[%d]" % (join(prefix, "numbers"), index))
             by_number[key] = (callflow, number)
         callflows.append(callflow)
-    tables = dict(directory.tables(), callflow=by_id)
+    tables = dict(directory.tables())
+    tables[CALLFLOW] = by_id
     for callflow in callflows:
         _check_references(callflow.flow, tables, callflow.source, callflow.prefix)
     return tuple(callflows)
@@ -217,7 +218,7 @@ def parse_flow(raw, directory, source):
     check_json_shaped(raw, source, "flow", 0)
     flow = _node(raw, "flow", source, "", directory, 1, [0])
     # A fetched flow's jumps are checked when taken (the executor holds the callflows).
-    _check_references(flow, directory.tables(), source, "", unchecked=("callflow",))
+    _check_references(flow, directory.tables(), source, "", unchecked=(CALLFLOW,))
     return flow
 
 

@@ -33,14 +33,14 @@ EVENTS = {
     names.CHANNEL_DESTROY: "channel_destroy",
 }
 CREATED_TIME = names.CALLER_CHANNEL_CREATED_TIME
-ANSWERED_TIME = "Caller-Channel-Answered-Time"
-HANGUP_TIME = "Caller-Channel-Hangup-Time"
-HANGUP_CODE = "variable_hangup_cause_q850"
-OTHER_LEG = "Other-Leg-Unique-ID"
+ANSWERED_TIME = names.CALLER_CHANNEL_ANSWERED_TIME
+HANGUP_TIME = names.CALLER_CHANNEL_HANGUP_TIME
+HANGUP_CODE = names.VAR_HANGUP_CAUSE_Q850
+OTHER_LEG = names.OTHER_LEG_UNIQUE_ID
 # Channels watched at most: one whose CHANNEL_DESTROY never comes (the socket was cut at the
 # wrong moment) must not stay for ever; the oldest is forgotten first.
 MAX_CHANNELS = 100000
-EVENT_TIMESTAMP = "Event-Date-Timestamp"
+EVENT_TIMESTAMP = names.EVENT_DATE_TIMESTAMP
 
 
 class _Channel:

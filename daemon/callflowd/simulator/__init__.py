@@ -2,8 +2,9 @@
 
 It speaks the real inbound event-socket protocol on 127.0.0.1 (a free port) over TCP, and the
 frames it sends are cut from real FreeSWITCH 1.10.12 captures (tests/fixtures/, copied under
-``templates/`` by ``extract.py``) with this call's values put in: same header names and order,
-same percent-encoding, same event order per leg as the captures for the same commands.
+``templates/`` by ``extract.py``; ``captures`` names each by what it shows) with this call's
+values put in: same header names and order, same percent-encoding, same event order per leg as
+the captures for the same commands.
 
     sim = FreeswitchSimulator(time_scale=0.01).start()
     call = sim.place_call(scenario=Scenario(device="busy"))
@@ -11,10 +12,25 @@ same percent-encoding, same event order per leg as the captures for the same com
     call.wait_ended(timeout=5)
     sim.stop()
 
-How it is built: ``server`` (sockets, subscriptions, api), ``call`` (one call's state machine
-and applications), ``channel`` (the caller leg and the layout of its events), ``templates``
-(captured frames and the rewriting of uuids, numbers, names and timestamps); the byte-exact
-encoding is ``callflowd.esl.protocol``'s, the same code the daemon decodes with.
+How it is built, one job per module:
+
+- ``server``: the switch: listening socket, clients, live calls, system events;
+- ``connection``: one event-socket client: auth, subscriptions, filters, its commands;
+- ``api``: the ``api``/``bgapi`` commands and their replies;
+- ``call``: one call's life: arrival, the queue of applications, hangup, teardown;
+- ``applications/``: the FreeSWITCH applications, one module per application or family,
+  listed in ``applications.REGISTRY`` (``APPS`` here);
+- ``dialstring``: a bridge's dial string and which endpoint decides it; ``bleg``: the phone's
+  leg replayed from the captures and each bridge outcome on the caller;
+- ``cdr``: the variables set at hangup (timestamps, durations, cause); ``causes``: hangup
+  cause names, numbers and SIP mappings;
+- ``scenario``: what the simulated caller and phones do;
+- ``channel``: the caller leg and the layout of its events; ``templates``: captured frames
+  and the rewriting of uuids, numbers, names and timestamps; ``captures``: which capture
+  shows what; ``extract``: the developer tool that cuts the templates.
+
+The simulator imports nothing of the daemon but the event socket's wire format
+(``callflowd.esl.protocol``: the byte-exact encoding the daemon decodes with).
 
 Held to the real switch: ``tests/realswitch/test_simulator_conformance.py`` runs busy, no
 answer, answered and caller-cancel calls on a running FreeSWITCH 1.10.12 (sipp phones and
@@ -27,7 +43,7 @@ bridge rings, the ``park`` EXECUTE_COMPLETE (not ours) only at hangup, and CHANN
 the bridge's EXECUTE_COMPLETE when the caller cancels.
 
 Also modelled, for the callflow language: ``play_and_get_digits`` (the prompt's PLAYBACK pair,
-the keys of ``Scenario.digits`` as DTMF events laid out like capture f, ``var_name`` and
+the keys of ``Scenario.digits`` as DTMF events laid out like the digits-entered capture, ``var_name`` and
 ``read_result`` on its EXECUTE_COMPLETE, ``<var_name>_invalid`` for input failing the regexp,
 the invalid file after a failed try); ``respond <code> [reason]`` (a 3xx-6xx on an unanswered call
 hangs it up with sofia's cause for the code; ``SimulatedCall.responded`` keeps what was sent);
@@ -45,7 +61,9 @@ losing legs of a multi-endpoint bridge; SIP itself (no 180/183 or 200 to a calle
 ~1 s lag of ``show channels`` behind the events.
 """
 
-from callflowd.simulator.call import Scenario, SimulatedCall
+from callflowd.simulator.applications import REGISTRY as APPS
+from callflowd.simulator.call import SimulatedCall
+from callflowd.simulator.scenario import Scenario
 from callflowd.simulator.server import FreeswitchSimulator
 
-__all__ = ["FreeswitchSimulator", "Scenario", "SimulatedCall"]
+__all__ = ["APPS", "FreeswitchSimulator", "Scenario", "SimulatedCall"]

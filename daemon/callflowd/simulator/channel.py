@@ -9,58 +9,59 @@ that event (``LAYOUTS``); the channel block comes from this model.
 
 import functools
 
-from callflowd.simulator import templates
+from callflowd.simulator import captures, templates
 
-B = "b_device_busy_voicemail"
-A = "a_device_answers"
-C2 = "c2_device_no_answer_originate_timeout"
-F = "f_dtmf_play_and_get_digits"
+# The captures by what they show (see ``captures``), short for the tables below.
+ANSWERED = captures.PHONE_ANSWERS
+BUSY = captures.PHONE_BUSY_THEN_VOICEMAIL
+RANG_OUT = captures.PHONE_RINGS_OUT
+DIGITS = captures.DIGITS_ENTERED
 
 # event -> (template, label, nth): the captured frame whose layout the simulated event copies
 LAYOUTS = {
-    "CHANNEL_EXECUTE": (B, "CHANNEL_EXECUTE:set", 2),
-    "CHANNEL_EXECUTE_COMPLETE": (B, "CHANNEL_EXECUTE_COMPLETE:set", 2),
-    "CHANNEL_PROGRESS": (A, "CHANNEL_PROGRESS", 0),
-    "CODEC_READ": (B, "CODEC", 0),
-    "CODEC_WRITE": (B, "CODEC", 1),
-    "CHANNEL_PROGRESS_MEDIA": (B, "CHANNEL_PROGRESS_MEDIA", 0),
-    "CHANNEL_CALLSTATE": (B, "CHANNEL_CALLSTATE:RINGING>EARLY", 0),
-    "CHANNEL_ANSWER": (B, "CHANNEL_ANSWER", 0),
-    "CHANNEL_BRIDGE": (A, "CHANNEL_BRIDGE", 0),
-    "CALL_UPDATE": (A, "CALL_UPDATE", 0),
-    "CHANNEL_UNBRIDGE": (A, "CHANNEL_UNBRIDGE", 0),
-    "CHANNEL_HANGUP": (B, "CHANNEL_HANGUP", 0),
-    "CHANNEL_UNPARK": (B, "CHANNEL_UNPARK", 0),
-    "CHANNEL_STATE": (B, "CHANNEL_STATE:CS_HANGUP", 0),
-    "CHANNEL_HANGUP_COMPLETE": (B, "CHANNEL_HANGUP_COMPLETE", 0),
-    "CHANNEL_DESTROY": (B, "CHANNEL_DESTROY", 0),
-    "PLAYBACK_START": (B, "PLAYBACK_START", 0),
-    "PLAYBACK_STOP": (B, "PLAYBACK_STOP", 0),
-    "DTMF": (F, "DTMF", 0),
+    "CHANNEL_EXECUTE": (BUSY, "CHANNEL_EXECUTE:set", 2),
+    "CHANNEL_EXECUTE_COMPLETE": (BUSY, "CHANNEL_EXECUTE_COMPLETE:set", 2),
+    "CHANNEL_PROGRESS": (ANSWERED, "CHANNEL_PROGRESS", 0),
+    "CODEC_READ": (BUSY, "CODEC", 0),
+    "CODEC_WRITE": (BUSY, "CODEC", 1),
+    "CHANNEL_PROGRESS_MEDIA": (BUSY, "CHANNEL_PROGRESS_MEDIA", 0),
+    "CHANNEL_CALLSTATE": (BUSY, "CHANNEL_CALLSTATE:RINGING>EARLY", 0),
+    "CHANNEL_ANSWER": (BUSY, "CHANNEL_ANSWER", 0),
+    "CHANNEL_BRIDGE": (ANSWERED, "CHANNEL_BRIDGE", 0),
+    "CALL_UPDATE": (ANSWERED, "CALL_UPDATE", 0),
+    "CHANNEL_UNBRIDGE": (ANSWERED, "CHANNEL_UNBRIDGE", 0),
+    "CHANNEL_HANGUP": (BUSY, "CHANNEL_HANGUP", 0),
+    "CHANNEL_UNPARK": (BUSY, "CHANNEL_UNPARK", 0),
+    "CHANNEL_STATE": (BUSY, "CHANNEL_STATE:CS_HANGUP", 0),
+    "CHANNEL_HANGUP_COMPLETE": (BUSY, "CHANNEL_HANGUP_COMPLETE", 0),
+    "CHANNEL_DESTROY": (BUSY, "CHANNEL_DESTROY", 0),
+    "PLAYBACK_START": (BUSY, "PLAYBACK_START", 0),
+    "PLAYBACK_STOP": (BUSY, "PLAYBACK_STOP", 0),
+    "DTMF": (DIGITS, "DTMF", 0),
 }
 
 # name -> (template, (label, nth) before, (label, nth) after): the variables a step sets on the
 # caller, as the difference of two consecutive caller frames of a capture.
 PATCHES = {
-    # a: the phone rings (CHANNEL_PROGRESS), answers, is bridged; the caller hangs up
-    "ring": (A, ("CHANNEL_EXECUTE:bridge", 0), ("CHANNEL_PROGRESS", 0)),
-    "bridge_media": (A, ("CHANNEL_PROGRESS", 0), ("CHANNEL_PROGRESS_MEDIA", 0)),
-    "bridge_answer": (A, ("CHANNEL_PROGRESS_MEDIA", 0), ("CHANNEL_ANSWER", 0)),
-    "bridge": (A, ("CHANNEL_ANSWER", 0), ("CHANNEL_BRIDGE", 0)),
-    "call_update": (A, ("CHANNEL_BRIDGE", 0), ("CALL_UPDATE", 0)),
-    "remote_hangup": (A, ("CALL_UPDATE", 0), ("CHANNEL_HANGUP", 0)),
-    "unbridge": (A, ("CHANNEL_HANGUP", 0), ("CHANNEL_UNBRIDGE", 0)),
-    # b: the bridge fails USER_BUSY; answer; voicemail
-    "busy": (B, ("CHANNEL_EXECUTE:bridge", 0), ("CHANNEL_EXECUTE_COMPLETE:bridge", 0)),
-    "answer_media": (B, ("CHANNEL_EXECUTE:answer", 0), ("CHANNEL_PROGRESS_MEDIA", 0)),
-    "answer": (B, ("CHANNEL_PROGRESS_MEDIA", 0), ("CHANNEL_ANSWER", 0)),
-    "answer_done": (B, ("CHANNEL_ANSWER", 0), ("CHANNEL_EXECUTE_COMPLETE:answer", 0)),
-    "voicemail_greeting": (B, ("CHANNEL_EXECUTE:voicemail", 0), ("PLAYBACK_START", 0)),
-    "playback_done": (B, ("PLAYBACK_START", 0), ("PLAYBACK_STOP", 0)),
-    "voicemail_record": (B, ("PLAYBACK_STOP", 0), ("CHANNEL_HANGUP", 0)),
-    "voicemail_done": (B, ("CHANNEL_HANGUP", 0), ("CHANNEL_EXECUTE_COMPLETE:voicemail", 0)),
-    # c2: the phone rings until originate_timeout: NO_ANSWER
-    "no_answer": (C2, ("CHANNEL_PROGRESS", 0), ("CHANNEL_EXECUTE_COMPLETE:bridge", 0)),
+    # the phone rings (CHANNEL_PROGRESS), answers, is bridged; the caller hangs up
+    "ring": (ANSWERED, ("CHANNEL_EXECUTE:bridge", 0), ("CHANNEL_PROGRESS", 0)),
+    "bridge_media": (ANSWERED, ("CHANNEL_PROGRESS", 0), ("CHANNEL_PROGRESS_MEDIA", 0)),
+    "bridge_answer": (ANSWERED, ("CHANNEL_PROGRESS_MEDIA", 0), ("CHANNEL_ANSWER", 0)),
+    "bridge": (ANSWERED, ("CHANNEL_ANSWER", 0), ("CHANNEL_BRIDGE", 0)),
+    "call_update": (ANSWERED, ("CHANNEL_BRIDGE", 0), ("CALL_UPDATE", 0)),
+    "remote_hangup": (ANSWERED, ("CALL_UPDATE", 0), ("CHANNEL_HANGUP", 0)),
+    "unbridge": (ANSWERED, ("CHANNEL_HANGUP", 0), ("CHANNEL_UNBRIDGE", 0)),
+    # the bridge fails USER_BUSY; answer; voicemail
+    "busy": (BUSY, ("CHANNEL_EXECUTE:bridge", 0), ("CHANNEL_EXECUTE_COMPLETE:bridge", 0)),
+    "answer_media": (BUSY, ("CHANNEL_EXECUTE:answer", 0), ("CHANNEL_PROGRESS_MEDIA", 0)),
+    "answer": (BUSY, ("CHANNEL_PROGRESS_MEDIA", 0), ("CHANNEL_ANSWER", 0)),
+    "answer_done": (BUSY, ("CHANNEL_ANSWER", 0), ("CHANNEL_EXECUTE_COMPLETE:answer", 0)),
+    "voicemail_greeting": (BUSY, ("CHANNEL_EXECUTE:voicemail", 0), ("PLAYBACK_START", 0)),
+    "playback_done": (BUSY, ("PLAYBACK_START", 0), ("PLAYBACK_STOP", 0)),
+    "voicemail_record": (BUSY, ("PLAYBACK_STOP", 0), ("CHANNEL_HANGUP", 0)),
+    "voicemail_done": (BUSY, ("CHANNEL_HANGUP", 0), ("CHANNEL_EXECUTE_COMPLETE:voicemail", 0)),
+    # the phone rings until originate_timeout: NO_ANSWER
+    "no_answer": (RANG_OUT, ("CHANNEL_PROGRESS", 0), ("CHANNEL_EXECUTE_COMPLETE:bridge", 0)),
 }
 
 _PROFILE_TIMES = {
@@ -178,7 +179,7 @@ class CallerLeg:
             if moment is not None:
                 value = str(self.moments[moment])
             pairs.append((name, value))
-            # the callee id comes after the original caller id (capture a, CHANNEL_PROGRESS)
+            # the callee id comes after the original caller id (CHANNEL_PROGRESS, answered capture)
             if name == "Caller-Orig-Caller-ID-Number" and self.callee:
                 pairs.append(("Caller-Callee-ID-Name", self.callee[0]))
                 pairs.append(("Caller-Callee-ID-Number", self.callee[1]))
@@ -210,7 +211,7 @@ class CallerLeg:
                 continue
             if block == "inside":
                 # channel data, Caller-*, Other-*, variable_*: in that order, once (a CODEC
-                # event repeats some Channel-*-Codec-* headers after the block, capture b)
+                # event repeats some Channel-*-Codec-* headers after the block: busy capture)
                 found = _section(name)
                 if found is not None and found >= section:
                     section = found
@@ -224,7 +225,7 @@ class CallerLeg:
         return templates.fix_event_dates(out, now)
 
     def show_row(self, hostname, application, application_data, created_usec):
-        """One row of ``show channels as json`` (capture api_replies_during_call)."""
+        """One row of ``show channels as json`` (the api_replies_during_call capture)."""
         profile = dict(self.profile)
         return {
             "uuid": self.uuid, "direction": "inbound",

@@ -17,19 +17,22 @@ import pathlib
 import sys
 
 from callflowd.esl import protocol
+from callflowd.simulator import captures
 
-# capture file -> (template name, first caller event to keep, roles to keep)
+# capture file -> (template name, first caller event to keep, roles to keep); see ``captures``
 SOURCES = {
-    "b_device_busy_voicemail.plain.txt": ("b_device_busy_voicemail", None, ("caller", "bleg", "system")),
-    "a_device_answers.plain.txt": ("a_device_answers", "CHANNEL_EXECUTE:bridge", ("caller", "bleg")),
-    "c2_device_no_answer_originate_timeout.plain.txt": (
-        "c2_device_no_answer_originate_timeout", "CHANNEL_EXECUTE:bridge", ("caller", "bleg")),
-    "b2_device_busy_without_continue_on_fail.plain.txt": (
-        "b2_device_busy_without_continue_on_fail", "CHANNEL_EXECUTE:bridge", ("caller",)),
-    "f_dtmf_play_and_get_digits.plain.txt": (
-        "f_dtmf_play_and_get_digits", "CHANNEL_EXECUTE:play_and_get_digits", ("caller",)),
-    "misc_protocol.plain.txt": ("misc_protocol", None, ("system",)),
-    "shutdown_sigterm.plain.txt": ("shutdown_sigterm", None, ("system",)),
+    captures.PHONE_BUSY_THEN_VOICEMAIL + ".plain.txt": (
+        captures.PHONE_BUSY_THEN_VOICEMAIL, None, ("caller", "bleg", "system")),
+    captures.PHONE_ANSWERS + ".plain.txt": (
+        captures.PHONE_ANSWERS, "CHANNEL_EXECUTE:bridge", ("caller", "bleg")),
+    captures.PHONE_RINGS_OUT + ".plain.txt": (
+        captures.PHONE_RINGS_OUT, "CHANNEL_EXECUTE:bridge", ("caller", "bleg")),
+    captures.PHONE_BUSY_ENDS_CALL + ".plain.txt": (
+        captures.PHONE_BUSY_ENDS_CALL, "CHANNEL_EXECUTE:bridge", ("caller",)),
+    captures.DIGITS_ENTERED + ".plain.txt": (
+        captures.DIGITS_ENTERED, "CHANNEL_EXECUTE:play_and_get_digits", ("caller",)),
+    captures.PROTOCOL + ".plain.txt": (captures.PROTOCOL, None, ("system",)),
+    captures.SHUTDOWN + ".plain.txt": (captures.SHUTDOWN, None, ("system",)),
 }
 
 # the answer's two CODEC events; one PLAYBACK pair and one HEARTBEAT as layouts

@@ -30,7 +30,7 @@ CORE_HEADERS = (
 )
 
 # switch_channel_event_set_basic_data: the channel block (Hangup-Cause once the channel is
-# hung up, the codec headers once media is up: capture b, frames 81-95).
+# hung up, the codec headers once media is up: frames 81-95 of the busy-then-voicemail capture).
 CHANNEL_HEADERS = frozenset((
     "Channel-State", "Channel-Call-State", "Channel-State-Number", "Channel-Name", "Unique-ID",
     "Call-Direction", "Presence-Call-Direction", "Channel-HIT-Dialplan", "Channel-Presence-ID",
@@ -374,6 +374,7 @@ def durations(start, profile_start, answer, bridge, progress, progress_media, en
     out.update(spans("answer", answer, start, bool(answer)))
     out.update(spans("wait", bridge, start, bridge > start))
     out.update(spans("progress_media", progress_media, start, bool(progress_media)))
-    # flow_bill*: from the profile's start, and only once answered (captures b2, c2)
+    # flow_bill*: from the profile's start, and only once answered (the busy-ends-call and
+    # rings-out captures: never answered, flow_bill 0)
     out.update(spans("flow_bill", end, profile_start or start, bool(answer)))
     return {"variable_" + k: v for k, v in out.items()}

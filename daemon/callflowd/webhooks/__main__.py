@@ -43,7 +43,7 @@ import gevent  # noqa: E402
 import gevent.fileobject  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-from callflowd import logfmt, logsetup, metrics  # noqa: E402
+from callflowd import logsetup, metrics  # noqa: E402
 from callflowd.webhooks.dispatcher import WebhookDispatcher  # noqa: E402
 from callflowd.webhooks.process import DRAIN  # noqa: E402
 from callflowd.webhooks.store import OutboxError  # noqa: E402
@@ -74,7 +74,6 @@ def main(argv=None):
     settings = dataclasses.replace(given["settings"],
                                    secrets=types.MappingProxyType(dict(given["settings"].secrets)))
     logsetup.configure(args.log_level or "INFO", log_format=args.log_format)
-    logfmt.hide(*given["hidden"])
     if args.nice:
         try:
             os.nice(args.nice)

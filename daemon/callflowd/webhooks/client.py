@@ -1,85 +1,120 @@
-"""Our HTTP/1.1 client for webhooks: keep-alive connections per endpoint, one send per request.
+"""Our HTTP/1.1 client: keep-alive connections per endpoint, one write per request, answers
+parsed by h11.
 
-Why not urllib3 (which sent every webhook before this, and still does through a
-``webhooks.proxy``): a webhook is one small request whose status line decides,
-and urllib3's layers (``PoolManager`` → ``HTTPConnectionPool`` → ``HTTPConnection``
-→ ``http.client`` → ``HTTPResponse``, its URL parsing, its header dicts, the
-``email`` parser for the answer's headers, and a patched ``poll()`` per reuse)
-cost more CPU than the rest of a durable delivery. Measured in one process on
-this 2-core sandbox against the same keep-alive receiver, one request at a time:
-urllib3 2,300 requests/s, ``http.client`` 3,600/s, a request written in one
-``sendall`` and its answer parsed by hand 5,800-6,300/s (docs/benchmarks.md).
+Why h11 parses the answers: the outbox's rule is "the status line decides", so
+the status line read must be this request's own. A hand-written parser got it
+wrong in ways a hostile receiver found at once (a ``103`` taken as the final
+answer and the real one left for the next webhook; bytes left after a ``204``
+read as the next answer; an obs-folded header refused after the receiver had
+acted). h11 (python-hyper/h11) is sans-I/O, so it sits on our gevent sockets
+unchanged, it is strict where RFC 9112 says a recipient must reject (conflicting
+``Content-Length``, a bad chunk, a bad header line) and lenient where it says it
+must accept (obs-fold, chunk extensions, trailers), and its state machine says
+when a connection may carry the next request. urllib3 as a drop-in did not fit:
+``http.client`` under it hands back a ``103`` as the final answer, and nothing
+resends after a kept connection closes under a request.
 
-What it does (RFC 9112):
+Figures measured here (2-core shared sandbox, Python 3.11, h11 0.16.0; the
+command is in docs/benchmarks.md): parsing a short answer with h11 costs about
+20-25 µs of CPU a request on a kept-alive connection. Writing the request with
+h11 as well (``Connection.send(Request)`` validates every header) cost 67 µs
+against 5 µs for our one-``sendall`` writer (``wire.Wire.to_bytes``), so we
+keep ours and tell h11 only what it needs to frame the answer: the method, via a
+constant stand-in request whose bytes are never written (``_STAND_IN``).
 
-* a connection per attempt in flight; idle ones are kept per endpoint, up to
-  ``maxsize`` (the per-endpoint concurrency), the most recently used first. A
-  kept-alive connection is checked before reuse: readable while idle means the
-  server closed it (or sent what it shouldn't): it is dropped, not written to.
-* the request line, ``Host``, the headers, ``Content-Length`` and the body go
-  out in one ``sendall`` (TCP_NODELAY: no waiting for a delayed ACK). The
-  request target is percent-encoded where the URI holds characters a request
-  line can't carry (as urllib3 did); a header holding CR, LF or NUL is refused.
-* the answer's status line and headers are read (a ``100 Continue`` skipped),
-  at most ``MAX_LINE`` bytes a line and ``MAX_HEADERS`` headers; that is when
-  ``request()`` returns. The body is read later, by ``Answer.read_rest()``, framed
-  by ``Transfer-Encoding: chunked``, ``Content-Length``, or the connection's end
-  (then never reused); an answer with ``Connection: close`` (or an HTTP/1.0 one
-  without ``keep-alive``) closes the connection after it.
-* ``https://`` goes through ``ssl.create_default_context()`` (certificates and
-  host name verified against the system's CAs, as urllib3 did).
+What holds (tests/test_http_conformance.py is the corpus):
+
+* every 1xx before the final answer is skipped; a ``101`` (we never ask for an
+  upgrade) ends the connection and the attempt has no answer;
+* a connection goes back to the pool only if h11 says both sides are done and
+  nothing is left unread: bytes after a ``204``/``304``, a stray CRLF after a
+  body, an answer framed by the connection's end, ``Connection: close``, an
+  HTTP/1.0 answer, or a framing conflict (``Content-Length`` beside
+  ``Transfer-Encoding``) all close it. An idle kept connection that became
+  readable (the server closed it, or sent something) is dropped, not reused;
+* a kept-alive connection that is closed or reset before any byte of the
+  answer came (or before the request could be written) is, once, resent at
+  once on a new connection: the receiver never saw it, and the delivery id
+  makes a resend safe anyway;
+* destinations are checked after DNS resolution (``webhooks.allow``/``deny``),
+  and only a checked address is connected to;
+* ``https://`` goes through ``ssl.create_default_context()``; through
+  ``webhooks.proxy`` an ``http://`` request goes to the proxy in absolute form,
+  an ``https://`` one through a ``CONNECT`` tunnel;
 * no environment is read: no proxy variables, no ``.netrc``.
 
-Errors are the socket's own (``OSError`` and friends, ``ssl.SSLError``) plus
-``BadAnswer``; ``Sending`` wraps what went wrong before the whole request was
-written, so the caller can tell "never sent" from "sent, no answer".
+Errors: ``NotSent`` (nothing was written: DNS, refused, connect or TLS handshake
+failure, a refused destination) or, once the request was written, ``NoAnswer``
+(``Closed``, ``BadAnswer``) and the socket's ``OSError``/timeouts.
+``delivery.classify_error`` turns them into outcomes.
 """
 
 import collections
-import re
 import select
 import socket
 import ssl
-import urllib.parse
 
+import h11
 from gevent import monkey
+
+from callflowd.config import uri as uris
+from callflowd.config.destinations import Destinations
 
 # The real select(), not gevent's: the liveness check of an idle connection must not wait.
 _select = monkey.get_original("select", "select")
 
-MAX_LINE = 65536  # as http.client
-MAX_HEADERS = 100  # as http.client
-_BAD_HEADER = re.compile(r"[\r\n\0]")
-# What a request target may carry as is (RFC 3986 pchar, "/", "?", and "%" of an escape).
-_TARGET_SAFE = "!$&'()*+,;=:@/?%~-._"
+MAX_HEAD = 64 * 1024  # an answer's status line and headers, at most (h11's default is 16 KiB)
+RECV = 65536
+# What h11 needs to know about our request to frame the answer: its method (HEAD and CONNECT
+# answers are framed differently). Never written: our own writer sends the real one.
+_STAND_IN = {method: h11.Request(method=method, target="/", headers=[("Host", "x"), ("Content-Length", "0")])
+             for method in ("GET", "POST", "PUT", "PATCH", "DELETE")}
+_END = h11.EndOfMessage()
 
 
-class BadAnswer(Exception):
-    """The far end answered something that isn't HTTP/1.x."""
-
-
-class Closed(BadAnswer):
-    """The connection ended before a status line came."""
-
-
-class Sending(Exception):
-    """Raised from ``request()`` when the request could not be written; ``__cause__`` says why
-    and ``stage`` when: ``"connect"`` or ``"send"``."""
+class NotSent(Exception):
+    """The request was not written. ``stage``: ``"dns"``, ``"connect"``, ``"tls"``, ``"proxy"``,
+    ``"send"`` or ``"destination"``; ``__cause__`` says why."""
 
     def __init__(self, stage, message):
         super().__init__(message)
         self.stage = stage
 
 
+class Refused(NotSent):
+    """``webhooks.allow``/``deny`` (or the default for fetched flows) refuses the destination."""
+
+    def __init__(self, message):
+        super().__init__("destination", message)
+
+
+class NoAnswer(Exception):
+    """The request was written; no usable answer came."""
+
+
+class BadAnswer(NoAnswer):
+    """The far end answered something that isn't a valid HTTP/1.1 answer."""
+
+
+class Closed(NoAnswer):
+    """The connection ended (or was reset) before any byte of an answer came."""
+
+
+class TooLarge(Exception):
+    """An answer's body is larger than the caller reads."""
+
+
 class Connection:
-    """One socket to an endpoint and its buffered reader."""
+    """One socket to an endpoint and the h11 state of its current exchange."""
 
-    __slots__ = ("key", "sock", "reader")
+    __slots__ = ("key", "sock", "parser", "reused", "address")
 
-    def __init__(self, key, sock):
+    def __init__(self, key, sock, address):
         self.key = key
         self.sock = sock
-        self.reader = sock.makefile("rb")
+        self.address = address  # the checked address connected to (the proxy's through one)
+        self.parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+        self.reused = False
 
     def looks_alive(self):
         """An idle kept-alive connection has nothing to read; EOF or stray bytes mean drop it."""
@@ -90,96 +125,95 @@ class Connection:
         return not readable
 
     def close(self):
-        try:
-            self.reader.close()
-        finally:
-            self.sock.close()
+        self.sock.close()
 
 
-class Headers(dict):
-    """An answer's headers: lower-case names; ``get()`` takes any case. A repeated header's
-    values are joined with ", " (RFC 9110 5.3)."""
+class Headers:
+    """An answer's headers as h11 gives them (lower-case names); ``get()`` takes any case and
+    joins a repeated header's values with ", " (RFC 9110 5.3)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw):
+        self.raw = raw
 
     def get(self, name, default=None):
-        return dict.get(self, name.lower(), default)
+        wanted = name.lower().encode("ascii")
+        values = [value.decode("latin-1") for key, value in self.raw if key == wanted]
+        return ", ".join(values) if values else default
+
+    def __contains__(self, name):
+        return self.get(name) is not None
 
 
 class Answer:
     """The status line and headers of an answer; the body stays on the connection until
-    ``read_rest()``; then ``release()`` hands the connection back or closes it."""
+    ``read_rest()`` or ``read_body()``; then ``release()`` hands the connection back or closes it."""
 
     __slots__ = ("status", "reason", "version", "headers", "_client", "_conn", "_reusable")
 
-    def __init__(self, client, conn, version, status, reason, headers):
+    def __init__(self, client, conn, response):
         self._client = client
         self._conn = conn
-        self.version = version
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        connection = headers.get("connection", "").lower()
-        if version == "HTTP/1.0":
-            self._reusable = "keep-alive" in connection
-        else:
-            self._reusable = "close" not in connection
+        self.status = response.status_code
+        self.reason = response.reason.decode("latin-1")
+        self.version = "HTTP/" + response.http_version.decode("ascii")
+        self.headers = Headers(response.headers)
+        # RFC 9112 6.3: Transfer-Encoding beside Content-Length may be smuggling: h11 goes by
+        # Transfer-Encoding, and the connection is closed after the answer.
+        self._reusable = not ("transfer-encoding" in self.headers and "content-length" in self.headers)
 
     def read_rest(self, limit):
         """Read and discard the body, ``limit`` bytes at most: True if it was all read and the
-        connection can carry the next request. Raises ``OSError``/``BadAnswer`` on a broken body."""
-        reader = self._conn.reader
-        if self.status in (204, 304) or 100 <= self.status < 200:
-            return self._reusable
-        encoding = self.headers.get("transfer-encoding")
-        if encoding is not None:
-            if encoding.lower().rsplit(",", 1)[-1].strip() != "chunked":
-                return self._until_closed(limit)  # RFC 9112 6.3: read until the connection ends
-            return self._chunked(reader, limit) and self._reusable
-        length = self.headers.get("content-length")
-        if length is None:
-            return self._until_closed(limit)
-        try:
-            length = int(length)
-        except ValueError:
-            raise BadAnswer("bad Content-Length %r" % length[:40]) from None
-        if length < 0 or length > limit:
-            return False
-        if length and len(reader.read(length)) != length:
-            return False
-        return self._reusable
+        connection can carry the next request. Raises ``OSError``/``NoAnswer`` on a broken body."""
+        for _ in self._body(limit):
+            pass
+        return self.reusable()
 
-    def _until_closed(self, limit):
-        self._reusable = False
-        reader = self._conn.reader
-        while limit > 0:
-            chunk = reader.read1(min(limit, 65536))
-            if not chunk:
-                return False  # read it all; the connection is done either way
-            limit -= len(chunk)
-        return False
+    def read_body(self, limit):
+        """The whole body (``limit`` bytes at most, else ``TooLarge``); ``reusable()`` then says
+        whether the connection can carry the next request."""
+        chunks = []
+        size = 0
+        for chunk in self._body(limit):
+            size += len(chunk)
+            chunks.append(chunk)
+        if size > limit:
+            raise TooLarge("the answer is larger than %d bytes" % limit)
+        return b"".join(chunks)
 
-    def _chunked(self, reader, limit):
+    def _body(self, limit):
+        parser = self._conn.parser
+        size = 0
         while True:
-            line = reader.readline(MAX_LINE + 1)
-            if not line.endswith(b"\n"):
-                raise BadAnswer("chunk size line cut off")
             try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise BadAnswer("bad chunk size") from None
-            if size == 0:
-                break
-            limit -= size
-            if limit < 0:
-                return False
-            if len(reader.read(size + 2)) != size + 2:  # the data and its CRLF
-                return False
-        for _ in range(MAX_HEADERS + 1):  # the trailer, up to its empty line
-            line = reader.readline(MAX_LINE + 1)
-            if not line.endswith(b"\n"):
-                return False
-            if line in (b"\r\n", b"\n"):
-                return True
-        return False
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise BadAnswer(_h11_reason(exc)) from None
+            kind = type(event)
+            if kind is h11.Data:
+                size += len(event.data)
+                yield event.data
+                if size > limit:
+                    self._reusable = False
+                    return
+            elif event is h11.NEED_DATA:
+                parser.receive_data(self._conn.sock.recv(RECV))
+            elif kind is h11.EndOfMessage:
+                return
+            else:  # ConnectionClosed: a body framed by the connection's end came whole
+                self._reusable = False
+                return
+
+    def reusable(self):
+        """True if the connection can carry the next request (and it is readied for it)."""
+        parser = self._conn.parser
+        if not self._reusable or parser.our_state is not h11.DONE or parser.their_state is not h11.DONE:
+            return False
+        if parser.trailing_data[0]:  # bytes beyond the answer: not ours to guess at
+            return False
+        parser.start_next_cycle()
+        return True
 
     def release(self, reuse):
         """The connection back to its endpoint's idle ones (``reuse``), or closed."""
@@ -195,46 +229,110 @@ class Answer:
         self.release(False)
 
 
+class Proxy:
+    """``webhooks.proxy``: where requests go instead, and its credentials."""
+
+    def __init__(self, uri):
+        parsed = uris.parse_proxy(uri)
+        self.host, self.port = parsed.host, parsed.port
+        self.headers = {"Proxy-Authorization": parsed.authorization} if parsed.authorization else {}
+
+
 class Client:
-    """Keep-alive connections to every endpoint webhooks go to.
+    """Keep-alive connections to every endpoint requests go to.
 
     ``maxsize`` idle connections are kept per endpoint (more may be open at once:
     an attempt never waits for a connection); at most ``pools`` endpoints keep
     idle ones, the least recently used losing theirs first.
     """
 
-    def __init__(self, maxsize=125, pools=64, ssl_context=None):
+    def __init__(self, maxsize=125, pools=64, ssl_context=None, proxy=None, destinations=None):
         self.maxsize = maxsize
+        self.destinations = destinations or Destinations()
         self.pools = pools
         self.connections_made = 0
         self._ssl_context = ssl_context
+        self._proxy = Proxy(proxy) if proxy else None
         self._idle = collections.OrderedDict()  # (scheme, host, port) -> [Connection]
 
-    def request(self, method, url, headers, body, timeout):
-        """Send one request; the ``Answer`` once its status line and headers are in.
+    def request(self, wire, timeout, fetched=False):
+        """Send ``wire`` (a ``wire.Wire``) once; the ``Answer`` once its status line and headers
+        are in. ``fetched``: it comes from a fetched flow (``config.destinations``).
 
-        Raises ``Sending`` (the request was not written: refused, DNS, connect timeout,
-        TLS, reset), ``ValueError`` (an invalid URI or header), or, once the request was
-        written, ``OSError`` (timeout, reset) or ``BadAnswer`` (``Closed``: no answer).
+        Raises ``NotSent``, ``ValueError`` (a header that can't be carried), or, once the request
+        was written, ``NoAnswer`` or ``OSError`` (a read timeout, a reset).
         """
-        key, target, host_header = _split(url)
-        data = _encode(method, target, host_header, headers, body)
+        proxy = self._proxy
+        absolute = proxy is not None and wire.uri.scheme == "http"
+        data = wire.to_bytes(absolute=absolute, extra=proxy.headers if absolute else None)
+        key = wire.uri.origin
+        destinations = self.destinations.for_flow(fetched)
+        conn = self._take(key, wire.uri, timeout, destinations)
+        if not conn.reused:
+            return self._exchange(conn, wire.method, data, timeout)
         try:
-            conn = self._take(key, timeout)
-        except (OSError, ssl.SSLError) as exc:
-            raise Sending("connect", str(exc)) from exc
+            return self._exchange(conn, wire.method, data, timeout)
+        except (Closed, NotSent) as exc:
+            if isinstance(exc, NotSent) and exc.stage != "send":
+                raise
+        # The kept-alive connection was closed under the request, before any byte of an answer:
+        # the receiver never acted on it. Once more, at once, on a new connection.
+        conn = self._connect(key, wire.uri, timeout, destinations)
+        return self._exchange(conn, wire.method, data, timeout)
+
+    def _exchange(self, conn, method, data, timeout):
         try:
             conn.sock.settimeout(timeout)
             try:
                 conn.sock.sendall(data)
             except OSError as exc:
-                raise Sending("send", str(exc)) from exc
+                raise NotSent("send", str(exc) or type(exc).__name__) from exc
+            parser = conn.parser
+            parser.send(_STAND_IN.get(method) or h11.Request(
+                method=method, target="/", headers=[("Host", "x"), ("Content-Length", "0")]))
+            parser.send(_END)
             return self._read_head(conn)
         except BaseException:  # a gevent.Timeout too: a half-used connection can't be reused
             conn.close()
             raise
 
+    def _read_head(self, conn):
+        parser = conn.parser
+        received = 0  # bytes of this answer so far: its 1xx answers and its head, at most MAX_HEAD
+        while True:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise BadAnswer(_h11_reason(exc)) from None
+            kind = type(event)
+            if kind is h11.Response:
+                return Answer(self, conn, event)
+            if event is h11.NEED_DATA:
+                if received > MAX_HEAD:
+                    raise BadAnswer("answer head larger than %d bytes" % MAX_HEAD)
+                try:
+                    data = conn.sock.recv(min(RECV, MAX_HEAD + 1 - received))
+                except ConnectionResetError as exc:
+                    if not received:
+                        raise Closed("connection reset without an answer") from exc
+                    raise
+                if not data and not received:
+                    raise Closed("connection closed without an answer")
+                if not received and data[:1] in (b"\r", b"\n"):
+                    # Empty lines before a status line: a stray CRLF that trailed the previous
+                    # answer after this connection was reused (RFC 9112 2.2's robustness rule).
+                    data = data.lstrip(b"\r\n")
+                    if not data:
+                        continue
+                received += len(data)
+                parser.receive_data(data)
+            elif kind is h11.InformationalResponse:
+                pass  # 100 Continue, 102, 103 Early Hints...: the final answer follows
+            else:  # ConnectionClosed
+                raise BadAnswer("answer cut off")
+
     def put(self, conn):
+        conn.reused = True
         idle = self._idle.get(conn.key)
         if idle is None:
             idle = self._idle[conn.key] = []
@@ -259,97 +357,131 @@ class Client:
             for conn in idle:
                 conn.close()
 
-    def _take(self, key, timeout):
+    def _take(self, key, uri, timeout, destinations):
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
+            if not destinations.allows(uri.host, conn.address):
+                idle.append(conn)  # kept for the requests that may use it; this one connects anew
+                break
             if conn.looks_alive():
                 return conn
             conn.close()
-        return self._connect(key, timeout)
+        return self._connect(key, uri, timeout, destinations)
 
-    def _connect(self, key, timeout):
-        scheme, host, port = key
-        sock = socket.create_connection((host, port), timeout)
+    def _connect(self, key, uri, timeout, destinations):
+        proxy = self._proxy
+        if proxy is None:
+            sock, address = self._open(uri.host, uri.port, timeout, destinations)
+        else:
+            # Checked here; the proxy resolves the name again (and may be told its own rules).
+            address = None
+            if destinations.active:
+                address = _resolve(uri.host, uri.port, destinations)[0][1][0]
+            sock, _ = self._open(proxy.host, proxy.port, timeout, None, stage="proxy")
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if scheme == "https":
-                if self._ssl_context is None:
-                    self._ssl_context = ssl.create_default_context()
-                sock = self._ssl_context.wrap_socket(sock, server_hostname=host)
+            if uri.scheme == "https":
+                if proxy is not None:
+                    _tunnel(sock, uri, proxy, timeout)
+                sock = self._tls(sock, uri.host, timeout)
         except BaseException:
             sock.close()
             raise
         self.connections_made += 1
-        return Connection(key, sock)
+        return Connection(key, sock, address)
 
-    def _read_head(self, conn):
-        reader = conn.reader
-        while True:
-            line = reader.readline(MAX_LINE + 1)
-            if not line:
-                raise Closed("connection closed without an answer")
-            if len(line) > MAX_LINE:
-                raise BadAnswer("status line too long")
-            version, status, reason = _status_line(line)
-            headers = _headers(reader)
-            if status != 100:  # 100 Continue: the real answer follows (http.client does the same)
-                return Answer(self, conn, version, status, reason, headers)
+    def _open(self, host, port, timeout, destinations, stage="connect"):
+        addresses = _resolve(host, port, destinations)
+        error = None
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(address)
+                return sock, address[0]
+            except OSError as exc:
+                sock.close()
+                error = exc
+        raise NotSent(stage, str(error) or type(error).__name__) from error
 
-
-def _split(url):
-    """``((scheme, host, port), request target, Host header)`` for ``url``; ValueError if unusable."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError("unsupported scheme %r" % scheme[:20])
-    host = parts.hostname
-    if not host:
-        raise ValueError("no host in the URI")
-    port = parts.port or (443 if scheme == "https" else 80)  # ValueError for a bad port
-    target = urllib.parse.quote(parts.path or "/", safe=_TARGET_SAFE)
-    if parts.query:
-        target += "?" + urllib.parse.quote(parts.query, safe=_TARGET_SAFE)
-    name = "[%s]" % host if ":" in host else host
-    host_header = name if port == (443 if scheme == "https" else 80) else "%s:%d" % (name, port)
-    return (scheme, host, port), target, host_header
+    def _tls(self, sock, host, timeout):
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        try:
+            sock.settimeout(timeout)
+            return self._ssl_context.wrap_socket(sock, server_hostname=host)
+        except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; a cert error too
+            raise NotSent("tls", str(exc) or type(exc).__name__) from exc
 
 
-def _encode(method, target, host_header, headers, body):
-    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + host_header]
-    for name, value in headers.items():
-        if _BAD_HEADER.search(name) or _BAD_HEADER.search(value) or ":" in name:
-            raise ValueError("invalid header %r" % name[:40])
-        lines.append("%s: %s" % (name, value))
-    if body is not None:
-        lines.append("Content-Length: %d" % len(body))
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")  # UnicodeError is a ValueError
-    return head + body if body else head
-
-
-def _status_line(line):
+def _resolve(host, port, destinations):
+    """``[(family, sockaddr)]`` for ``host``, only the addresses ``destinations`` allows."""
     try:
-        text = line.decode("latin-1").rstrip("\r\n")
-        version, status, *reason = text.split(" ", 2)
-        if not version.startswith("HTTP/1.") or len(status) != 3:
-            raise ValueError
-        return version, int(status), reason[0] if reason else ""
-    except ValueError:
-        raise BadAnswer("not an HTTP/1.x status line") from None
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise NotSent("dns", "dns failure") from exc
+    addresses = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+    if destinations is not None and destinations.active:
+        allowed = [(family, sockaddr) for family, sockaddr in addresses
+                   if destinations.allows(host, sockaddr[0])]
+        if not allowed:
+            raise Refused(destinations.why_not(host, addresses[0][1][0]))
+        addresses = allowed
+    return addresses
 
 
-def _headers(reader):
-    headers = Headers()
-    for _ in range(MAX_HEADERS + 1):
-        line = reader.readline(MAX_LINE + 1)
-        if line in (b"\r\n", b"\n"):
-            return headers
-        if not line.endswith(b"\n"):
-            raise BadAnswer("headers cut off" if len(line) <= MAX_LINE else "header line too long")
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon:
-            raise BadAnswer("bad header line")
-        name = name.strip().lower()
-        value = value.strip()
-        headers[name] = "%s, %s" % (headers[name], value) if name in headers else value
-    raise BadAnswer("more than %d headers" % MAX_HEADERS)
+def _tunnel(sock, uri, proxy, timeout):
+    """``CONNECT host:port`` through ``proxy`` on ``sock``: NotSent unless it answers 2xx."""
+    authority = "%s:%d" % ("[%s]" % uri.host if ":" in uri.host else uri.host, uri.port)
+    lines = ["CONNECT %s HTTP/1.1" % authority, "Host: " + authority]
+    lines += ["%s: %s" % item for item in proxy.headers.items()]
+    parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    parser.send(h11.Request(method="CONNECT", target=authority, headers=[("Host", authority)]))
+    parser.send(_END)  # only what h11 needs to frame the proxy's answer; our bytes are the ones above
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
+        while True:
+            event = parser.next_event()
+            if event is h11.NEED_DATA:
+                parser.receive_data(sock.recv(RECV))
+            elif type(event) is h11.Response:
+                break
+            elif type(event) is not h11.InformationalResponse:
+                raise NotSent("proxy", "the proxy closed the tunnel")
+    except (OSError, h11.RemoteProtocolError) as exc:
+        raise NotSent("proxy", "tunnel: %s" % (str(exc) or type(exc).__name__)) from exc
+    if not 200 <= event.status_code < 300:
+        raise NotSent("proxy", "the proxy refused the tunnel: %d" % event.status_code)
+    if parser.trailing_data[0]:
+        raise NotSent("proxy", "the proxy sent bytes before the tunnel opened")
+
+
+# h11's messages quote what the far end sent; the log gets ours.
+_REASONS = (
+    ("illegal status line", "not an HTTP/1.x status line"),
+    ("illegal request line", "not an HTTP/1.x status line"),  # h11's name when the first byte is binary
+    ("no response line", "not an HTTP/1.x status line"),
+    ("illegal header line", "bad header line"),
+    ("continuation line at start", "bad header line"),
+    ("Illegal header", "bad header line"),
+    ("conflicting Content-Length", "conflicting Content-Length headers"),
+    ("bad Content-Length", "bad Content-Length"),
+    ("multiple Transfer-Encoding", "more than one Transfer-Encoding header"),
+    ("Only Transfer-Encoding: chunked", "a Transfer-Encoding other than chunked"),
+    ("illegal chunk", "bad chunk"),
+    ("malformed chunk", "bad chunk"),
+    ("peer closed connection without sending complete", "body cut off"),
+    ("peer unexpectedly closed", "answer cut off"),
+    ("Received server _SWITCH_UPGRADE", "101 switching protocols, which was not asked for"),
+    ("Receive buffer too long", "answer head larger than %d bytes" % MAX_HEAD),
+)
+
+
+def _h11_reason(exc):
+    text = str(exc)
+    for prefix, reason in _REASONS:
+        if text.startswith(prefix):
+            return reason
+    return "invalid answer (%s)" % type(exc).__name__

@@ -6,12 +6,13 @@ as soon as the status line and headers are in, and the response, which the
 caller hands to ``release()`` once it has recorded the outcome. **The status
 line decides**: a 2xx is a delivery even if the body then comes slowly or
 never (a receiver that answers ``200`` and drips its body got the webhook;
-retrying would send it again). After urllib3, "never sent" and "sent, no good
+retrying would send it again). As in urllib3's ``Retry``, "never sent" and "sent, no good
 answer" are different outcomes:
 
 ``DELIVERED``  any 2xx answer.
 ``NOT_SENT``   the request never left: connection refused, DNS failure,
-               connect timeout. Retried.
+               connect timeout, TLS handshake failed (other than an untrusted
+               certificate). Retried.
 ``NO_ANSWER``  the request was (or may have been) sent but no good answer came:
                408, 429, 502, 503, 504 (``Retry.retry_statuses``; their
                ``Retry-After`` is kept), read timeout before the status line,
@@ -19,49 +20,43 @@ answer" are different outcomes:
                deadline. Retried, but the far end may have acted on it, so a
                receiver may see it more than once (same delivery id).
 ``REJECTED``   retrying cannot help: any other status (other 4xx, 500, 501,
-               3xx, 1xx), a TLS error, an invalid URI or method. Not retried.
+               3xx), a certificate we don't trust, a destination refused by
+               ``webhooks.allow``/``deny``, an invalid URI or method. Not retried.
 
 Redirects are never followed, for either method: a redirected POST turned into
 a GET would silently drop the fields, and a webhook URI is configuration the
 operator should fix, so a 3xx is ``REJECTED``.
 
-The client (``make_client``) is our own keep-alive HTTP/1.1 client
-(``client.Client``): a request is one ``sendall``, its answer's head is parsed
-by hand, and a delivery costs a fraction of what urllib3's layers cost (see
-``client`` for the figures). Through a proxy (``webhooks.proxy``) it is
-urllib3's ``ProxyManager``, as before. Either way: keep-alive connections kept
-up to the per-endpoint concurrency, TCP_NODELAY, no environment read, and
-credentials in the URI sent as a Basic ``Authorization`` header (as requests
-would), never in the request line.
+The client (``make_client``) is ours (``client.Client``): a request is one
+``sendall`` of the bytes ``wire`` built (and signed), its answer is parsed by
+h11, and the same client goes through ``webhooks.proxy`` when one is set (see
+``client`` for why and the figures). Webhooks, lifecycle hooks and ``pivot``
+(``fetch()``) all send through here, and ``classify_error`` is the one place
+an error becomes "never sent", "sent, no answer" or hopeless: a TLS handshake
+cut short is never sent; a certificate the system doesn't trust, a destination
+``webhooks.allow``/``deny`` refuses, or an invalid request is hopeless.
 
 Timeouts: ``timeout`` seconds to connect and ``timeout`` seconds for each read;
 on top of that a gevent deadline of ``DEADLINE_FACTOR * timeout`` bounds the
-wait for the status line (DNS resolution, which requests' timeout doesn't
+wait for the status line (DNS resolution, which the socket timeout doesn't
 cover, and a status line trickled in byte by byte). ``release()`` reads what is
 left of a short answer within ``timeout`` so the connection goes back to the
 keep-alive pool, or closes it.
 """
 
-import base64
 import dataclasses
 import enum
-import http.client
+import http
 import logging
-import socket
 import ssl
 import time
-import urllib.parse
 
 import gevent
-import requests
-import urllib3
-import urllib3.exceptions
 
 from callflowd.logfmt import safe
 from callflowd.retry import RETRY_STATUSES, parse_retry_after
 from callflowd.webhooks import client as http11
 from callflowd.webhooks import wire
-from callflowd.webhooks.redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -96,83 +91,64 @@ class AttemptResult:
         return self.outcome.retryable
 
 
-def make_client(concurrency_per_endpoint=125, proxy=None, pools=64):
-    """The HTTP client every attempt shares: keep-alive pools, TCP_NODELAY, no environment.
-
-    Ours (``client.Client``), or urllib3's ``ProxyManager`` when webhooks go through a proxy.
-    """
-    if proxy:
-        return _ThroughProxy(proxy, concurrency_per_endpoint, pools)
-    return http11.Client(maxsize=concurrency_per_endpoint, pools=pools)
-
-
-class _ThroughProxy:
-    """urllib3's ``ProxyManager`` behind our client's interface (``request()`` returning an
-    answer with ``read_rest()`` and ``release()``), so one attempt path serves both."""
-
-    def __init__(self, proxy, maxsize, pools):
-        self._manager = urllib3.ProxyManager(proxy, num_pools=pools, maxsize=maxsize, block=False,
-                                             retries=False,
-                                             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-
-    def request(self, method, url, headers, body, timeout):
-        return _ProxiedAnswer(self._manager.urlopen(
-            method, url, body=body, headers=headers, retries=False, redirect=False,
-            preload_content=False, timeout=urllib3.Timeout(connect=timeout, read=timeout)))
-
-
-class _ProxiedAnswer:
-    """A urllib3 response as our client's ``Answer``: status line and headers now, body later."""
-
-    def __init__(self, response):
-        self._response = response
-        self.status, self.reason, self.headers = response.status, response.reason, response.headers
-
-    def read_rest(self, limit):
-        for chunk in self._response.stream(8192, decode_content=False):
-            limit -= len(chunk)
-            if limit <= 0:
-                return False
-        return True
-
-    def release(self, reuse):
-        if not reuse:
-            self._response.close()  # a half-read answer: the connection can't be reused
-        self._response.release_conn()
+def make_client(concurrency_per_endpoint=125, proxy=None, pools=64, destinations=None):
+    """The HTTP client every attempt shares: keep-alive pools, TCP_NODELAY, no environment;
+    through ``proxy`` if given; sending only where ``destinations`` allows."""
+    return http11.Client(maxsize=concurrency_per_endpoint, pools=pools, proxy=proxy,
+                         destinations=destinations)
 
 
 def send(client, request, timeout, *, attempt=1, secret=None, clock=time.time):
     """Send ``request`` once; ``(AttemptResult, response or None)`` once the status line is in."""
     if request.method.lower() not in ("post", "get"):
         return AttemptResult(Outcome.REJECTED, "unsupported method %s" % safe(request.method)), None
-    out = wire.encode(request, attempt=attempt, secret=secret, now=clock())
-    url, headers = _credentials_as_header(out.url, out.headers)
+    try:
+        out = wire.encode(request, attempt=attempt, secret=secret, now=clock())
+    except ValueError as exc:
+        return classify_error(exc), None
     deadline = gevent.Timeout(DEADLINE_FACTOR * timeout)
     deadline.start()
     try:
-        response = client.request(out.method, url, headers, out.body, timeout)
+        response = client.request(out, timeout, fetched=getattr(request, "fetched", False))
     except gevent.Timeout as exc:
         if exc is not deadline:
             raise
         return AttemptResult(Outcome.NO_ANSWER, "no answer within %gs" % (DEADLINE_FACTOR * timeout)), None
-    except (http11.Sending, http11.BadAnswer, urllib3.exceptions.HTTPError, requests.RequestException,
-            ValueError, OSError) as exc:
-        return classify_error(exc, request.uri), None
+    except (http11.NotSent, http11.NoAnswer, ValueError, OSError) as exc:
+        return classify_error(exc), None
     finally:
         deadline.close()
     return classify_status(response, request.retry.retry_statuses, clock()), response
 
 
-def _credentials_as_header(url, headers):
-    """``user:pass@`` in ``url`` becomes ``Authorization: Basic ...`` (and leaves the URL)."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url, headers
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user, _, password = userinfo.partition(":")
-    token = "%s:%s" % (urllib.parse.unquote(user), urllib.parse.unquote(password))
-    headers = dict(headers, Authorization="Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii"))
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, "")), headers
+def fetch(client, out, timeout, limit, fetched=False):
+    """Send ``out`` (a ``wire.Wire``) once and read its whole answer, all within ``timeout``:
+    ``(AttemptResult, body)``; the body (at most ``limit`` bytes) only with a 2xx. For a caller
+    that needs what the answer says (``pivot``)."""
+    deadline = gevent.Timeout(timeout)
+    deadline.start()
+    try:
+        answer = client.request(out, timeout, fetched=fetched)
+        reuse = False
+        try:
+            result = classify_status(answer)
+            if result.outcome is not Outcome.DELIVERED:
+                return result, None
+            body = answer.read_body(limit)
+            reuse = answer.reusable()
+            return result, body
+        finally:
+            answer.release(reuse)
+    except gevent.Timeout as exc:
+        if exc is not deadline:
+            raise
+        return AttemptResult(Outcome.NO_ANSWER, "no answer within %gs" % timeout), None
+    except http11.TooLarge as exc:
+        return AttemptResult(Outcome.REJECTED, str(exc)), None
+    except (http11.NotSent, http11.NoAnswer, ValueError, OSError) as exc:
+        return classify_error(exc), None
+    finally:
+        deadline.close()
 
 
 def release(response, timeout, request=None):
@@ -220,72 +196,59 @@ def classify_status(response, retry_statuses=RETRY_STATUSES, now=None):
 
 
 def classify_error(exc, uri=None):
-    """Turn a requests exception into an outcome: never sent, sent without answer, or hopeless.
+    """An error from sending as an outcome: never sent, sent without an answer, or hopeless.
 
-    Reasons quote library messages, which may hold the URI: ``scrub`` masks its secrets.
+    The reasons are ours (the client quotes no URI), escaped for the log. ``uri`` is accepted
+    for old callers and unused.
     """
-    result = _classify_error(exc)
-    return dataclasses.replace(result, reason=scrub(result.reason, uri))
-
-
-def _classify_error(exc):
-    if isinstance(exc, http11.Sending):
+    if isinstance(exc, http11.NotSent):
         return _not_sent(exc)
-    if isinstance(exc, ssl.SSLError):
-        return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost([exc]))
     if isinstance(exc, http11.Closed):
-        return AttemptResult(Outcome.NO_ANSWER, "connection closed without an answer")
+        return AttemptResult(Outcome.NO_ANSWER, str(safe(exc)))
     if isinstance(exc, http11.BadAnswer):
-        return AttemptResult(Outcome.NO_ANSWER, "bad answer: %s" % _innermost([exc]))
+        return AttemptResult(Outcome.NO_ANSWER, "bad answer: %s" % safe(exc))
+    if isinstance(exc, http11.NoAnswer):
+        return AttemptResult(Outcome.NO_ANSWER, str(safe(exc)))
     if isinstance(exc, TimeoutError):
         return AttemptResult(Outcome.NO_ANSWER, "read timeout")
-    chain = list(_causes(exc))
-    if isinstance(exc, requests.exceptions.SSLError) or _has(chain, urllib3.exceptions.SSLError):
-        return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost(chain))
-    if _has(chain, socket.gaierror) or _has(chain, urllib3.exceptions.NameResolutionError):
-        return AttemptResult(Outcome.NOT_SENT, "dns failure")
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return AttemptResult(Outcome.NOT_SENT, "connect timeout")
-    if isinstance(exc, requests.exceptions.ReadTimeout) or _has(chain, urllib3.exceptions.ReadTimeoutError):
-        return AttemptResult(Outcome.NO_ANSWER, "read timeout")
-    if _has(chain, ConnectionRefusedError):
-        return AttemptResult(Outcome.NOT_SENT, "connection refused")
-    # urllib3's NewConnectionError subclasses ConnectTimeoutError: test it first.
-    if _has(chain, urllib3.exceptions.NewConnectionError):
-        return AttemptResult(Outcome.NOT_SENT, "cannot connect: %s" % _innermost(chain))
-    if _has(chain, urllib3.exceptions.ConnectTimeoutError):
-        return AttemptResult(Outcome.NOT_SENT, "connect timeout")
-    if isinstance(exc, requests.exceptions.ProxyError) or _has(chain, urllib3.exceptions.ProxyError):
-        return AttemptResult(Outcome.NOT_SENT, "proxy error: %s" % _innermost(chain))
-    if _has(chain, ConnectionResetError) or _has(chain, BrokenPipeError):
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
         return AttemptResult(Outcome.NO_ANSWER, "connection reset")
-    if _has(chain, http.client.RemoteDisconnected):
-        return AttemptResult(Outcome.NO_ANSWER, "connection closed without an answer")
-    if isinstance(exc, (requests.ConnectionError, urllib3.exceptions.ProtocolError)):
-        return AttemptResult(Outcome.NO_ANSWER, "connection error: %s" % _innermost(chain))
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader,
-                        urllib3.exceptions.LocationValueError, ValueError)):
-        return AttemptResult(Outcome.REJECTED, "invalid request: %s" % _innermost(chain))
-    # Anything else requests raises (a malformed answer, a content-decoding
-    # error...) came after sending: worth another try.
-    return AttemptResult(Outcome.NO_ANSWER, "%s: %s" % (type(exc).__name__, _innermost(chain)))
+    if isinstance(exc, ValueError):  # an invalid URI (config.uri.InvalidURI) or header
+        return AttemptResult(Outcome.REJECTED, "invalid request: %s" % safe(exc))
+    if isinstance(exc, OSError):
+        return AttemptResult(Outcome.NO_ANSWER, "connection error: %s" % _text(exc))
+    return AttemptResult(Outcome.NO_ANSWER, "%s: %s" % (type(exc).__name__, _text(exc)))
 
 
 def _not_sent(exc):
-    """What kept our client's request from being written (``client.Sending``)."""
+    """What kept the request from being written (``client.NotSent``): retried, unless retrying
+    can't help (a refused destination, a certificate we don't trust)."""
     cause = exc.__cause__
-    if isinstance(cause, ssl.SSLError):
-        return AttemptResult(Outcome.REJECTED, "tls error: %s" % _innermost([cause]))
-    if isinstance(cause, socket.gaierror):
+    if isinstance(exc, http11.Refused):
+        return AttemptResult(Outcome.REJECTED, str(safe(exc)))
+    if exc.stage == "dns":
         return AttemptResult(Outcome.NOT_SENT, "dns failure")
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return AttemptResult(Outcome.REJECTED, "tls error: %s" % _text(cause))
+    if exc.stage == "tls":  # a handshake cut or refused: the receiver never saw the request
+        return AttemptResult(Outcome.NOT_SENT, "tls handshake failed: %s" % _text(cause or exc))
+    prefix = "proxy: " if exc.stage == "proxy" else ""
     if isinstance(cause, ConnectionRefusedError):
-        return AttemptResult(Outcome.NOT_SENT, "connection refused")
+        return AttemptResult(Outcome.NOT_SENT, prefix + "connection refused")
     if isinstance(cause, TimeoutError):
-        return AttemptResult(Outcome.NOT_SENT, "%s timeout" % exc.stage)
+        return AttemptResult(Outcome.NOT_SENT, prefix + "%s timeout" % ("connect" if exc.stage == "proxy"
+                                                                        else exc.stage))
     if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
-        return AttemptResult(Outcome.NOT_SENT, "connection reset before the request was sent")
-    return AttemptResult(Outcome.NOT_SENT, "cannot %s: %s" % (exc.stage, _innermost([cause or exc])))
+        return AttemptResult(Outcome.NOT_SENT, prefix + "connection reset before the request was sent")
+    if exc.stage == "proxy" and cause is None:
+        return AttemptResult(Outcome.NOT_SENT, "proxy: %s" % _text(exc))
+    return AttemptResult(Outcome.NOT_SENT, "cannot %s: %s" % (exc.stage, _text(cause or exc)))
+
+
+def _text(exc):
+    """An exception's message, escaped; its type when it has none."""
+    text = str(exc).strip()
+    return str(safe(text)) if text else type(exc).__name__
 
 
 def _drain(response, request):
@@ -296,9 +259,9 @@ def _drain(response, request):
     """
     try:
         return response.read_rest(MAX_ANSWER_BYTES)
-    except (urllib3.exceptions.HTTPError, http11.BadAnswer, OSError) as exc:
+    except (http11.NoAnswer, OSError) as exc:
         log.debug("call %s: webhook answer body unreadable (%s); status %d stands",
-                  safe(request.call_id if request else "?"), safe(scrub(exc)), response.status)
+                  safe(request.call_id if request else "?"), _text(exc), response.status)
         return False
 
 
@@ -312,34 +275,3 @@ def _phrase(response):
         except ValueError:
             phrase = ""
     return str(safe(phrase.lower()))
-
-
-def _causes(exc, limit=10):
-    """``exc`` and what it wraps: ``args[0]``, urllib3's ``.reason``, ``__cause__``, ``__context__``."""
-    seen = set()
-    pending = [exc]
-    while pending and len(seen) < limit:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        candidates = [getattr(current, "reason", None), current.__cause__, current.__context__]
-        if current.args and isinstance(current.args[0], BaseException):
-            candidates.insert(0, current.args[0])
-        pending.extend(c for c in candidates if isinstance(c, BaseException))
-
-
-def _has(chain, kind):
-    return any(isinstance(item, kind) for item in chain)
-
-
-def _innermost(chain):
-    """The most specific message in the chain, escaped, without urllib3's object reprs."""
-    for item in reversed(chain):
-        text = str(item).strip()
-        if text:
-            if ": " in text and text.startswith("<"):
-                text = text.split(": ", 1)[1]
-            return str(safe(text))
-    return type(chain[-1]).__name__ if chain else "unknown error"

@@ -38,13 +38,12 @@ import gevent.pool
 from gevent.event import Event
 
 from callflowd import metrics
-from callflowd.logfmt import safe
+from callflowd.logfmt import redact_uri, safe
 from callflowd.retry import RetriesExhausted
 from callflowd.webhooks import delivery
 from callflowd.webhooks.breaker import Breaker, BreakerState
 from callflowd.webhooks.delivery import AttemptResult, Outcome
 from callflowd.webhooks.outbox import Outbox, OutboxFull
-from callflowd.webhooks.redact import redact
 from callflowd.webhooks.request import WebhookRequest
 from callflowd.webhooks.store import OutboxStore
 
@@ -93,7 +92,8 @@ class _Lane:
 
 def make_session(settings):
     """The shared HTTP client for ``settings`` (see ``delivery.make_client``)."""
-    return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy)
+    return delivery.make_client(settings.concurrency_per_endpoint, settings.proxy,
+                                destinations=settings.destinations)
 
 
 class OutboxIntake:
@@ -129,11 +129,17 @@ class WebhookDispatcher(OutboxIntake):
     """Owns the outbox, the lanes and the attempt greenlets.
 
     ``rand`` feeds the back-off jitter and ``clock`` gives Unix time, both
-    injectable so tests can check the schedule without sleeping.
+    injectable so tests can check the schedule without sleeping. ``on_attempt``:
+    callables ``(request, result)`` told the outcome of every attempt (an
+    ``AttemptResult``) before it is acted on (``callflowd simulate`` reports them).
     """
 
     def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time,
+<<<<<<< HEAD
                  shared=False, store=None):
+=======
+                 shared=False, on_attempt=()):
+>>>>>>> main
         if settings.concurrency < 1 or settings.concurrency_per_endpoint < 1:
             raise ValueError("webhook concurrency must be >= 1")
         if settings.outbox_max < 1:
@@ -145,6 +151,7 @@ class WebhookDispatcher(OutboxIntake):
         self._session = session or make_session(settings)
         self._rand = rand
         self._clock = clock
+        self._on_attempt = tuple(on_attempt)
         # shared: a delivery process, following an outbox the daemon writes (webhooks.process)
         # store: a shared outbox (pgstore behind spill) when webhooks.outbox.url says so
         store = store or OutboxStore(state_dir, settings.synchronous)
@@ -309,7 +316,7 @@ class WebhookDispatcher(OutboxIntake):
     def _lane(self, endpoint):
         lane = self._lanes.get(endpoint)
         if lane is None:
-            breaker = Breaker(redact(endpoint), self.settings.breaker)
+            breaker = Breaker(redact_uri(endpoint), self.settings.breaker)
             lane = self._lanes[endpoint] = _Lane(endpoint, breaker)
         return lane
 
@@ -417,6 +424,12 @@ class WebhookDispatcher(OutboxIntake):
 
     def _record(self, lane, item, result):
         request = item.request
+        for observer in self._on_attempt:
+            try:
+                observer(request, result)
+            except Exception:
+                log.exception("call %s: an observer of webhook attempts failed; delivery goes on",
+                              safe(request.call_id))
         if result.outcome is Outcome.DELIVERED:
             lane.breaker.succeeded()
             self.outbox.delete(request.delivery_id)

@@ -38,7 +38,7 @@ import gevent
 import gevent.pool
 from gevent.event import Event
 
-from callflowd import logfmt, logsetup, metrics
+from callflowd import logsetup, metrics
 from callflowd.webhooks.dispatcher import DispatcherStats, OutboxIntake, State
 from callflowd.webhooks.outbox import Outbox
 from callflowd.webhooks.store import OutboxStore
@@ -158,8 +158,7 @@ class OutboxFeeder(OutboxIntake):
         Not the config file: it may hold an edit the daemon refused at a reload (or not yet
         reloaded), and a child reading it would fail to start, again and again."""
         blob = pickle.dumps({"settings": dataclasses.replace(self.settings, secrets=dict(self.settings.secrets)),
-                             "state_dir": self.outbox.store.state_dir,
-                             "hidden": sorted(logfmt.hidden())})
+                             "state_dir": self.outbox.store.state_dir})
         return struct.pack("!I", len(blob)) + blob
 
     def _read_reports(self, stream):

@@ -14,7 +14,7 @@ import uuid
 
 from callflowd.config.model import WEBHOOK_FORMATS as FORMATS  # noqa: F401 - the body encodings
 from callflowd.retry import Retry
-from callflowd.webhooks.redact import redact
+from callflowd.logfmt import redact_uri
 
 DEFAULT_SECRET = ""  # the name of the global ``webhooks.secret``
 
@@ -50,10 +50,11 @@ class WebhookRequest:
     secret: str | None = DEFAULT_SECRET
     delivery_id: str = dataclasses.field(default_factory=new_delivery_id)
     event: str = "webhook"  # "webhook" (a callflow node) or a lifecycle hook's event name
+    fetched: bool = False  # from a flow a pivot fetched: config.destinations' default refusals apply
 
     def describe(self):
         """``POST https://***@host/path?***``: safe to log at any level."""
-        return "%s %s" % (self.method.upper(), redact(self.uri))
+        return "%s %s" % (self.method.upper(), redact_uri(self.uri))
 
     @property
     def endpoint(self):
@@ -68,7 +69,7 @@ class WebhookRequest:
         return json.dumps({
             "call_id": self.call_id, "uri": self.uri, "method": self.method,
             "fields": [list(pair) for pair in self.fields], "format": self.format,
-            "secret": self.secret, "event": self.event,
+            "secret": self.secret, "event": self.event, "fetched": self.fetched,
             "retry": {"total": retry.total, "backoff_factor": retry.backoff_factor,
                       "backoff_max": retry.backoff_max, "jitter": retry.jitter,
                       "retry_after_max": retry.retry_after_max},
@@ -81,4 +82,4 @@ class WebhookRequest:
                    fields=tuple((str(k), str(v)) for k, v in raw["fields"]),
                    retry=Retry(**raw["retry"]), format=raw.get("format", "form"),
                    secret=raw.get("secret", DEFAULT_SECRET), delivery_id=delivery_id,
-                   event=raw.get("event", "webhook"))
+                   event=raw.get("event", "webhook"), fetched=raw.get("fetched", False))

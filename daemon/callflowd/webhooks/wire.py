@@ -1,4 +1,4 @@
-"""What goes on the wire for one attempt: method, URL, headers and body.
+"""What goes on the wire for one request: method, URI, headers, body, and the bytes themselves.
 
 Formats (``request.format``):
 
@@ -8,16 +8,21 @@ Formats (``request.format``):
 ``json``  POST sends the fields as one JSON object (``application/json``, UTF-8).
           A GET has no body, so it sends a query string whatever the format.
 
-Every request carries ``X-Callflowd-Delivery`` (the delivery id, the same on
+Every webhook carries ``X-Callflowd-Delivery`` (the delivery id, the same on
 every attempt, so a receiver can drop duplicates) and, with a secret,
-``X-Callflowd-Signature`` (see ``signing``) over exactly the bytes sent.
+``X-Callflowd-Signature`` (see ``signing``). ``Wire.to_bytes()`` is the one
+place a request becomes bytes, for webhooks, lifecycle hooks and pivot alike,
+and the signature is computed there from the very strings written: the method,
+the ``Host`` header, the request target and the body.
 """
 
 import dataclasses
 import json
+import re
 import urllib.parse
 
 from callflowd import __version__
+from callflowd.config import uri as uris
 from callflowd.webhooks import signing
 
 USER_AGENT = "callflowd/%s" % __version__
@@ -25,42 +30,100 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
 DELIVERY_HEADER = "X-Callflowd-Delivery"
 ATTEMPT_HEADER = "X-Callflowd-Attempt"
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+_BAD_VALUE = re.compile(r"[\r\n\0]")
 
 
 @dataclasses.dataclass(frozen=True)
 class Wire:
+    """One request, ready to write. ``uri`` is a checked ``config.uri.HttpURI``; ``headers`` a
+    dict of str; ``body`` bytes (None for a GET); with ``secret`` it is signed at ``timestamp``."""
+
     method: str  # "POST" or "GET"
-    url: str
+    uri: uris.HttpURI
     headers: dict
     body: bytes | None
+    secret: str | None = dataclasses.field(default=None, repr=False)
+    timestamp: float = 0.0
+
+    @property
+    def url(self):
+        """The URL as sent (percent-encoded, IDNA host, no credentials)."""
+        return self.uri.absolute
+
+    def signature(self):
+        """The ``X-Callflowd-Signature`` value, or None when unsigned."""
+        if not self.secret:
+            return None
+        return signing.sign(self.secret, self.timestamp, self.method, self.uri.host_header,
+                            self.uri.target, self.body)
+
+    def to_bytes(self, absolute=False, extra=None):
+        """The request as one buffer (written with one ``sendall``). ``absolute``: the request
+        line carries the absolute URI (through a proxy); ``extra``: headers for the hop (a proxy's
+        credentials). ValueError if a header can't be carried (CR, LF, NUL, not Latin-1)."""
+        uri = self.uri
+        lines = ["%s %s HTTP/1.1" % (self.method, uri.absolute if absolute else uri.target),
+                 "Host: " + uri.host_header]
+        for name, value in self.headers.items():
+            _check_header(name, value)
+            lines.append("%s: %s" % (name, value))
+        if uri.authorization:
+            lines.append("Authorization: " + uri.authorization)
+        if extra:
+            for name, value in extra.items():
+                _check_header(name, value)
+                lines.append("%s: %s" % (name, value))
+        signature = self.signature()
+        if signature:
+            lines.append("%s: %s" % (signing.HEADER, signature))
+        if self.body is not None:
+            lines.append("Content-Length: %d" % len(self.body))
+        lines.append("\r\n")
+        head = "\r\n".join(lines).encode("latin-1")  # UnicodeEncodeError is a ValueError
+        return head + self.body if self.body else head
+
+
+def _check_header(name, value):
+    if not _TOKEN.match(name) or _BAD_VALUE.search(value):
+        raise ValueError("invalid header %r" % name[:40])
 
 
 def encode(request, attempt=1, secret=None, now=0.0):
-    """The ``Wire`` for ``request``; signed with ``secret`` (a str) at ``now`` if given."""
+    """The ``Wire`` for a webhook ``request``; signed with ``secret`` (a str) at ``now`` if given.
+    ``config.uri.InvalidURI`` (a ValueError) if its URI can't be sent."""
     headers = {"User-Agent": USER_AGENT, DELIVERY_HEADER: request.delivery_id,
                ATTEMPT_HEADER: str(attempt)}
-    encoded = urllib.parse.urlencode(request.fields)
-    if request.method.lower() == "get":
-        url = with_query(request.uri, encoded)
+    return build(request.method, request.uri, request.fields, request.format, headers, secret, now)
+
+
+def build(method, uri, fields, body_format="form", headers=None, secret=None, now=0.0):
+    """A ``Wire`` sending ``fields`` (``(name, text)`` pairs) to ``uri``: in the query string
+    (GET) or as a ``body_format`` body (POST). Webhooks and ``pivot`` both come here."""
+    headers = dict(headers or {})
+    headers.setdefault("User-Agent", USER_AGENT)
+    target = uris.parse(uri)
+    method = method.upper()
+    if method == "GET":
+        target = target.with_query(form(fields))
         body = None
-        signed = urllib.parse.urlsplit(url).query.encode("ascii")
+    elif body_format == "json":
+        headers["Content-Type"] = JSON_CONTENT_TYPE
+        body = json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     else:
-        url = request.uri
-        if request.format == "json":
-            headers["Content-Type"] = JSON_CONTENT_TYPE
-            body = json.dumps(dict(request.fields), ensure_ascii=False,
-                              separators=(",", ":")).encode("utf-8")
-        else:
-            headers["Content-Type"] = FORM_CONTENT_TYPE
-            body = encoded.encode("ascii")  # urlencode output is ASCII
-        signed = body
-    if secret:
-        headers[signing.HEADER] = signing.signature(secret, now, signed)
-    return Wire(request.method.upper(), url, headers, body)
+        headers["Content-Type"] = FORM_CONTENT_TYPE
+        body = form(fields).encode("ascii")
+    return Wire(method, target, headers, body, secret, now)
+
+
+def form(fields):
+    """``fields`` as ``application/x-www-form-urlencoded`` text (UTF-8, then percent-encoded)."""
+    return urllib.parse.urlencode(fields)
 
 
 def with_query(uri, encoded):
-    """``uri`` with ``encoded`` appended to its query string (the fragment is dropped)."""
+    """``uri`` (text) with ``encoded`` appended to its query string (the fragment is dropped),
+    for showing a GET (``callflowd simulate``)."""
     parts = urllib.parse.urlsplit(uri)
     if not encoded:
         query = parts.query
