@@ -135,11 +135,7 @@ class WebhookDispatcher(OutboxIntake):
     """
 
     def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time,
-<<<<<<< HEAD
-                 shared=False, store=None):
-=======
-                 shared=False, on_attempt=()):
->>>>>>> main
+                 shared=False, on_attempt=(), store=None):
         if settings.concurrency < 1 or settings.concurrency_per_endpoint < 1:
             raise ValueError("webhook concurrency must be >= 1")
         if settings.outbox_max < 1:
