@@ -11,7 +11,6 @@ import pytest
 
 from callflowd.actions import device, voicemail
 from callflowd.actions.outcome import STOP
-from callflowd.calls.facts import call_facts
 from callflowd.calls.routes import RouteTable
 from callflowd.config.model import Device, VoicemailBox
 from callflowd.esl import protocol
@@ -41,6 +40,7 @@ class CallReplayingCapture:
     def __init__(self, completion):
         self.completion = completion
         self.executed = []
+        self.facts = {}
         self.log = logging.LoggerAdapter(logging.getLogger("test"), {})
 
     def set_variable(self, name, value, ahead=False):
@@ -78,23 +78,6 @@ def test_voicemail_answers_before_running_the_box():
     box = VoicemailBox(id="box", profile="default", domain="127.0.0.1", mailbox="1000")
     assert voicemail.handle(call, voicemail.Data(box=box)) == "_"
     assert call.executed == [("answer", None), ("voicemail", "default 127.0.0.1 1000")]
-
-
-def test_call_facts_read_from_a_real_park_event():
-    [park] = caller_events("b_device_busy_voicemail.plain.txt", "CHANNEL_PARK")
-    facts = call_facts(park)
-    assert facts["call_id"] == "736a8acb-9a16-4501-8911-d11dcb9bf9cd"
-    assert facts["caller_id_name"] == "sipp caller"
-    assert facts["caller_id_number"] == "+15551230000"
-    assert facts["destination_number"] == "5559999"
-    assert facts["call_direction"] == "inbound"
-    assert facts["from"] == "+15551230000@127.0.0.1:5070"
-    assert facts["to"] == "5559999@127.0.0.1:5080"
-    assert facts["request"] == "5559999@127.0.0.1:5080"
-    assert facts["inception"] == "off-net"
-    assert facts["context"] == "public"
-    assert facts["switch_hostname"] == "vm"
-    assert facts["sip_call_id"] == "1-32225@127.0.0.1"
 
 
 def test_a_real_park_event_routes_by_its_destination_number():

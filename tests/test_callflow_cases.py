@@ -165,7 +165,7 @@ def test_the_callflow_case_runs_as_its_file_expects(path, tmp_path, switch, rece
         for request, want in zip(got, wanted):
             assert request.method == want.get("method", "POST")
             assert request.path == want["path"]
-            form = {name: values[0] for name, values in request.form.items()}
+            form = {name: values[0] for name, values in request.fields.items()}
             assert {k: form.get(k) for k in want.get("form", {})} == want.get("form", {})
             query = {name: values[0] for name, values in request.query.items()}
             assert {k: query.get(k) for k in want.get("query", {})} == want.get("query", {})

@@ -110,7 +110,7 @@ def test_the_shipped_example_config_loads_as_is():
     assert config.freeswitch.password == "ClueCon"
     assert config.freeswitch.reconnect.total is None
     assert config.freeswitch.reconnect.jitter == 0.2
-    assert config.directory.webhooks.retries == 2
+    assert config.directory.webhooks.retries == 3
     assert [flow.id for flow in config.callflows] == [
         "feature-codes", "front-desk", "main-menu", "no-match", "office-hours"]
     assert sorted(config.directory.temporal_rules) == ["christmas", "office_hours"]
@@ -159,8 +159,8 @@ def test_the_example_callflow_nodes_hold_the_resolved_device_box_and_webhook():
     assert device.data.device.dial_string == "user/1000@example.com"
     assert device.data.timeout == 20
     assert webhook.data.uri == "http://my.ser.ver/frontdesk/missed_call"
-    assert webhook.data.http_verb == "post"
-    assert webhook.data.retry.total == 2
+    assert webhook.data.http_verb == "get"  # Kazoo 4.3's default (kzd_webhook:verb/1)
+    assert webhook.data.retry.total == 2  # retries: 3 attempts in all
     box = voicemail.data.box
     assert (box.profile, box.domain, box.mailbox) == ("default", "example.com", "1000")
 
@@ -219,7 +219,7 @@ def test_settings_given_are_used(tmp_path):
     assert config.directory.webhooks.outbox_max == 10
     assert config.directory.devices["front_desk_device_id"].timeout == 45
     assert config.callflows[0].flow.data.timeout == 45  # the device's own ring time
-    assert config.callflows[0].flow.child("_").data.retry.total == 4  # webhooks.retries
+    assert config.callflows[0].flow.child("_").data.retry.total == 3  # webhooks.retries: 4 attempts
 
 
 # --- the real command -----------------------------------------------------------------------

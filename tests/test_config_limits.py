@@ -191,7 +191,7 @@ def test_a_key_with_control_characters_stays_on_one_line(tmp_path):
     assert refused(path) == (
         "callflowd: %s: webhooks: unknown key 'a\\u2028b\\rc' (known: timeout, retries, backoff_factor, "
         "backoff_max, retry_after_max, format, concurrency, concurrency_per_endpoint, outbox, breaker, proxy, "
-            "secret, secret_file, secrets, process, allow, deny)" % path)
+            "secret, secret_file, secrets, process, allow, deny, max_age, retry_mode)" % path)
 
 
 # --- patterns: dialled numbers are chosen by the caller ---------------------------------------
@@ -254,4 +254,4 @@ def test_the_largest_yaml_allowed_is_checked_in_well_under_the_bound(tmp_path):
 
     assert refused(path).endswith(": unknown key 'x' (known: freeswitch, switches, log_level, devices, "
                                   "voicemail_boxes, webhooks, callflows_dir, callflows, shutdown_grace, metrics, "
-                                  "state_dir, hooks, routing, temporal_rules)")
+                                  "state_dir, hooks, routing, temporal_rules, account_id)")

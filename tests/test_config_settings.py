@@ -119,7 +119,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
         "webhooks, callflows_dir, callflows, shutdown_grace, metrics, state_dir, hooks, routing, "
-        "temporal_rules)" % path)
+        "temporal_rules, account_id)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):
@@ -127,7 +127,7 @@ def test_an_unknown_key_inside_a_section_is_named(tmp_path):
 
     assert error_for(path) == (
         "%s: freeswitch: unknown key 'pasword' (known: name, host, port, connect_timeout, command_timeout, "
-        "idle_timeout, reconnect, limits, password, password_file, password_env)" % path)
+        "idle_timeout, reconnect, limits, switch_nodename, password, password_file, password_env)" % path)
 
 
 def test_a_missing_freeswitch_section_is_refused(tmp_path):
@@ -200,10 +200,31 @@ def test_webhook_retries_that_are_not_an_integer_are_refused(tmp_path):
     assert error_for(path) == "%s: webhooks.retries: must be an integer" % path
 
 
-def test_webhook_retries_above_four_are_refused(tmp_path):
-    path = write_config(tmp_path, webhooks={"retries": 5})
+def test_webhook_retries_above_five_attempts_are_refused(tmp_path):
+    path = write_config(tmp_path, webhooks={"retries": 6})
 
-    assert error_for(path) == "%s: webhooks.retries: must be between 0 and 4" % path
+    assert error_for(path) == "%s: webhooks.retries: must be between 1 and 5" % path
+
+
+def test_account_id_must_be_a_kazoo_account_id(tmp_path):
+    path = write_config(tmp_path, account_id="ACME")
+
+    assert error_for(path) == "%s: account_id: must be a Kazoo account id: 32 lower-case hex digits" % path
+
+
+def test_webhook_max_age_and_retry_mode_are_read(tmp_path):
+    config = load_config(write_config(tmp_path, webhooks={"max_age": 90, "retry_mode": "kazoo"},
+                                      account_id="4fbd9ad1f5d7c9f0f3b5e1ea8c0d2a61",
+                                      freeswitch=with_freeswitch(switch_nodename="freeswitch@fs1")))
+    assert (config.directory.webhooks.max_age, config.directory.webhooks.retry_mode) == (90.0, "kazoo")
+    assert config.account_id == "4fbd9ad1f5d7c9f0f3b5e1ea8c0d2a61"
+    assert config.freeswitch.switch_nodename == "freeswitch@fs1"
+
+
+def test_webhook_max_age_is_bounded_to_a_week(tmp_path):
+    path = write_config(tmp_path, webhooks={"max_age": 8 * 86400})
+
+    assert error_for(path) == "%s: webhooks.max_age: must be at most 604800 seconds (a week)" % path
 
 
 def test_an_unknown_log_level_is_refused(tmp_path):

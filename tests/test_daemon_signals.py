@@ -89,7 +89,7 @@ def test_sighup_with_a_good_config_gives_new_calls_the_new_flow_and_lets_live_on
     second.wait_ended(15)
     first.wait_ended(30)
     receiver.wait_for(2, 15)
-    by_call = {(request.query.get("call_id") or request.form["call_id"])[0]: request.path
+    by_call = {(request.query.get("call_id") or request.fields["call_id"])[0]: request.path
                for request in receiver.requests}
     assert by_call == {first.uuid: "/old", second.uuid: "/new"}
 

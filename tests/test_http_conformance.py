@@ -11,6 +11,7 @@ the status line that decides is always this request's own.
 import socket
 
 import gevent
+import gevent.event
 import pytest
 
 from callflowd.config.destinations import Destinations
@@ -222,6 +223,41 @@ def test_a_kept_alive_connection_that_answered_part_of_a_status_line_is_not_rese
     second = attempt(client, webhook(server.url("/second")))
     assert (second.outcome, second.reason) == (Outcome.NO_ANSWER, "bad answer: answer cut off")
     assert len(server.requests) == 2  # the receiver had begun to answer: it may have acted
+
+
+@pytest.mark.parametrize("first_answer", [
+    b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+], ids=["103 then 503", "204 with a body"])
+def test_through_the_outbox_each_webhook_is_recorded_with_its_own_answer(raw, tmp_path, first_answer):
+    # The issue's case end to end: the dispatcher, one connection per receiver, two webhooks one
+    # after the other. Before, the second was logged "delivered 200" with the first's leftovers.
+    from callflowd.config.model import WebhookSettings
+    from callflowd.webhooks.dispatcher import WebhookDispatcher
+
+    server = raw([first_answer], [b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"])
+    recorded = []
+    attempted = gevent.event.Event()
+
+    def observe(request, result):
+        recorded.append(result)
+        attempted.set()
+
+    dispatcher = WebhookDispatcher(WebhookSettings(timeout=1.0, concurrency_per_endpoint=1),
+                                   str(tmp_path / "state"), on_attempt=[observe])
+    dispatcher.start()
+    try:
+        for call_id in ("first", "second"):  # one after the other, as two calls' steps would be
+            attempted.clear()
+            dispatcher.submit(WebhookRequest(call_id=call_id, uri=server.url("/" + call_id), method="post",
+                                             fields=(("n", call_id),), retry=Retry(total=0)))
+            assert attempted.wait(5)
+    finally:
+        dispatcher.stop(timeout=1)
+    first, second = recorded
+    expected_first = (Outcome.NO_ANSWER, 503) if b"503" in first_answer else (Outcome.DELIVERED, 204)
+    assert (first.outcome, first.status) == expected_first
+    assert (second.outcome, second.status) == (Outcome.NO_ANSWER, 500)  # its own answer (a 5xx: retryable)
 
 
 # -- the request line and Host -------------------------------------------------------------------

@@ -316,9 +316,9 @@ def test_the_daemon_sees_the_same_calls_from_the_generator_as_from_the_simulator
         assert events == sim_events
     assert len(hooks_generated) == len(receiver.requests) == 3
     # the same webhooks, but for what names the call and the switch (the simulator is "sim")
-    per_switch = ("call_id", "sip_call_id", "switch_core_uuid", "switch_hostname")
-    sim_forms = [{k: v for k, v in request.form.items() if k not in per_switch} for request in receiver.requests]
+    per_switch = ("call_id", "switch_hostname")
+    sim_forms = [{k: v for k, v in request.fields.items() if k not in per_switch} for request in receiver.requests]
     for request in hooks_generated:
-        assert request.form["call_id"][0] in uuids
-        assert request.form["switch_core_uuid"] == [capture_call_events()[0].get(names.CORE_UUID)]
-        assert {k: v for k, v in request.form.items() if k not in per_switch} in sim_forms
+        assert request.fields["call_id"][0] in uuids
+        assert request.fields["switch_hostname"] == [capture_call_events()[0].get(names.HOSTNAME)]
+        assert {k: v for k, v in request.fields.items() if k not in per_switch} in sim_forms

@@ -115,9 +115,10 @@ def test_backoff_stays_at_the_cap_after_very_many_retries():
 # -- what HTTP answers are worth another try, and how long Retry-After holds us -----------
 
 
-@pytest.mark.parametrize("status, retried", [(408, True), (429, True), (502, True), (503, True), (504, True),
-                                             (400, False), (404, False), (500, False), (501, False)])
-def test_only_the_statuses_that_mean_not_now_are_retried(status, retried):
+@pytest.mark.parametrize("status, retried", [(408, True), (429, True), (500, True), (502, True), (503, True),
+                                             (504, True), (599, True), (400, False), (404, False),
+                                             (410, False), (302, False)])
+def test_only_a_server_failure_or_a_not_now_is_retried(status, retried):
     assert Retry().retries_status(status) is retried
 
 

@@ -45,23 +45,33 @@ commands FreeSWITCH received:
   (and 5 recovery records: api uuid_setvar_multi <uuid> callflowd_...=...)
 
 webhooks that would be sent (not sent; --webhook-to URL sends them):
-  POST http://my.ser.ver/frontdesk/missed_call
-    Content-Type: application/x-www-form-urlencoded
+  GET http://my.ser.ver/frontdesk/missed_call  (the fields below in its query string)
+    authorizing_id = front_desk_device_id
+    authorizing_type = device
+    call_bridged = false
+    call_direction = inbound
     call_id = <uuid>
+    callee_id_number = +10005559999
     caller_id_name = sipp caller
     caller_id_number = +15551230000
-    callee_id_name = 
-    callee_id_number = 
-    call_direction = inbound
-    from = +15551230000@127.0.0.1:5070
-    to = +10005559999@127.0.0.1:5080
-    request = +10005559999@127.0.0.1:5080
-    inception = off-net
-    destination_number = +10005559999
-    context = public
+    from = +15551230000@127.0.0.1
+    from_realm = 127.0.0.1
+    from_tag = 32225SIPpUAC1
+    from_user = +15551230000
+    inception = +10005559999@127.0.0.1
+    is_recording = false
+    is_call_forward = false
+    message_left = false
+    request = +10005559999@127.0.0.1
+    request_realm = 127.0.0.1
+    request_user = +10005559999
+    resource_type = audio
     switch_hostname = sim
-    switch_core_uuid = <uuid>
-    sip_call_id = 1-32225@127.0.0.1
+    switch_uri = sip:127.0.0.1:5080
+    switch_url = sip:mod_sofia@127.0.0.1:5080
+    to = +10005559999@127.0.0.1
+    to_realm = 127.0.0.1
+    to_user = +10005559999
     callflow_id = front-desk
     previous_action = device
     previous_outcome = USER_BUSY
@@ -121,7 +131,7 @@ def test_a_webhook_uri_s_credentials_and_query_values_are_masked_in_the_output(t
     result = simulate("--number", "5559999", "--device", "busy", config=config)
 
     assert result.returncode == 0, result.stderr
-    assert "  POST https://***@hooks.example/in?token=***&x=***\n" in result.stdout
+    assert "  GET https://***@hooks.example/in?token=***&x=***  (the fields below" in result.stdout
     assert "Pa55-w0rd" not in result.stdout and "T0k-en" not in result.stdout
 
 
@@ -130,9 +140,10 @@ def test_webhook_to_sends_each_webhook_to_that_server_keeping_its_path(receiver)
 
     assert result.returncode == 0, result.stderr
     [request] = receiver.requests
-    assert request.method == "POST" and request.path == "/frontdesk/missed_call"
-    assert request.form["previous_outcome"] == ["USER_BUSY"]
-    assert "webhooks sent to %s:\n  POST %s\n" % (receiver.url("/"), receiver.url("/frontdesk/missed_call")) \
+    assert request.method == "GET" and request.path == "/frontdesk/missed_call"
+    assert request.fields["previous_outcome"] == ["USER_BUSY"]
+    assert "webhooks sent to %s:\n  GET %s  (the fields below" % (receiver.url("/"),
+                                                               receiver.url("/frontdesk/missed_call")) \
         in result.stdout
     assert "    -> delivered: " in result.stdout
 

@@ -1,9 +1,10 @@
-"""The built-in FreeSWITCH simulator, held against the real captures in tests/fixtures/.
+"""The built-in FreeSWITCH simulator's calls, held against the real captures in tests/fixtures/.
 
-A raw TCP client (the team's frame reader, no greenswitch) drives the simulator with the same
-commands the capture's client sent, and the frames that come back are compared with the
-capture's: event names in order per leg, header names in order, percent-encoding. Waits are
-on frames arriving, never on sleeps.
+A raw TCP client (``tests/doubles/esl_client.py``: the team's frame reader, no greenswitch)
+drives the simulator with the same commands the capture's client sent, and the frames that come
+back are compared with the capture's: event names in order per leg, header names in order,
+percent-encoding. Waits are on frames arriving, never on sleeps. The captures go by what they
+show (``callflowd/simulator/captures.py`` maps them to their files).
 
 Events the simulator deliberately never sends, so they are taken out of the captures before
 comparing: PRIVATE_COMMAND (FreeSWITCH sends it for some queued sendmsg commands and not others),
@@ -13,224 +14,22 @@ have no Unique-ID and are not part of a leg's sequence.
 """
 
 import gzip
-import json
-import pathlib
-import re
-import socket
 import time
 from urllib.parse import unquote
 
-import gevent
-import gevent.event
 import pytest
 
 from callflowd.esl import protocol
-from callflowd.simulator import FreeswitchSimulator, Scenario, templates
+from callflowd.simulator import Scenario, templates
+from tests.doubles.esl_client import (  # noqa: F401 (sim and client are fixtures)
+    CAPTURES, UUID_RE, WAIT, RawClient, captured_events, client, event_names, header_names, is_event,
+    json_pairs, leg_events, sendmsg, sim, without_voicemail_noise)
 
 pytestmark = pytest.mark.timeout(30)
 
-_HERE = pathlib.Path(__file__).parent / "fixtures"
-CAPTURES = _HERE if (_HERE / "b_device_busy_voicemail.plain.txt").exists() else pathlib.Path(
-    "/work/shared/fixtures/freeswitch")
 
-NEVER_SENT = {"PRIVATE_COMMAND", "RECORD_START", "RECORD_STOP", "CUSTOM", "RE_SCHEDULE", "HEARTBEAT"}
-UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-WAIT = 10.0
-
-
-# -- a raw event-socket client ----------------------------------------------------------------
-
-class RawClient:
-    """Reads every frame into ``frames``; lets a test wait for one that matches."""
-
-    def __init__(self, sim):
-        self.sock = socket.create_connection((sim.host, sim.port), timeout=WAIT)
-        self.file = self.sock.makefile("rb")
-        self.frames = []
-        self.raw = bytearray()
-        self.closed = gevent.event.Event()
-        self._arrived = gevent.event.Event()
-        self._reader = gevent.spawn(self._read)
-
-    def _read(self):
-        try:
-            while True:
-                start = len(self.raw)
-                frame = protocol.read_frame(_Recorder(self.file, self.raw))
-                if frame is None:
-                    break
-                self.frames.append((frame[0], frame[1], bytes(self.raw[start:])))
-                self._arrived.set()
-        except (OSError, protocol.ProtocolError):
-            pass
-        self.closed.set()
-        self._arrived.set()
-
-    def send(self, text):
-        self.sock.sendall(text.encode("utf-8") + b"\n\n")
-
-    def wait_for(self, predicate, timeout=WAIT, start=0):
-        """The first frame from index ``start`` on for which predicate(headers, body) holds."""
-        deadline = time.monotonic() + timeout
-        index = start
-        while True:
-            while index < len(self.frames):
-                headers, body, _ = self.frames[index]
-                if predicate(headers, body):
-                    return index
-                index += 1
-            if self.closed.is_set():
-                raise AssertionError("connection closed before the frame came")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("no such frame within %s s" % timeout)
-            self._arrived.clear()
-            self._arrived.wait(remaining)
-
-    def replies(self):
-        return [(h, b) for h, b, _ in self.frames
-                if h.get("Content-Type") in ("command/reply", "api/response", "auth/request",
-                                             "text/disconnect-notice")]
-
-    def wait_replies(self, count):
-        self.wait_for(lambda h, b: len(self.replies()) >= count)
-        return self.replies()
-
-    def login(self, subscription="plain ALL"):
-        self.send("auth ClueCon")
-        self.send("event " + subscription)
-        self.wait_replies(3)
-
-    def events(self):
-        """(name, value) pairs of each event, in order, whatever its format."""
-        out = []
-        for headers, body, _ in self.frames:
-            if headers.get("Content-Type") == "text/event-plain":
-                out.append(protocol.plain_event_pairs(body)[0])
-            elif headers.get("Content-Type") == "text/event-json":
-                out.append(_json_pairs(body))
-        return out
-
-    def plain_events_raw(self):
-        return [body for headers, body, _ in self.frames if headers.get("Content-Type") == "text/event-plain"]
-
-    def close(self):
-        self.sock.close()
-        self._reader.kill()
-
-
-class _Recorder:
-    """A file wrapper that keeps every byte read, so a test can compare raw bytes."""
-
-    def __init__(self, fileobj, sink):
-        self._file = fileobj
-        self._sink = sink
-
-    def readline(self, size=-1):
-        line = self._file.readline(size)
-        self._sink.extend(line)
-        return line
-
-    def read(self, size):
-        data = self._file.read(size)
-        self._sink.extend(data)
-        return data
-
-
-def _json_pairs(body):
-    pairs = json.loads(body, object_pairs_hook=lambda items: items)
-    return [(k, "ARRAY::" + "|:".join(v) if isinstance(v, list) else v) for k, v in pairs]
-
-
-def is_event(name, application=None, uuid=None):
-    def match(headers, body):
-        if headers.get("Content-Type") != "text/event-plain":
-            return False
-        found = dict(protocol.plain_event_pairs(body)[0])
-        return (found.get("Event-Name") == name
-                and (application is None or found.get("Application") == application)
-                and (uuid is None or found.get("Unique-ID") == uuid))
-    return match
-
-
-def leg_events(events, role):
-    """The events of the first channel seen (caller) or of the others (bleg), minus NEVER_SENT."""
-    legs = []
-    out = []
-    for pairs in events:
-        headers = dict(pairs)
-        uuid = headers.get("Unique-ID")
-        if uuid is None or headers["Event-Name"] in NEVER_SENT:
-            continue
-        if uuid not in legs:
-            legs.append(uuid)
-        if (role == "caller") == (legs.index(uuid) == 0):
-            out.append(pairs)
-    return out
-
-
-def captured_events(name):
-    data = (CAPTURES / name).read_bytes()
-    return [protocol.plain_event_pairs(body)[0] for headers, body, _ in protocol.iter_frames(data)
-            if headers.get("Content-Type") == "text/event-plain"]
-
-
-def without_voicemail_noise(events):
-    """Capture b's voicemail: keep the first PLAYBACK pair, drop the recording's CODEC events."""
-    out = []
-    playbacks = 0
-    in_voicemail = False
-    for pairs in events:
-        headers = dict(pairs)
-        name = headers["Event-Name"]
-        if name == "CHANNEL_EXECUTE" and headers.get("Application") == "voicemail":
-            in_voicemail = True
-        if name in ("PLAYBACK_START", "PLAYBACK_STOP"):
-            playbacks += 1
-            if playbacks > 2:
-                continue
-        if name == "CODEC" and in_voicemail:
-            continue
-        out.append(pairs)
-    return out
-
-
-def names(events):
-    return ["%s %s" % (dict(p)["Event-Name"], dict(p).get("Application", "")) for p in events]
-
-
-def header_names(pairs):
-    return [name for name, _ in pairs]
-
-
-def sendmsg(uuid, app, arg=None, event_uuid=None):
-    lines = ["sendmsg %s" % uuid, "call-command: execute", "execute-app-name: %s" % app]
-    if arg is not None:
-        lines.append("execute-app-arg: %s" % arg)
-    if event_uuid:
-        lines.append("Event-UUID: %s" % event_uuid)
-    return "\n".join(lines)
-
-
-@pytest.fixture
-def sim():
-    simulator = FreeswitchSimulator(time_scale=0.01, heartbeat_seconds=None)
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def client(sim):
-    raw = RawClient(sim)
-    raw.login()
-    sim.wait_for_clients(1)
-    yield raw
-    raw.close()
-
-
-def run_like_capture_b(sim, client, scenario=None):
-    """Capture b's commands: set continue_on_fail, bridge (busy), answer, voicemail, hangup."""
+def run_busy_then_voicemail(sim, client, scenario=None):
+    """The busy-then-voicemail capture's commands: set continue_on_fail, bridge (busy), answer, voicemail, hangup."""
     call = sim.place_call(destination="5559999", scenario=scenario or Scenario(
         device="busy", ring_seconds=0, voicemail_seconds=1000))
     client.send(sendmsg(call.uuid, "set", "continue_on_fail=true"))
@@ -259,7 +58,7 @@ def test_the_encoder_reproduces_every_captured_event_byte_for_byte():
                 assert protocol.encode_plain_event(pairs, inner) == raw, path.name
                 count += 1
             elif headers.get("Content-Type") == "text/event-json":
-                pairs = _json_pairs(body)
+                pairs = json_pairs(body)
                 inner = dict(pairs).get("_body")
                 pairs = [(k, v) for k, v in pairs
                          if k != "_body" and not (inner is not None and k == "Content-Length")]
@@ -277,23 +76,23 @@ def test_every_template_frame_is_cut_byte_for_byte_from_its_capture():
             assert frame in (CAPTURES / capture).read_bytes(), marker
 
 
-def test_a_busy_call_gives_the_caller_the_events_of_capture_b_in_the_same_order(sim, client):
-    call = run_like_capture_b(sim, client)
+def test_a_busy_call_gives_the_caller_the_events_of_the_busy_then_voicemail_capture_in_order(sim, client):
+    call = run_busy_then_voicemail(sim, client)
     simulated = leg_events(client.events(), "caller")
     captured = without_voicemail_noise(leg_events(captured_events("b_device_busy_voicemail.plain.txt"), "caller"))
-    assert names(simulated) == names(captured)
+    assert event_names(simulated) == event_names(captured)
     assert {dict(p)["Unique-ID"] for p in simulated} == {call.uuid}
 
 
-def test_a_busy_call_gives_the_phone_leg_the_events_of_capture_b_in_the_same_order(sim, client):
-    run_like_capture_b(sim, client)
+def test_a_busy_call_gives_the_phone_leg_the_events_of_the_busy_then_voicemail_capture_in_order(sim, client):
+    run_busy_then_voicemail(sim, client)
     simulated = leg_events(client.events(), "bleg")
     captured = leg_events(captured_events("b_device_busy_voicemail.plain.txt"), "bleg")
-    assert names(simulated) == names(captured)
+    assert event_names(simulated) == event_names(captured)
 
 
-def test_channel_park_and_the_bridge_execute_complete_have_capture_b_header_names_in_order(sim, client):
-    run_like_capture_b(sim, client)
+def test_channel_park_and_the_bridge_execute_complete_have_the_captured_header_names_in_order(sim, client):
+    run_busy_then_voicemail(sim, client)
     simulated = leg_events(client.events(), "caller")
     captured = without_voicemail_noise(leg_events(captured_events("b_device_busy_voicemail.plain.txt"), "caller"))
 
@@ -312,16 +111,16 @@ def test_channel_park_and_the_bridge_execute_complete_have_capture_b_header_name
     assert result["Application-Response"] == "_none_"
 
 
-def test_every_caller_event_of_the_busy_call_has_capture_b_header_names_in_order(sim, client):
-    run_like_capture_b(sim, client)
+def test_every_caller_event_of_the_busy_call_has_the_captured_header_names_in_order(sim, client):
+    run_busy_then_voicemail(sim, client)
     simulated = leg_events(client.events(), "caller")
     captured = without_voicemail_noise(leg_events(captured_events("b_device_busy_voicemail.plain.txt"), "caller"))
     for ours, theirs in zip(simulated, captured):
         assert header_names(ours) == header_names(theirs), dict(ours)["Event-Name"]
 
 
-def test_values_shared_with_capture_b_are_percent_encoded_identically(sim, client):
-    run_like_capture_b(sim, client)
+def test_values_shared_with_the_capture_are_percent_encoded_identically(sim, client):
+    run_busy_then_voicemail(sim, client)
 
     def encoded_lines(body):
         head = body.partition(b"\n\n")[0].decode()
@@ -350,7 +149,7 @@ def test_values_shared_with_capture_b_are_percent_encoded_identically(sim, clien
 
 
 def test_events_put_content_length_before_content_type_and_replies_the_other_way(sim, client):
-    run_like_capture_b(sim, client)
+    run_busy_then_voicemail(sim, client)
     client.send("api status")
     index = client.wait_for(lambda h, b: h.get("Content-Type") == "api/response")
     for headers, _, raw in client.frames:
@@ -359,20 +158,20 @@ def test_events_put_content_length_before_content_type_and_replies_the_other_way
     assert client.frames[index][2].startswith(b"Content-Type: api/response\nContent-Length: ")
 
 
-def test_without_continue_on_fail_a_busy_phone_makes_the_bridge_hang_up_the_caller_like_b2(sim, client):
+def test_without_continue_on_fail_a_busy_phone_makes_the_bridge_hang_up_the_caller_as_captured(sim, client):
     call = sim.place_call(scenario=Scenario(device="busy", ring_seconds=0))
     client.send(sendmsg(call.uuid, "bridge", "{call_timeout=5}user/1000@127.0.0.1"))
     call.wait_ended(WAIT)
     client.wait_for(is_event("CHANNEL_DESTROY", uuid=call.uuid))
     simulated = leg_events(client.events(), "caller")
     captured = leg_events(captured_events("b2_device_busy_without_continue_on_fail.plain.txt"), "caller")
-    assert names(simulated) == names(captured)
+    assert event_names(simulated) == event_names(captured)
     for ours, theirs in zip(simulated, captured):
         assert header_names(ours) == header_names(theirs), dict(ours)["Event-Name"]
     assert call.hangup_cause == "USER_BUSY"
 
 
-def test_an_answered_call_is_bridged_and_torn_down_as_in_capture_a(sim, client):
+def test_an_answered_call_is_bridged_and_torn_down_as_captured(sim, client):
     call = sim.place_call(scenario=Scenario(device="answer", ring_seconds=1.5, talk_seconds=4.0))
     client.send(sendmsg(call.uuid, "bridge", "{call_timeout=5}user/1000@127.0.0.1"))
     call.wait_ended(WAIT)
@@ -381,7 +180,7 @@ def test_an_answered_call_is_bridged_and_torn_down_as_in_capture_a(sim, client):
     for role in ("caller", "bleg"):
         simulated = leg_events(events, role)
         captured = leg_events(captured_events("a_device_answers.plain.txt"), role)
-        assert names(simulated) == names(captured), role
+        assert event_names(simulated) == event_names(captured), role
         for ours, theirs in zip(simulated, captured):
             assert header_names(ours) == header_names(theirs), (role, dict(ours)["Event-Name"])
     complete = dict(next(p for p in leg_events(events, "caller")
@@ -499,7 +298,7 @@ def test_no_answer_ends_with_no_answer_at_originate_timeout_and_the_caller_stays
     assert not call.ended
     simulated = leg_events(client.events(), "caller")
     captured = leg_events(captured_events("c2_device_no_answer_originate_timeout.plain.txt"), "caller")
-    assert names(simulated) == names(captured)[:len(simulated)]
+    assert event_names(simulated) == event_names(captured)[:len(simulated)]
 
 
 def test_call_timeout_in_the_dial_string_braces_does_not_limit_ringing(sim, client):
@@ -528,14 +327,14 @@ def test_bridging_an_answered_caller_sends_no_second_answer(sim, client):
     client.send(sendmsg(call.uuid, "bridge", "user/1000@127.0.0.1"))
     call.wait_ended(WAIT)
     client.wait_for(is_event("CHANNEL_DESTROY", uuid=call.uuid))
-    sequence = names(leg_events(client.events(), "caller"))
+    sequence = event_names(leg_events(client.events(), "caller"))
     assert sequence.count("CHANNEL_ANSWER ") == 1
     assert sequence.count("CHANNEL_PROGRESS ") == 0
     assert sequence.index("CHANNEL_BRIDGE ") < sequence.index("CHANNEL_HANGUP ") < sequence.index(
         "CHANNEL_UNBRIDGE ") < sequence.index("CHANNEL_EXECUTE_COMPLETE bridge")
 
 
-def test_playback_answers_file_played_and_pre_answers_first_like_capture_g(sim, client):
+def test_playback_answers_file_played_and_pre_answers_first_as_captured(sim, client):
     call = sim.place_call()
     client.send(sendmsg(call.uuid, "playback", "tone_stream://%(500,500,440);loops=2",
                         event_uuid="11111111-2222-3333-4444-555555555555"))
@@ -544,7 +343,7 @@ def test_playback_answers_file_played_and_pre_answers_first_like_capture_g(sim, 
     assert result["Application-Response"] == "FILE PLAYED"
     assert result["Application-Data"] == "tone_stream://%(500,500,440);loops=2"
     assert result["Application-UUID"] == "11111111-2222-3333-4444-555555555555"
-    sequence = names(leg_events(client.events(), "caller"))
+    sequence = event_names(leg_events(client.events(), "caller"))
     tail = sequence[sequence.index("CHANNEL_PARK "):]
     assert tail == ["CHANNEL_PARK ", "CODEC ", "CODEC ", "CHANNEL_PROGRESS_MEDIA ", "CHANNEL_CALLSTATE ",
                     "CHANNEL_EXECUTE playback", "PLAYBACK_START ", "PLAYBACK_STOP ",
@@ -572,7 +371,7 @@ def test_a_ringing_phone_is_cancelled_when_the_caller_hangs_up(sim, client):
     call.wait_ended(WAIT)
     client.wait_for(is_event("CHANNEL_DESTROY", uuid=call.uuid))
     caller = [dict(p) for p in leg_events(client.events(), "caller")]
-    sequence = names(leg_events(client.events(), "caller"))
+    sequence = event_names(leg_events(client.events(), "caller"))
     assert sequence.index("CHANNEL_HANGUP ") < sequence.index("CHANNEL_EXECUTE_COMPLETE bridge")
     complete = next(e for e in caller if e.get("Application") == "bridge" and e["Event-Name"].endswith("COMPLETE"))
     assert complete["variable_originate_disposition"] == "ORIGINATOR_CANCEL"
@@ -588,7 +387,7 @@ def test_voicemail_runs_until_the_caller_hangs_up_and_then_completes(sim, client
     client.send(sendmsg(call.uuid, "voicemail", "default example.com 1000"))
     call.wait_ended(WAIT)
     client.wait_for(is_event("CHANNEL_DESTROY", uuid=call.uuid))
-    sequence = names(leg_events(client.events(), "caller"))
+    sequence = event_names(leg_events(client.events(), "caller"))
     assert sequence.index("CHANNEL_HANGUP ") < sequence.index("CHANNEL_EXECUTE_COMPLETE voicemail")
     final = next(dict(p) for p in leg_events(client.events(), "caller")
                  if dict(p)["Event-Name"] == "CHANNEL_HANGUP_COMPLETE")
@@ -601,7 +400,7 @@ def test_voicemail_on_an_unanswered_call_sends_early_media_not_an_answer(sim, cl
     call = sim.place_call()
     client.send(sendmsg(call.uuid, "voicemail", "default example.com 1000"))
     client.wait_for(is_event("PLAYBACK_START", uuid=call.uuid))
-    sequence = names(leg_events(client.events(), "caller"))
+    sequence = event_names(leg_events(client.events(), "caller"))
     assert "CHANNEL_PROGRESS_MEDIA " in sequence
     assert "CHANNEL_ANSWER " not in sequence
     assert sequence.index("CHANNEL_PROGRESS_MEDIA ") < sequence.index("CHANNEL_EXECUTE voicemail")
@@ -612,176 +411,22 @@ def test_an_unknown_application_hangs_the_caller_up_without_running(sim, client)
     client.send(sendmsg(call.uuid, "no_such_app", "x"))
     call.wait_ended(WAIT)
     assert call.hangup_cause == "DESTINATION_OUT_OF_ORDER"
-    assert "CHANNEL_EXECUTE no_such_app" not in names(leg_events(client.events(), "caller"))
+    assert "CHANNEL_EXECUTE no_such_app" not in event_names(leg_events(client.events(), "caller"))
 
 
-def test_hangup_during_an_application_completes_it_then_unparks_and_ends_like_capture_b(sim, client):
+def test_hangup_during_an_application_completes_it_then_unparks_and_ends_as_captured(sim, client):
     call = sim.place_call()
     client.send(sendmsg(call.uuid, "park"))
     client.wait_for(is_event("CHANNEL_EXECUTE", "park", call.uuid), start=0)
     client.send("sendmsg %s\ncall-command: hangup\nhangup-cause: USER_BUSY" % call.uuid)
     call.wait_ended(WAIT)
     client.wait_for(is_event("CHANNEL_DESTROY", uuid=call.uuid))
-    sequence = names(leg_events(client.events(), "caller"))
+    sequence = event_names(leg_events(client.events(), "caller"))
     tail = sequence[sequence.index("CHANNEL_HANGUP "):]
     assert tail == ["CHANNEL_HANGUP ", "CHANNEL_EXECUTE_COMPLETE park", "CHANNEL_UNPARK ",
                     "CHANNEL_EXECUTE_COMPLETE park", "CHANNEL_STATE ", "CHANNEL_CALLSTATE ",
                     "CHANNEL_STATE ", "CHANNEL_HANGUP_COMPLETE ", "CHANNEL_DESTROY ", "CHANNEL_STATE "]
     assert call.hangup_cause == "USER_BUSY"
-
-
-# -- the protocol -----------------------------------------------------------------------------
-
-def test_a_wrong_password_gets_exactly_the_bytes_of_misc_bad_auth(sim):
-    raw = RawClient(sim)
-    raw.send("auth WrongPassword")
-    assert raw.closed.wait(WAIT)
-    assert bytes(raw.raw) == (CAPTURES / "misc_bad_auth.txt").read_bytes()
-    assert sim.received == ["auth WrongPassword"]
-
-
-def test_the_commands_of_misc_protocol_get_the_replies_of_misc_protocol(sim):
-    raw = RawClient(sim)
-    sent = (CAPTURES / "misc_protocol.plain.sent.txt").read_text().split("\n\n")
-    commands = [c for c in sent if c.strip()]
-    for command in commands:
-        raw.send(command)
-    assert raw.closed.wait(WAIT)
-    data = (CAPTURES / "misc_protocol.plain.txt").read_bytes()
-    expected = [(h, b) for h, b, _ in protocol.iter_frames(data) if not h.get("Content-Type", "").startswith("text/event")]
-    got = [(h, b) for h, b, _ in raw.frames if not h.get("Content-Type", "").startswith("text/event")]
-
-    def masked(frames):
-        out = []
-        for headers, body in frames:
-            text = body.decode() if body else ""
-            if text.startswith("UP "):
-                text = "<status>"
-            out.append((UUID_RE.sub("<uuid>", json.dumps(headers)), UUID_RE.sub("<uuid>", text)))
-        return out
-
-    assert masked(got) == masked(expected)
-    job = [p for p in raw.events() if dict(p)["Event-Name"] == "BACKGROUND_JOB"]
-    captured_job = [p for p in captured_events("misc_protocol.plain.txt") if dict(p)["Event-Name"] == "BACKGROUND_JOB"]
-    assert [header_names(p) for p in job] == [header_names(p) for p in captured_job]
-    assert sim.received == commands
-    raw.close()
-
-
-def test_api_commands_answer_from_the_calls_it_has(sim, client):
-    call = sim.place_call(caller_id_number="+15550002222")
-    client.wait_for(is_event("CHANNEL_PARK"))
-    client.send("api show calls as json")
-    client.send("api show channels as json")
-    client.send("api uuid_kill 00000000-0000-0000-0000-000000000000")
-    client.send("api uuid_kill %s" % call.uuid)
-    replies = client.wait_replies(7)
-    calls = json.loads(replies[3][1])
-    assert calls["row_count"] == 1 and calls["rows"][0]["uuid"] == call.uuid
-    assert calls["rows"][0]["cid_num"] == "+15550002222"
-    channels = json.loads(replies[4][1])
-    assert channels["rows"][0]["application"] == "park"
-    assert replies[5][1] == b"-ERR No such channel!\n"
-    assert replies[6][1] == b"+OK\n"
-    call.wait_ended(WAIT)
-    client.send("api show calls as json")
-    assert client.wait_replies(8)[7][1] == b'{"row_count": 0}\n'
-
-
-def test_bgapi_replies_with_a_job_uuid_then_sends_the_background_job(sim, client):
-    client.send("bgapi status")
-    reply = client.wait_for(lambda h, b: h.get("Reply-Text", "").startswith("+OK Job-UUID: "))
-    job_uuid = client.frames[reply][0]["Job-UUID"]
-    assert client.frames[reply][0]["Reply-Text"] == "+OK Job-UUID: " + job_uuid
-    index = client.wait_for(is_event("BACKGROUND_JOB"), start=reply)
-    pairs, body = protocol.plain_event_pairs(client.frames[index][1])
-    assert dict(pairs)["Job-UUID"] == job_uuid
-    assert dict(pairs)["Job-Command"] == "status"
-    assert body.startswith("UP 0 years, ") and "is ready" in body
-
-
-def test_exit_says_bye_then_the_goodbye_notice_then_closes(sim, client):
-    client.send("exit")
-    assert client.closed.wait(WAIT)
-    last = client.replies()[-2:]
-    assert last[0][0]["Reply-Text"] == "+OK bye"
-    assert last[1][0]["Content-Type"] == "text/disconnect-notice"
-    assert last[1][1] == protocol.GOODBYE.encode()
-
-
-def test_disconnect_clients_is_a_switch_shutdown(sim, client):
-    sim.disconnect_clients()
-    assert client.closed.wait(WAIT)
-    assert [dict(p)["Event-Name"] for p in client.events()][-1] == "SHUTDOWN"
-    headers, body, raw = client.frames[-1]
-    assert raw == b"Content-Type: text/disconnect-notice\nContent-Length: 31\n\nThe system is being shut down.\n"
-
-
-def test_wait_for_clients_times_out_when_nobody_subscribes(sim):
-    raw = RawClient(sim)
-    raw.send("auth ClueCon")
-    raw.wait_replies(2)
-    with pytest.raises(TimeoutError):
-        sim.wait_for_clients(1, timeout=0.2)
-    raw.send("event plain CHANNEL_PARK")
-    sim.wait_for_clients(1, timeout=WAIT)
-    raw.close()
-
-
-def test_received_records_every_command_without_its_blank_line(sim, client):
-    call = sim.place_call()
-    client.send(sendmsg(call.uuid, "answer"))
-    client.wait_for(is_event("CHANNEL_EXECUTE_COMPLETE", "answer"))
-    assert sim.received == ["auth ClueCon", "event plain ALL",
-                            "sendmsg %s\ncall-command: execute\nexecute-app-name: answer" % call.uuid]
-
-
-# -- concurrency and lifecycle ----------------------------------------------------------------
-
-def test_two_clients_get_the_same_whole_frames_in_the_same_order_from_concurrent_calls(sim):
-    first, second = RawClient(sim), RawClient(sim)
-    first.login()
-    second.login()
-    sim.wait_for_clients(2)
-    calls = [sim.place_call(scenario=Scenario(device=device, ring_seconds=0.5, talk_seconds=1.0,
-                                              voicemail_seconds=1.0))
-             for device in ("answer", "busy", "no_answer", "unregistered", "answer")]
-    for call in calls:
-        first.send(sendmsg(call.uuid, "set", "continue_on_fail=true"))
-        first.send(sendmsg(call.uuid, "bridge", "{originate_timeout=2}user/1000@127.0.0.1"))
-        second.send("sendmsg %s\ncall-command: execute\nexecute-app-name: voicemail\nexecute-app-arg: default x 1"
-                    % call.uuid)
-    for call in calls:
-        call.wait_ended(WAIT)
-    for raw in (first, second):
-        for call in calls:
-            raw.wait_for(is_event("CHANNEL_STATE", uuid=call.uuid),
-                         start=raw.wait_for(is_event("CHANNEL_DESTROY", uuid=call.uuid)))
-    ours = [raw for h, b, raw in first.frames if h.get("Content-Type") == "text/event-plain"]
-    theirs = [raw for h, b, raw in second.frames if h.get("Content-Type") == "text/event-plain"]
-    assert ours == theirs
-    sequences = [int(dict(p)["Event-Sequence"]) for p in first.events()]
-    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
-    for call in calls:
-        destroys = [p for p in first.events() if dict(p).get("Unique-ID") == call.uuid
-                    and dict(p)["Event-Name"] == "CHANNEL_DESTROY"]
-        assert len(destroys) == 1
-    first.close()
-    second.close()
-
-
-def test_stop_disconnects_clients_and_leaves_no_greenlet_behind():
-    simulator = FreeswitchSimulator(time_scale=0.01)
-    simulator.start()
-    raw = RawClient(simulator)
-    raw.login()
-    simulator.wait_for_clients(1)
-    simulator.place_call(scenario=Scenario(device="no_answer"))
-    simulator.stop()
-    assert raw.closed.wait(WAIT)
-    assert raw.frames[-1][2].endswith(b"The system is being shut down.\n")
-    assert len(simulator._group) == 0
-    raw.close()
 
 
 def test_scenario_rejects_an_unknown_device():

@@ -6,7 +6,7 @@ import pytest
 
 from callflowd.esl import protocol
 from callflowd.simulator import Scenario
-from tests.test_simulator import captured_events, client, is_event, sendmsg, sim  # noqa: F401 (fixtures)
+from tests.doubles.esl_client import captured_events, client, is_event, sendmsg, sim  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(20)
 

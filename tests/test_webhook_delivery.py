@@ -21,7 +21,7 @@ import gevent
 import gevent.server
 import pytest
 
-from callflowd import __version__
+from callflowd import __version__, metrics
 from callflowd.config.model import WebhookSettings
 from callflowd.demo.receiver import WebhookReceiver, free_port
 from callflowd.retry import Retry
@@ -70,9 +70,11 @@ def webhook(uri, method="post", fields=FIELDS, retries=2, call_id="c0ffee", **op
 
 
 def settle(dispatcher, logs, count=1, timeout=10):
-    """Wait until ``count`` webhooks are finished (delivered or failed)."""
-    logs.wait_until(lambda: dispatcher.stats.delivered + dispatcher.stats.failed >= count, timeout,
-                    "%d webhooks finished" % count)
+    """Wait until ``count`` webhooks are finished (delivered, failed or expired)."""
+    def finished():
+        stats = dispatcher.stats
+        return stats.delivered + stats.failed + stats.expired >= count
+    logs.wait_until(finished, timeout, "%d webhooks finished" % count)
     return dispatcher.stats
 
 
@@ -196,8 +198,7 @@ def test_429_with_retry_after_waits_as_long_as_the_receiver_asked(receiver, make
     assert logs.matching("retry 1 of 2 in 1.00s (Retry-After)")
 
 
-@pytest.mark.parametrize("status, phrase", [(400, "bad request"), (404, "not found"), (410, "gone"),
-                                            (500, "internal server error")])
+@pytest.mark.parametrize("status, phrase", [(400, "bad request"), (404, "not found"), (410, "gone")])
 def test_an_answer_that_means_never_is_not_retried(receiver, make_dispatcher, status, phrase, logs):
     receiver.respond_with(status)
     dispatcher = make_dispatcher()
@@ -218,7 +219,7 @@ def test_a_redirect_is_not_followed(receiver, make_dispatcher, logs):
     assert len(receiver.requests) == 1
 
 
-def test_a_receiver_that_comes_up_between_attempts_gets_the_retry(make_dispatcher, logs):
+def test_a_receiver_that_comes_up_later_gets_the_webhook_as_its_first_attempt(make_dispatcher, logs):
     receiver = WebhookReceiver(port=free_port())  # down: its port is closed
     try:
         dispatcher = make_dispatcher()
@@ -226,24 +227,47 @@ def test_a_receiver_that_comes_up_between_attempts_gets_the_retry(make_dispatche
         logs.wait_for("webhook not sent (connection refused)")
         receiver.start()
         stats = settle(dispatcher, logs)
-        assert len(receiver.requests) == 1
+        [got] = receiver.requests
     finally:
         receiver.stop()
     assert (stats.delivered, stats.failed, stats.retried) == (1, 0, 1)
-    assert logs.matching("retry 1 of 2 in 0.50s")
+    assert logs.matching("it waits in the outbox and tries again in 0.50s (attempts spent: 0 of 3)")
+    assert got.header("X-Callflowd-Attempt") == "1"  # a host that wasn't there spent no attempt
 
 
-def test_a_receiver_that_stays_down_fails_after_one_plus_retries_attempts(make_dispatcher, logs):
+def test_a_host_that_is_never_available_spends_no_attempt_and_expires_after_max_age(make_dispatcher, logs,
+                                                                                   tmp_path):
     uri = "http://127.0.0.1:%d/hook" % free_port()
+    dispatcher = make_dispatcher(max_age=0.5)
+    dispatcher.submit(webhook(uri, retries=0, call_id="dead-beef", backoff_factor=0.05, backoff_max=0.1))
+    stats = settle(dispatcher, logs)
+
+    # with retries 0 (one attempt in all) it was tried again and again, never spending it
+    assert (stats.delivered, stats.failed, stats.expired) == (0, 0, 1)
+    assert stats.retried >= 3
+    [expired] = [r for r in logs.records if "webhook dropped" in r.getMessage()]
+    assert expired.levelno == logging.WARNING
+    assert expired.getMessage().startswith(
+        "call dead-beef: webhook dropped: its receiver was not available for 0.5s (webhooks.max_age): "
+        "POST %s (delivery " % uri)
+    dispatcher.outbox.flush(5)
+    assert rows(tmp_path / "state") == []
+    assert metrics.WEBHOOKS_EXPIRED._value.get() >= 1
+
+
+def test_a_receiver_that_answers_503_fails_after_its_attempts(receiver, make_dispatcher, logs):
+    receiver.respond_with(503)
     dispatcher = make_dispatcher()
-    dispatcher.submit(webhook(uri, retries=2, call_id="dead-beef"))
+    dispatcher.submit(webhook(receiver.url("/hook"), retries=2, call_id="dead-beef"))
     stats = settle(dispatcher, logs)
 
     assert (stats.delivered, stats.failed, stats.retried) == (0, 1, 2)
+    assert [r.header("X-Callflowd-Attempt") for r in receiver.requests] == ["1", "2", "3"]
     [failure] = [r for r in logs.records if "webhook failed" in r.getMessage()]
     assert failure.levelno == logging.WARNING
     assert failure.getMessage().startswith(
-        "call dead-beef: webhook failed after 3 attempts: connection refused (not sent): POST %s" % uri)
+        "call dead-beef: webhook failed after 3 attempts: 503 service unavailable (sent, no good answer): "
+        "POST %s" % receiver.url("/hook"))
 
 
 def test_a_read_timeout_is_retried_as_sent_without_an_answer(receiver, make_dispatcher, logs):
@@ -299,8 +323,9 @@ def test_a_200_with_a_slow_body_is_counted_once_as_delivered(receiver, make_disp
     assert logs.matching("answered 200 ok after 1 attempt")
 
 
-def test_waits_between_attempts_follow_the_retry_policy(make_dispatcher, logs):
-    uri = "http://127.0.0.1:%d/" % free_port()
+def test_waits_between_attempts_follow_the_retry_policy(receiver, make_dispatcher, logs):
+    receiver.respond_with(503)
+    uri = receiver.url("/")
     dispatcher = make_dispatcher(rand=lambda: 1.0)
     dispatcher.submit(webhook(uri, retries=4, backoff_factor=0.05, backoff_max=0.15, jitter=0.2))
     settle(dispatcher, logs)
@@ -327,7 +352,8 @@ def test_a_webhook_stays_in_the_outbox_until_it_is_delivered(receiver, make_disp
 
 
 def test_a_restarted_dispatcher_resumes_the_outbox_with_the_attempts_left(make_dispatcher, logs, tmp_path):
-    receiver = WebhookReceiver(port=free_port())  # down
+    receiver = WebhookReceiver(port=free_port()).start()
+    receiver.respond_with(503)
     first = make_dispatcher()
     request = webhook(receiver.url("/hook"), retries=2, backoff_factor=60)
     first.submit(request)
@@ -336,7 +362,7 @@ def test_a_restarted_dispatcher_resumes_the_outbox_with_the_attempts_left(make_d
     assert logs.matching("1 undelivered webhooks stay in the outbox")
     assert rows(tmp_path / "state") == [(request.delivery_id, 1)]
 
-    receiver.start()
+    receiver.respond_with(200)
     try:
         later = make_dispatcher(clock=lambda: time.time() + 120)  # the retry is due
         stats = settle(later, logs)
@@ -344,7 +370,7 @@ def test_a_restarted_dispatcher_resumes_the_outbox_with_the_attempts_left(make_d
         receiver.stop()
     assert stats.delivered == 1
     assert logs.matching("resuming 1 undelivered webhooks")
-    [got] = receiver.requests
+    [_, got] = receiver.requests
     assert got.header("X-Callflowd-Delivery") == request.delivery_id
     assert got.header("X-Callflowd-Attempt") == "2"  # the one it had left, not a fresh start
 
@@ -543,7 +569,7 @@ def test_secrets_in_a_webhook_uri_never_reach_the_log(make_dispatcher, logs):
     try:
         port = receiver.port
         receiver.fail_next(1, 503)
-        dispatcher = make_dispatcher(outbox_max=3)
+        dispatcher = make_dispatcher(outbox_max=3, max_age=0.3)
         dispatcher.submit(webhook("http://hookuser:hunter2@127.0.0.1:%d/x?token=tok-123-secret" % port))
         dispatcher.submit(webhook(down, retries=1))
         dispatcher.submit(webhook("http://127.0.0.1:%d/y?api_key=key-456-secret" % port, method="get"))

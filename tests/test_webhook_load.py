@@ -82,7 +82,7 @@ def steps(daemon):
 def wait_for_calls(receiver, call_ids, timeout):
     """Wait until a request for every call in ``call_ids`` arrived (duplicates may come too)."""
     deadline = time.monotonic() + timeout
-    while not call_ids <= {r.form.get("call_id", [""])[0] for r in receiver.requests}:
+    while not call_ids <= {r.fields.get("call_id", [""])[0] for r in receiver.requests}:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
@@ -155,7 +155,7 @@ def test_100_calls_a_second_for_10_seconds_each_webhook_arrives_within_2s_of_its
 
     requests = {}  # call uuid -> its requests, first arrival first
     for request in receiver.requests:
-        requests.setdefault(request.form["call_id"][0], []).append(request)
+        requests.setdefault(request.fields["call_id"][0], []).append(request)
     stepped = steps(daemon)
     lags = sorted(requests[uuid][0].received_at + offset - stepped[uuid]
                   for uuid in placed if uuid in requests and uuid in stepped)
@@ -188,7 +188,7 @@ def test_100_calls_a_second_for_10_seconds_each_webhook_arrives_within_2s_of_its
     # one delivery per call, none missing: a second request only with the same delivery id
     assert set(requests) == set(placed), "no webhook for %d calls: %s" % (len(set(placed) - set(requests)), figures)
     assert all(len({r.header("X-Callflowd-Delivery") for r in sent}) == 1 for sent in requests.values())
-    assert all(sent[0].form["previous_outcome"] == ["USER_BUSY"] for sent in requests.values())
+    assert all(sent[0].fields["previous_outcome"] == ["USER_BUSY"] for sent in requests.values())
     # each received within 2 s of its step
     assert set(stepped) == set(placed)
     assert lags[-1] <= WITHIN, figures

@@ -128,7 +128,7 @@ def test_with_json_logs_the_delivery_process_logs_json_lines_with_the_same_field
     [delivered] = [e for e in entries if "webhook delivered" in e["message"]]
     assert delivered["logger"] == "callflowd.webhooks.dispatcher"  # written by the child...
     assert delivered["level"] == "INFO" and "time" in delivered
-    assert delivered["call_uuid"] == receiver.requests[0].form["call_id"][0]  # ...with the call's field
+    assert delivered["call_uuid"] == receiver.requests[0].fields["call_id"][0]  # ...with the call's field
     assert any(e["logger"] == "callflowd.webhooks.process" and "started" in e["message"] for e in entries)
     assert set(delivered) <= {"time", "level", "logger", "message", "call_uuid", "switch", "exception"}
 
@@ -157,7 +157,7 @@ def test_systemctl_stop_lets_the_delivery_process_deliver_the_webhooks_of_calls_
                 daemon.wait()
 
     [got] = receiver.requests  # the call ended after the SIGTERM; its webhook was delivered
-    assert got.form["call_id"][0] == call.uuid
+    assert got.fields["call_id"][0] == call.uuid
     log = log_path.read_text()
     assert "SIGTERM: delivering until the daemon" in log
     assert "exited with" not in log  # the child was not stopped early, nor restarted

@@ -58,6 +58,9 @@ WEBHOOK_SECONDS = Histogram("callflowd_webhook_delivery_seconds",
                             buckets=_DELIVERY_BUCKETS, registry=REGISTRY)
 WEBHOOKS_DROPPED = Counter("callflowd_webhooks_dropped", "Webhooks refused at submit (queue full, stopping)",
                            registry=REGISTRY)
+WEBHOOKS_EXPIRED = Counter("callflowd_webhooks_expired",
+                           "Webhooks dropped because their receiver was not available for webhooks.max_age",
+                           registry=REGISTRY)
 OUTBOX_DEPTH = Gauge("callflowd_outbox_depth", "Webhooks waiting to be delivered", registry=REGISTRY)
 OUTBOX_OLDEST = Gauge("callflowd_outbox_oldest_age_seconds", "Age of the oldest webhook waiting",
                       registry=REGISTRY)
@@ -166,6 +169,10 @@ def webhook_dropped():
     WEBHOOKS_DROPPED.inc()
 
 
+def webhook_expired():
+    WEBHOOKS_EXPIRED.inc()
+
+
 # -- webhook delivery in a process of its own (webhooks.process) ----------------------------------
 #
 # The delivery process counts its attempts in its own registry (``timed_delivery``), which no
@@ -187,7 +194,8 @@ def delivery_snapshot():
                 buckets.append(sample.value)  # cumulative, in the order of the bounds (+Inf last)
             elif sample.name == "callflowd_webhook_delivery_seconds_sum":
                 total = sample.value
-    return {"attempts": attempts, "buckets": buckets, "sum": total}
+    return {"attempts": attempts, "buckets": buckets, "sum": total,
+            "expired": WEBHOOKS_EXPIRED._value.get()}
 
 
 def delivery_report(before, now, oldest_accepted_at=None):
@@ -201,6 +209,7 @@ def delivery_report(before, now, oldest_accepted_at=None):
     cumulative = [new - old for new, old in zip(now["buckets"], old_buckets)]
     buckets = [value - (cumulative[index - 1] if index else 0.0) for index, value in enumerate(cumulative)]
     return {"attempts": attempts, "buckets": buckets, "sum": now["sum"] - before["sum"],
+            "expired": now.get("expired", 0.0) - before.get("expired", 0.0),
             "oldest_accepted_at": oldest_accepted_at}
 
 
@@ -220,6 +229,9 @@ def add_delivery_report(report):
             if count > 0:
                 value.inc(count)
         WEBHOOK_SECONDS._sum.inc(max(0.0, float(report.get("sum", 0.0))))
+    expired = report.get("expired", 0.0)
+    if isinstance(expired, (int, float)) and expired > 0:
+        WEBHOOKS_EXPIRED.inc(expired)
     _child_oldest[0] = report.get("oldest_accepted_at")
 
 

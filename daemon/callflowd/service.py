@@ -101,7 +101,8 @@ class Service:
         # clock: "now" for the callflows (temporal_route), an aware UTC datetime
         self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
                                  on_call_finished=on_call_finished, owner=owner or default_owner(),
-                                 long_applications=LONG_APPLICATIONS, clock=clock, **router_options)
+                                 long_applications=LONG_APPLICATIONS, clock=clock,
+                                 account_id=config.account_id, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
         self.on_connection_state = []   # callback(name, state, reason), on every link state change
@@ -198,6 +199,7 @@ class Service:
         old = self.config
         self.config = new
         self.router.routes = routes
+        self.router.account_id = new.account_id
         if new.log_level != old.log_level and not self._pin_log_level:
             logging.getLogger().setLevel(new.log_level)
         self._reload_switches(old, new)

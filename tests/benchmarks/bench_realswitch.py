@@ -362,7 +362,7 @@ class Run:
         deadline = time.monotonic() + drain
         while True:
             parked = set(self._parked())
-            hooked = {request.form.get("call_id", [None])[0]
+            hooked = {request.fields.get("call_id", [None])[0]
                       for request in self.rig.receiver.requests[self.since_request:]}
             if parked <= self._finished() and parked <= hooked and self.rig.observer.channel_count() == 0:
                 return True
@@ -378,7 +378,7 @@ class Run:
             events[event.uuid].append(event)
         requests = collections.defaultdict(list)
         for request in rig.receiver.requests[self.since_request:]:
-            requests[request.form.get("call_id", [None])[0]].append(request)
+            requests[request.fields.get("call_id", [None])[0]].append(request)
         lines = rig.daemon.lines[self.since_line:]
         finished = self._finished()
         busy = {match.group(1) for match in map(_BUSY.search, lines) if match}

@@ -41,15 +41,22 @@ def die_with_parent():
         os._exit(1)
 
 
-def front_desk_flow(webhook_uri, http_verb="post"):
-    """The spec's example: ring the front desk; on failure a webhook, then voicemail."""
+def front_desk_flow(webhook_uri, http_verb="post", custom_data=CUSTOM_DATA):
+    """The spec's example: ring the front desk; on failure a webhook, then voicemail.
+
+    ``http_verb`` None leaves the key out, as the spec's own flow does (Kazoo's default: GET)."""
+    data = {"uri": webhook_uri}
+    if http_verb is not None:
+        data["http_verb"] = http_verb
+    if custom_data:
+        data["custom_data"] = custom_data
     return {
         "numbers": [FRONT_DESK],
         "flow": {
             "module": "device", "data": {"id": "front_desk_device_id"},
             "children": {"_": {
                 "module": "webhook",
-                "data": {"uri": webhook_uri, "http_verb": http_verb, "custom_data": CUSTOM_DATA},
+                "data": data,
                 "children": {"_": {"module": "voicemail", "data": {"id": "front_desk_voicemail_box_id"}}},
             }},
         },

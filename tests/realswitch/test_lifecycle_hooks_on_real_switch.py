@@ -57,5 +57,5 @@ def test_an_answered_call_reports_its_life_with_durations_that_match_the_switch(
     assert TALK - 0.5 <= billing <= TALK + 2.0, billing
 
     [phone_create] = [r for r in receiver.requests if r.path == "/phones"]
-    assert phone_create.form["call_direction"] == ["outbound"]
-    assert phone_create.form["call_id"] != [uuid]
+    assert phone_create.fields["call_direction"] == ["outbound"]
+    assert phone_create.fields["call_id"] != [uuid]

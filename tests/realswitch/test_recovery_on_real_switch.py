@@ -42,7 +42,7 @@ def ends_like_a_good_day(switch, daemon, receiver, uuid, disposition="NO_ANSWER"
     assert bridge_done["variable_originate_disposition"] == disposition
     voicemail = switch.wait_for("CHANNEL_EXECUTE", uuid, Application="voicemail", timeout=20)
     (request,) = receiver.wait_for(1, timeout=10)
-    assert request.form["call_id"] == [uuid]
+    assert request.fields["call_id"] == [uuid]
     assert voicemail.switch_time >= bridge_done.switch_time
     assert switch.applications(uuid).count("bridge") == 1  # the phone was rung once, not twice
     switch.api("uuid_kill %s" % uuid)

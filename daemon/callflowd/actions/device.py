@@ -20,6 +20,7 @@ EXECUTE_COMPLETE(bridge).
 import dataclasses
 
 from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.calls import facts
 from callflowd.config import fields
 from callflowd.config.model import Device, Reference
 from callflowd.esl import names
@@ -66,6 +67,8 @@ LONG_APPLICATIONS = ("bridge",)
 
 
 def handle(call, data):
+    # The webhook fields Kazoo takes from the device that authorised the call (calls/facts.py).
+    facts.note_device(call.facts, data.device.id, getattr(data.device, "owner_id", None))
     # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
     call.set_variable("continue_on_fail", "true", ahead=True)
     result = call.execute(
@@ -74,6 +77,7 @@ def handle(call, data):
     )
     disposition = result.get(names.VAR_ORIGINATE_DISPOSITION) or "UNKNOWN"
     if disposition == ANSWERED:
+        facts.note_bridge(call.facts, result)
         call.log.info("device %s answered; bridge ended", data.device.id)
         return STOP
     sip_cause = result.get(names.VAR_LAST_BRIDGE_PROTO_CAUSE)

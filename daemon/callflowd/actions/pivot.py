@@ -33,6 +33,7 @@ import dataclasses
 
 from callflowd.actions import webhook
 from callflowd.actions.outcome import DEFAULT, Branch, in_fetched_flow
+from callflowd.calls import facts
 from callflowd.config import fields
 from callflowd.logfmt import redact_uri
 from callflowd.webhooks import delivery, wire
@@ -115,7 +116,8 @@ def handle(call, data):
     where = redact_uri(data.voice_url)
     call.log.info("pivot: %s %s", data.method.upper(), where)
     try:
-        text = fetch(data, webhook.request_fields(call, {}), in_fetched_flow(call))
+        text = fetch(data, webhook.request_fields(call, {}) + tuple(
+            (name, call.facts[name]) for name in facts.PIVOT_EXTRAS if name in call.facts), in_fetched_flow(call))
     except PivotFailed as exc:
         call.log.warning("pivot to %s failed: %s; continuing at %s", where, exc, DEFAULT)
         return DEFAULT

@@ -38,9 +38,10 @@ class CallRouter:
 
     def __init__(self, routes, webhooks, run_flow, on_call_finished=(),
                  outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, long_applications=frozenset(),
-                 clock=utc_now):
+                 clock=utc_now, account_id=None):
         self.routes = routes  # a callflowd.calls.routes.RouteTable
         self.clock = clock  # every call's "now" (an aware UTC datetime)
+        self.account_id = account_id  # the config's account_id: a Kazoo field of every call
         self.owner = owner  # written on every channel we drive (calls/marker.py)
         self._run_flow = run_flow
         self._long_applications = frozenset(long_applications)
@@ -92,7 +93,7 @@ class CallRouter:
                         uuid, safe(record.node_path), safe(record.callflow_id))
             link.hangup_later(uuid, names.NORMAL_CLEARING)
             return
-        call = self._call(uuid, call_facts(channel), callflow, link, resuming=record)
+        call = self._call(uuid, self._facts(channel, link), callflow, link, resuming=record)
         call.log.info("taking the call back on switch %s at %s of callflow %s%s", link.name, node.path,
                       callflow.id, " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
         self._start(call, callflow, node, self._returns(call, record))
@@ -112,12 +113,17 @@ class CallRouter:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         callflow = route.callflow
-        call = self._call(uuid, call_facts(event), callflow, link)
+        call = self._call(uuid, self._facts(event, link), callflow, link)
         call.captures = route.captures
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
-                      safe(number), safe(call.facts["caller_id_name"]),
-                      safe(call.facts["caller_id_number"]), link.name, callflow.id, route.how)
+                      safe(number), safe(call.facts.get("caller_id_name", "")),
+                      safe(call.facts.get("caller_id_number", "")), link.name, callflow.id, route.how)
         self._start(call, callflow)
+
+    def _facts(self, channel, link):
+        """The call's Kazoo fields (calls/facts.py): from the channel, the config, the switch's."""
+        return call_facts(channel, self.account_id, getattr(link.settings, "switch_nodename", None),
+                          getattr(self.routes, "normalize", None))
 
     def _call(self, uuid, facts, callflow, link, resuming=None):
         return Call(uuid, facts, callflow.id, link, self._webhooks,

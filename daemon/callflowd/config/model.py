@@ -16,8 +16,15 @@ DEFAULT_BRANCH = "_"
 # What a webhook setting may say; the webhooks layer (above) reads these same tuples.
 WEBHOOK_FORMATS = ("form", "json")  # how a POST body is encoded (webhooks.request)
 WEBHOOK_VERBS = ("get", "post")
-MAX_WEBHOOK_RETRIES = 4  # extra attempts a webhook or a hook may ask for
+# A webhook's ``retries`` is Kazoo's (kzd_webhook:retries/1): attempts in all, default 3, 1-5.
+DEFAULT_WEBHOOK_ATTEMPTS = 3
+MIN_WEBHOOK_ATTEMPTS = 1
+MAX_WEBHOOK_ATTEMPTS = 5
 SYNCHRONOUS = ("normal", "full")  # the outbox's SQLite synchronous modes (webhooks.store)
+# webhooks.retry_mode: "durable" holds a webhook through a receiver's outage (up to max_age);
+# "kazoo" is Kazoo 4.3's webhooks_util:retry_hook/3 (see webhooks/dispatcher.py).
+RETRY_MODES = ("durable", "kazoo")
+MAX_WEBHOOK_AGE = 7 * 86400  # webhooks.max_age: a week in the outbox at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +45,9 @@ class FreeswitchSettings:
     reconnect: Retry = Retry(total=None, backoff_factor=0.5, backoff_max=4.0, jitter=0.2)
     idle_timeout: float = 30.0
     limits: FrameLimits = FrameLimits()
+    # Kazoo's Switch-Nodename (the switch's Erlang node name, e.g. freeswitch@fs1.example.com):
+    # sent as switch_nodename in webhooks when set; plain FreeSWITCH has no such name.
+    switch_nodename: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +83,7 @@ class WebhookSettings:
     """Defaults for the ``webhook`` action and lifecycle hooks, and how the outbox delivers them."""
 
     timeout: float = 5.0  # seconds, per HTTP attempt (connect and read)
-    retries: int = 2  # default for nodes that don't say
+    retries: int = DEFAULT_WEBHOOK_ATTEMPTS  # attempts in all (Kazoo's ``retries``), for nodes that don't say
     backoff_factor: float = 1.0
     backoff_max: float = 30.0
     retry_after_max: float = 300.0  # a longer Retry-After is cut to this
@@ -87,13 +97,19 @@ class WebhookSettings:
     proxy: str | None = None
     destinations: Destinations = Destinations()  # webhooks.allow / webhooks.deny
     process: bool = False  # deliver from a process of its own (webhooks.process)
+    # How long a webhook whose receiver is not available (refused, DNS, connect timeout, breaker
+    # open) waits in the outbox before it is dropped; such tries spend none of its ``retries``.
+    max_age: float = 3600.0
+    # "durable" (the above) or "kazoo": Kazoo 4.3's own rule, every failed attempt counts,
+    # 2 s apart, an answer (any status) is final, dropped after the last attempt.
+    retry_mode: str = "durable"
     # Signing secrets by name; "" is the global one. Never in a callflow document.
     secrets: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}), repr=False)
 
-    def retry_policy(self, retries):
-        """The ``Retry`` for ``retries`` extra attempts under these settings' back-off."""
-        return Retry(total=retries, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
+    def retry_policy(self, attempts):
+        """The ``Retry`` for ``attempts`` in all (Kazoo's ``retries``) under these settings' back-off."""
+        return Retry(total=attempts - 1, backoff_factor=self.backoff_factor, backoff_max=self.backoff_max,
                      jitter=0.1, retry_after_max=self.retry_after_max)
 
 
@@ -204,6 +220,7 @@ class Config:
     hooks: tuple = ()  # of Hook
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
+    account_id: str | None = None  # Kazoo's account id (32 hex digits), sent in webhooks when set
 
     @property
     def freeswitch(self):

@@ -4,7 +4,7 @@
 every key of every section with the rules of ``config.fields``, and returns the
 ``Config`` without its callflows, plus the top section the callflow documents are
 then read from (``config.documents``). Any problem raises one ``ConfigError`` naming
-the file and the path (``webhooks.retries: must be between 0 and 4``).
+the file and the path (``webhooks.retries: must be between 1 and 5``).
 
 To add a section: its frozen value in ``config.model`` (a field of ``Config``, or of
 ``Directory`` if callflow nodes refer to its entries by id), a function below that
@@ -13,6 +13,7 @@ reads it from its ``Section``, its key in ``TOP_KEYS``, and one line in
 """
 
 import os
+import re
 from types import MappingProxyType
 
 from callflowd.config import files, temporal
@@ -43,9 +44,9 @@ DEFAULT_STATE_DIR = "/var/lib/callflowd"
 
 TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
             "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
-            "temporal_rules")
+            "temporal_rules", "account_id")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
-                    "reconnect", "limits") + PASSWORD_KEYS
+                    "reconnect", "limits", "switch_nodename") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
 _LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
 _DEVICE_KEYS = ("dial_string", "timeout")
@@ -53,6 +54,7 @@ _BOX_KEYS = ("profile", "domain", "mailbox")
 _METRICS_KEYS = ("host", "port")
 _ROUTING_KEYS = ("e164_converters", "max_callflow_jumps")
 _CONVERTER_KEYS = ("regex", "prefix", "suffix")
+_ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")  # a Kazoo account id
 
 
 def read_settings(path):
@@ -83,8 +85,18 @@ def read_settings(path):
     config = Config(switches=switches, directory=directory, callflows=(), log_level=log_level,
                     shutdown_grace=shutdown_grace, source=source, metrics=read_metrics(top),
                     state_dir=read_state_dir(top, base), hooks=read_hooks(top, directory.webhooks),
-                    routing=read_routing(top))
+                    routing=read_routing(top), account_id=read_account_id(top))
     return config, top
+
+
+def read_account_id(top):
+    """``account_id``: Kazoo's, 32 lower-case hex digits (webhooks derive ``account_db`` from it)."""
+    if not top.given("account_id"):
+        return None
+    value = top.string("account_id", spaces=False)
+    if not _ACCOUNT_ID.fullmatch(value):
+        top.fail("account_id", "must be a Kazoo account id: 32 lower-case hex digits")
+    return value
 
 
 def base_dir(source):
@@ -144,6 +156,7 @@ def _freeswitch(section, base):
             backoff_max=reconnect.seconds("backoff_max", defaults.reconnect.backoff_max),
             jitter=RECONNECT_JITTER,
         ),
+        switch_nodename=section.string("switch_nodename", None, spaces=False),
     )
 
 

@@ -3,14 +3,18 @@
 Part of the settings schema (``config.settings``), apart because it is the largest part.
 """
 
+import math
 import os
 from types import MappingProxyType
 
-from callflowd.config import files
+from callflowd.config import fields, files
 from callflowd.config.destinations import Destinations, InvalidRule, Rules
 from callflowd.config.fields import REQUIRED, Section, check_uri, has_whitespace, join
 from callflowd.config.model import (
-    MAX_WEBHOOK_RETRIES,
+    MAX_WEBHOOK_AGE,
+    MAX_WEBHOOK_ATTEMPTS,
+    MIN_WEBHOOK_ATTEMPTS,
+    RETRY_MODES,
     SYNCHRONOUS,
     WEBHOOK_FORMATS,
     WEBHOOK_VERBS,
@@ -23,7 +27,7 @@ from callflowd.errors import InvalidData
 
 WEBHOOK_KEYS = ("timeout", "retries", "backoff_factor", "backoff_max", "retry_after_max", "format",
                 "concurrency", "concurrency_per_endpoint", "outbox", "breaker", "proxy",
-                "secret", "secret_file", "secrets", "process", "allow", "deny")
+                "secret", "secret_file", "secrets", "process", "allow", "deny", "max_age", "retry_mode")
 _OUTBOX_KEYS = ("max", "synchronous")
 _BREAKER_KEYS = ("failures", "pause", "pause_max")
 HOOK_KEYS = ("events", "uri", "http_verb", "format", "secret", "retries", "callflow_ids",
@@ -49,7 +53,7 @@ def read_webhooks(top, base):
             section.fail("proxy", str(exc))
     return WebhookSettings(
         timeout=section.seconds("timeout", defaults.timeout),
-        retries=section.integer("retries", defaults.retries, 0, MAX_WEBHOOK_RETRIES),
+        retries=section.integer("retries", defaults.retries, MIN_WEBHOOK_ATTEMPTS, MAX_WEBHOOK_ATTEMPTS),
         backoff_factor=section.seconds("backoff_factor", defaults.backoff_factor),
         backoff_max=section.seconds("backoff_max", defaults.backoff_max),
         retry_after_max=section.seconds("retry_after_max", defaults.retry_after_max),
@@ -67,7 +71,24 @@ def read_webhooks(top, base):
         destinations=_destinations(section),
         secrets=_secrets(section, base),
         process=section.flag("process", defaults.process),
+        max_age=section.apply(_max_age, "max_age", defaults.max_age),
+        retry_mode=section.choice("retry_mode", RETRY_MODES, defaults.retry_mode),
     )
+
+
+def _max_age(raw, key, default):
+    """How long a webhook may wait for a receiver that isn't available: seconds (the one rule for
+    numbers, as ``fields.seconds``), up to a week rather than an hour."""
+    value = fields.optional(raw, key, object, default)
+    if isinstance(value, str):
+        value = fields.integer_value(value, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidData(key, "must be a number")
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidData(key, "must be a number greater than 0")
+    if value > MAX_WEBHOOK_AGE:
+        raise InvalidData(key, "must be at most %d seconds (a week)" % MAX_WEBHOOK_AGE)
+    return float(value)
 
 
 def _destinations(section):
@@ -144,7 +165,8 @@ def read_hooks(top, settings):
             http_verb=section.choice("http_verb", WEBHOOK_VERBS, "post"),
             format=section.choice("format", WEBHOOK_FORMATS, settings.format),
             secret=_secret_name(section, settings),
-            retry=settings.retry_policy(section.integer("retries", settings.retries, 0, MAX_WEBHOOK_RETRIES)),
+            retry=settings.retry_policy(section.integer("retries", settings.retries, MIN_WEBHOOK_ATTEMPTS,
+                                                        MAX_WEBHOOK_ATTEMPTS)),
             callflow_ids=tuple(section.strings("callflow_ids")),
             direction=direction,
             numbers=tuple(section.strings("numbers")),

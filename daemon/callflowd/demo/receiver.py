@@ -59,6 +59,11 @@ class ReceivedRequest:
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
 
+    @property
+    def fields(self):
+        """The webhook's fields wherever they came: the form body of a POST, else the query."""
+        return self.form if self.form else self.query
+
 
 class WebhookReceiver:
     """Records requests to ``http://127.0.0.1:<port>/...``; answers 200 unless told otherwise."""

@@ -25,7 +25,7 @@ from callflowd.config.model import MetricsSettings
 from callflowd.logfmt import escape, redact_uri
 from callflowd.service import Service
 from callflowd.simulator import FreeswitchSimulator, Scenario
-from callflowd.webhooks import wire
+from callflowd.webhooks import querystring, wire
 from callflowd.webhooks.dispatcher import DispatcherStats, WebhookDispatcher
 
 # --device words, and the simulator's names for them.
@@ -117,6 +117,8 @@ class _RecordingDispatcher:
         self.requests.append(request)
         return True
 
+    submit_committed = submit
+
     @property
     def stats(self):
         return DispatcherStats(accepted=len(self.requests))
@@ -137,10 +139,10 @@ class _RedirectingDispatcher(WebhookDispatcher):
         self.requests = []
         self.results = {}  # delivery id -> the last AttemptResult
 
-    def submit(self, request):
+    def _add(self, request):
         request = dataclasses.replace(request, uri=self.redirect(request.uri))
         self.requests.append(request)
-        return super().submit(request)
+        return super()._add(request)
 
     def redirect(self, uri):
         if self.target.path not in ("", "/"):
@@ -198,14 +200,14 @@ def _print_webhooks(out, webhooks, webhook_to):
     else:
         _say(out, "webhooks that would be sent (not sent; --webhook-to URL sends them):")
     for request in webhooks.requests:
-        body = urllib.parse.urlencode(request.fields)
         if request.method == "post":
             _say(out, "  POST %s" % redact_uri(request.uri))
             _say(out, "    Content-Type: %s" % (wire.JSON_CONTENT_TYPE if request.format == "json"
                                               else wire.FORM_CONTENT_TYPE))
         else:
-            _say(out, "  GET %s" % wire.with_query(redact_uri(request.uri), body))
-        for name, value in request.fields:
+            _say(out, "  GET %s  (the fields below in its query string)" % redact_uri(request.uri))
+        # as the receiver parses them: nested custom_data as crm[account] = ACME
+        for name, value in urllib.parse.parse_qsl(querystring.encode(request.fields), keep_blank_values=True):
             _say(out, "    %s = %s" % (escape(name), escape(value)))
         if webhook_to:
             result = webhooks.results.get(request.delivery_id)

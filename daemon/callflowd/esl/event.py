@@ -105,3 +105,25 @@ def _split_head(head):
     headers = {name: (unquote_value(value) if "%" in value else value) for name, sep, value in lines if sep}
     headers.pop(BODY_LENGTH, None)
     return headers
+
+
+def headers_with_prefix(event, prefix):
+    """``(name, value)`` of every header of ``event`` whose name starts with ``prefix``, in order.
+
+    On a plain event the header block is searched as text (most events hold none of
+    them), so the ~150 other headers are never split nor decoded.
+    """
+    head = event._head
+    if head is None:
+        return [(name, value) for name, value in event.headers.items() if name.startswith(prefix)]
+    found = {}
+    key = "\n" + prefix
+    at = head.find(key)
+    while at >= 0:
+        end = head.find("\n", at + 1)
+        line = head[at + 1:] if end < 0 else head[at + 1:end]
+        name, sep, value = line.partition(": ")
+        if sep:
+            found[name] = unquote_value(value) if "%" in value else value  # the last one wins
+        at = head.find(key, at + 1) if end < 0 else head.find(key, end)
+    return list(found.items())

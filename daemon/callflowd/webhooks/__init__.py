@@ -4,5 +4,5 @@
 ``delivery`` (one attempt and its outcome), ``store`` (the SQLite file),
 ``outbox`` (group commit), ``breaker`` (per-endpoint circuit breaker),
 ``dispatcher`` (lanes, concurrency, retries, start/stop), ``process`` and
-``__main__`` (delivery in a process of its own), ``redact`` (URIs in logs).
+``__main__`` (delivery in a process of its own).
 """

@@ -56,7 +56,7 @@ REPORT_SECONDS = 1.0
 # Added to the daemon's niceness: a nice-10 process gets about a tenth of the CPU a nice-0 one
 # gets when both want the same core (sched(7)), and all of what the daemon leaves.
 NICE = 10
-COUNTS = ("delivered", "failed", "retried")
+COUNTS = ("delivered", "failed", "retried", "expired")
 
 
 def main(argv=None):

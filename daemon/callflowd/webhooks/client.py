@@ -20,7 +20,11 @@ command is in docs/benchmarks.md): parsing a short answer with h11 costs about
 h11 as well (``Connection.send(Request)`` validates every header) cost 67 µs
 against 5 µs for our one-``sendall`` writer (``wire.Wire.to_bytes``), so we
 keep ours and tell h11 only what it needs to frame the answer: the method, via a
-constant stand-in request whose bytes are never written (``_STAND_IN``).
+constant stand-in request whose bytes are never written (``_STAND_IN``). One at a
+time against a keep-alive receiver, in the same runs (load average 3.5-8 on this
+shared machine): this client 1,597-5,581 requests/s, urllib3's ``PoolManager``
+723-2,826/s (ahead in 8 of 9 rounds); the durable outbox on it 3,058-3,981
+deliveries/s in 6 of 9 rounds, 0.24-0.33 ms of CPU each.
 
 What holds (tests/test_http_conformance.py is the corpus):
 

@@ -14,13 +14,13 @@ answer" are different outcomes:
                connect timeout, TLS handshake failed (other than an untrusted
                certificate). Retried.
 ``NO_ANSWER``  the request was (or may have been) sent but no good answer came:
-               408, 429, 502, 503, 504 (``Retry.retry_statuses``; their
+               408, 429, any 5xx (``Retry.retry_statuses``; their
                ``Retry-After`` is kept), read timeout before the status line,
                connection reset or closed before an answer, the attempt's
                deadline. Retried, but the far end may have acted on it, so a
                receiver may see it more than once (same delivery id).
-``REJECTED``   retrying cannot help: any other status (other 4xx, 500, 501,
-               3xx), a certificate we don't trust, a destination refused by
+``REJECTED``   retrying cannot help: any other status (other 4xx, 3xx), a
+               certificate we don't trust, a destination refused by
                ``webhooks.allow``/``deny``, an invalid URI or method. Not retried.
 
 Redirects are never followed, for either method: a redirected POST turned into

@@ -10,10 +10,20 @@ the writer commits it (see ``outbox``). Then:
 * every attempt is its own greenlet, up to ``concurrency_per_endpoint`` per
   endpoint and ``concurrency`` in all. A receiver taking 1 s to answer 100
   webhooks a second needs 100 in flight: greenlets, not a fixed pool.
-* ``DELIVERED`` deletes the row; ``NOT_SENT``/``NO_ANSWER`` records the
-  attempt and schedules the next after ``Retry.delay()`` (the server's
-  ``Retry-After``, capped, or the back-off), until the retries are spent;
-  ``REJECTED`` and spent retries delete the row and log a warning.
+* ``DELIVERED`` deletes the row. ``NOT_SENT`` (the host isn't available: refused,
+  DNS failure, connect timeout, a TLS handshake cut) spends none of the webhook's
+  ``retries``: it waits in the outbox with back-off, as it does while its endpoint's
+  breaker is open, until the receiver answers again, up to ``webhooks.max_age``
+  from when it was accepted; then it is dropped with one warning and counted
+  (``callflowd_webhooks_expired_total``). ``NO_ANSWER`` (sent, then 408/429/5xx or
+  nothing) spends one: the next is scheduled after ``Retry.delay()`` (the server's
+  ``Retry-After``, capped, or the back-off) until ``retries`` attempts in all were
+  made. ``REJECTED`` and spent retries delete the row and log a warning.
+* ``webhooks.retry_mode: kazoo`` is Kazoo 4.3's rule instead
+  (``webhooks_util:handle_resp/5``, ``retry_hook/3``): any attempt that got no answer
+  (not sent, or sent without one) spends one of the ``retries``, the next follows
+  2 s later, and after the last the webhook is dropped; an answer of any status is
+  final (Kazoo retries none); no breaker holds the endpoint back.
 * nothing waits in a loop: a timer heap holds the retries, and one scheduler
   greenlet launches what is due when woken.
 
@@ -49,6 +59,13 @@ from callflowd.webhooks.store import OutboxStore
 
 log = logging.getLogger(__name__)
 
+# How long a call's greenlet waits for its webhook's group commit (normally milliseconds).
+COMMIT_WAIT = 10.0
+# webhooks.retry_mode: kazoo -- webhooks_util:retry_hook/3 sleeps 2000 ms between attempts.
+KAZOO_RETRY_PAUSE = 2.0
+# While an endpoint's breaker holds webhooks back, look this often for ones past max_age.
+EXPIRY_SWEEP_SECONDS = 5.0
+
 
 class State(enum.Enum):
     NEW = "new"
@@ -67,6 +84,7 @@ class DispatcherStats:
     dropped: int = 0  # refused by submit(): outbox full, or not running
     lost: int = 0  # handed over, but their commit failed (disk full...)
     retried: int = 0  # extra attempts scheduled
+    expired: int = 0  # dropped after webhooks.max_age without their receiver being available
     pending: int = 0
     in_flight: int = 0
 
@@ -76,8 +94,9 @@ class Item:
     """A webhook in the outbox, with its progress."""
 
     request: WebhookRequest
-    attempts: int = 0  # attempts made
+    attempts: int = 0  # attempts that count against its retries (the receiver was reached)
     due: float = 0.0  # Unix time the next attempt may start
+    waits: int = 0  # tries in a row that found the host not available (the back-off's count)
 
 
 class _Lane:
@@ -103,13 +122,38 @@ class OutboxIntake:
 
     def submit(self, request):
         """Hand ``request`` to the outbox; never blocks. False (logged, counted) if dropped."""
+        return self._add(request) is not None
+
+    def submit_committed(self, request, timeout=COMMIT_WAIT):
+        """Hand ``request`` to the outbox and wait (this greenlet only) until it is committed.
+
+        True once it is on disk: a SIGKILL from then on finds it in the outbox. False if it
+        was refused or its commit failed (both logged and counted). After ``timeout``
+        seconds without a commit (a stuck disk) it says so and returns False: the call is
+        not held longer; the webhook is still committed if the writer gets to it.
+        """
+        batch = self._add(request)
+        if batch is None:
+            return False
+        committed = batch.wait(timeout)
+        if committed is None:
+            log.error("call %s: webhook not committed within %gs (outbox writer stuck?); the call "
+                      "moves on: %s", safe(request.call_id), timeout, request.describe())
+            return False
+        return committed
+
+    def _add(self, request):
         if self.state is not State.RUNNING:
-            return self._drop(request, "dispatcher %s" % self.state.value)
+            self._drop(request, "dispatcher %s" % self.state.value)
+            return None
+        now = self._clock()
+        if not request.accepted_at:
+            request = dataclasses.replace(request, accepted_at=now)
         try:
-            self.outbox.add(Item(request, 0, self._clock()))
+            return self.outbox.add(Item(request, 0, now))
         except OutboxFull as exc:
-            return self._drop(request, "outbox full: %s" % exc)
-        return True
+            self._drop(request, "outbox full: %s" % exc)
+            return None
 
     def _drop(self, request, why):
         self._counts["dropped"] += 1
@@ -166,7 +210,10 @@ class WebhookDispatcher(OutboxIntake):
         self._wake = Event()
         self._progress = Event()  # set whenever an attempt ends
         self._counts = dict.fromkeys(
-            ("accepted", "delivered", "failed", "dropped", "lost", "retried"), 0)
+            ("accepted", "delivered", "failed", "dropped", "lost", "retried", "expired"), 0)
+        self._kazoo = getattr(settings, "retry_mode", "durable") == "kazoo"
+        self._max_age = getattr(settings, "max_age", 3600.0)
+        self._swept_at = 0.0
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -312,7 +359,10 @@ class WebhookDispatcher(OutboxIntake):
     def _lane(self, endpoint):
         lane = self._lanes.get(endpoint)
         if lane is None:
-            breaker = Breaker(redact_uri(endpoint), self.settings.breaker)
+            settings = self.settings.breaker
+            if self._kazoo:  # Kazoo has no breaker: every webhook makes its own attempts
+                settings = dataclasses.replace(settings, failures=2 ** 62)
+            breaker = Breaker(redact_uri(endpoint), settings)
             lane = self._lanes[endpoint] = _Lane(endpoint, breaker)
         return lane
 
@@ -335,14 +385,24 @@ class WebhookDispatcher(OutboxIntake):
         now = self._clock()
         while self._timers and self._timers[0][0] <= now:
             _, _, item = heapq.heappop(self._timers)
+            if item.waits and self._expired(item, now):
+                continue
             self._schedule(item, now)
         next_at = self._timers[0][0] if self._timers else None
         settings = self.settings
+        sweep = now - self._swept_at >= EXPIRY_SWEEP_SECONDS
         for lane in list(self._busy):
             allowed = lane.breaker.allows(now)
             if allowed == 0:
+                if sweep:
+                    self._sweep(lane, now)
                 if lane.in_flight == 0:
                     next_at = lane.breaker.reopens_at if next_at is None else min(next_at, lane.breaker.reopens_at)
+                if lane.ready:
+                    wake = now + EXPIRY_SWEEP_SECONDS
+                    next_at = wake if next_at is None else min(next_at, wake)
+                else:
+                    self._busy.discard(lane)
                 continue
             room = settings.concurrency_per_endpoint - lane.in_flight
             if allowed is not None:
@@ -356,15 +416,43 @@ class WebhookDispatcher(OutboxIntake):
                 self._attempts.spawn(self._attempt, lane, item, probe)
             if not lane.ready:
                 self._busy.discard(lane)
+        if sweep:
+            self._swept_at = now
         if next_at is None:
             return None
         return max(0.0, next_at - now)
+
+    def _sweep(self, lane, now):
+        """Drop the webhooks an open breaker has held past ``max_age``."""
+        if any(self._age(item, now) >= self._max_age for item in lane.ready):
+            kept = [item for item in lane.ready if not self._expired(item, now)]
+            lane.ready.clear()
+            lane.ready.extend(kept)
+
+    def _age(self, item, now):
+        accepted = item.request.accepted_at or self._waiting.get(item.request.delivery_id, now)
+        return now - accepted
+
+    def _expired(self, item, now):
+        """True (and the webhook dropped, logged, counted) if it is past ``max_age``."""
+        if self._kazoo or self._age(item, now) < self._max_age:
+            return False
+        request = item.request
+        self.outbox.delete(request.delivery_id)
+        self._waiting.pop(request.delivery_id, None)
+        self._counts["expired"] += 1
+        metrics.webhook_expired()
+        log.warning("call %s: webhook dropped: its receiver was not available for %gs "
+                    "(webhooks.max_age): %s (delivery %s, %s made); %d expired since start",
+                    safe(request.call_id), self._max_age, request.describe(), request.delivery_id,
+                    _attempts(item.attempts), self._counts["expired"])
+        return True
 
     # -- attempts --------------------------------------------------------------------
 
     def _attempt(self, lane, item, probe=False):
         request = item.request
-        item.attempts += 1
+        item.attempts += 1  # taken back in _record when the host was not available
         response = None
         recorded = False
         try:
@@ -435,25 +523,61 @@ class WebhookDispatcher(OutboxIntake):
                      safe(request.call_id), request.describe(), result.reason,
                      _attempts(item.attempts), request.delivery_id)
             return
+        if self._kazoo:
+            return self._record_kazoo(lane, item, result)
         if not result.retryable:
             if result.status is not None:
                 lane.breaker.succeeded()  # it answered: the endpoint is alive
             return self._failed(item, result)
         now = self._clock()
         lane.breaker.failed(now)
+        if result.outcome is Outcome.NOT_SENT:
+            return self._hold(item, result, now)
+        item.waits = 0
         retry = dataclasses.replace(request.retry, attempt=item.attempts - 1)
         try:
             retry = retry.increment()
         except RetriesExhausted:
             return self._failed(item, result)
         delay = retry.delay(result.retry_after, self._rand)
-        item.due = now + delay
-        self.outbox.update(item)
-        self._counts["retried"] += 1
+        self._retry_later(item, now + delay)
         log.info("call %s: webhook %s (%s): %s; retry %d%s in %.2fs%s",
                  safe(request.call_id), result.outcome.value, result.reason, request.describe(),
                  retry.attempt, "" if retry.total is None else " of %d" % retry.total, delay,
                  "" if result.retry_after is None else " (Retry-After)")
+
+    def _hold(self, item, result, now):
+        """The host was not available: the try spends nothing; wait (back-off) up to max_age."""
+        request = item.request
+        item.attempts -= 1
+        if self._expired(item, now):
+            return
+        item.waits += 1
+        waited = dataclasses.replace(request.retry, total=None, attempt=min(item.waits, 64))
+        delay = waited.backoff(self._rand)
+        expires = now - self._age(item, now) + self._max_age
+        self._retry_later(item, min(now + delay, expires))
+        log.info("call %s: webhook not sent (%s): %s; it waits in the outbox and tries again in "
+                 "%.2fs (attempts spent: %d of %d)", safe(request.call_id), result.reason,
+                 request.describe(), delay, item.attempts, (request.retry.total or 0) + 1)
+
+    def _record_kazoo(self, lane, item, result):
+        """Kazoo 4.3: an answer is final; no answer (sent or not) spends an attempt; 2 s apart."""
+        request = item.request
+        if result.status is not None:  # handle_resp/5: any answer but 200 is logged, not retried
+            lane.breaker.succeeded()
+            return self._failed(item, result)
+        if item.attempts >= (request.retry.total or 0) + 1:
+            return self._failed(item, result)
+        self._retry_later(item, self._clock() + KAZOO_RETRY_PAUSE)
+        log.info("call %s: webhook %s (%s): %s; attempt %d of %d in %gs (retry_mode kazoo)",
+                 safe(request.call_id), result.outcome.value, result.reason, request.describe(),
+                 item.attempts + 1, (request.retry.total or 0) + 1, KAZOO_RETRY_PAUSE)
+
+    def _retry_later(self, item, due):
+        item.due = due
+        self.outbox.update(item)
+        self._counts["retried"] += 1
         heapq.heappush(self._timers, (item.due, next(self._seq), item))
 
     def _failed(self, item, result):

@@ -8,7 +8,10 @@ commit is under way goes into the next one, so the batch grows with the load
 and the disk sees one commit per batch, not per webhook (group commit).
 
 A webhook counts as *accepted* once its batch is committed: only then is it
-handed to ``on_committed`` (the dispatcher) to be sent. When the outbox holds
+handed to ``on_committed`` (the dispatcher) to be sent. ``add()`` returns the
+``Batch`` the webhook will be committed in: a call's greenlet that must not
+move on before its webhook is on disk (the ``webhook`` step) waits on it; the
+hub, the writer and every other call go on meanwhile. When the outbox holds
 ``max_rows`` (committed plus buffered), ``add()`` refuses at once; when a
 commit fails (disk full...), its new webhooks are lost: both are logged loudly
 and counted by the caller, and the call goes on.
@@ -26,6 +29,25 @@ log = logging.getLogger(__name__)
 
 class OutboxFull(Exception):
     """The outbox holds as many webhooks as it may."""
+
+
+class Batch:
+    """One commit's fate: ``wait(timeout)`` returns True once it is committed, False if its
+    commit failed, None if neither happened within ``timeout`` seconds."""
+
+    __slots__ = ("_done", "committed")
+
+    def __init__(self):
+        self._done = Event()
+        self.committed = None
+
+    def wait(self, timeout):
+        self._done.wait(timeout)
+        return self.committed
+
+    def _settle(self, committed):
+        self.committed = committed
+        self._done.set()
 
 
 class Outbox:
@@ -47,6 +69,7 @@ class Outbox:
         self._writing = False
         self._committing = 0  # inserts in the commit under way
         self._writer = None
+        self._batch = Batch()  # what the webhooks buffered now will be committed in
         self.batches = 0
 
     def open(self):
@@ -74,7 +97,8 @@ class Outbox:
         return self.rows + self._committing + len(self._inserts)
 
     def add(self, item):
-        """Buffer ``item`` for the next commit; never blocks. Raises OutboxFull."""
+        """Buffer ``item`` for the next commit; never blocks; returns that commit's ``Batch``.
+        Raises OutboxFull."""
         if self.size >= self.max_rows:
             raise OutboxFull("%d webhooks in the outbox" % self.size)
         request = item.request
@@ -83,6 +107,7 @@ class Outbox:
         self._rows.append((request.delivery_id, request.endpoint, item.attempts, item.due, request.to_json()))
         self._inserts.append(item)
         self._dirty.set()
+        return self._batch
 
     def update(self, item):
         """Record a failed attempt: attempts made and when the next one is due."""
@@ -138,7 +163,9 @@ class Outbox:
         rows, self._rows = self._rows, []
         updates, self._updates = self._updates, {}
         deletes, self._deletes = self._deletes, set()
+        batch, self._batch = self._batch, Batch()
         if not (inserts or updates or deletes):
+            batch._settle(True)
             return
         self._writing = True
         self._committing = len(inserts)
@@ -148,10 +175,12 @@ class Outbox:
             # Loud: these webhooks are lost (inserts), or may be sent again (deletes).
             log.error("outbox write failed: %s; %d new webhooks lost, %d finished ones may be "
                       "sent again after a restart", exc, len(inserts), len(deletes))
+            batch._settle(False)
             self._on_lost(inserts)
         else:
             self.batches += 1
             self.rows = counted if self.shared else self.rows + len(inserts) - len(deletes)
+            batch._settle(True)
             if inserts:
                 self._on_committed(inserts)
         finally:

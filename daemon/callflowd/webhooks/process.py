@@ -4,7 +4,7 @@ Why: in the daemon's process, delivery greenlets share one hub and one core with
 the calls. A steady 200 webhooks/s adds about 1 ms to the call path's p99, a
 burst of thousands 30-40 ms (docs/benchmarks.md). With ``process: true`` the
 daemon only commits webhooks to the outbox (``OutboxFeeder``, group commit on
-the store's thread, as before) and a child, ``python -m callflowd.webhooks``,
+the store's thread, as in-process) and a child, ``python -m callflowd.webhooks``,
 delivers them with a ``WebhookDispatcher`` that follows the same SQLite file.
 
 The two talk through the child's stdin: the daemon writes a byte after each
@@ -67,7 +67,8 @@ class OutboxFeeder(OutboxIntake):
         self._child = None
         self._reports = None  # the greenlet reading the child's reports
         self.reported = Event()  # set after each report from the child is counted
-        self._counts = dict.fromkeys(("accepted", "delivered", "failed", "dropped", "lost", "retried"), 0)
+        self._counts = dict.fromkeys(("accepted", "delivered", "failed", "dropped", "lost", "retried",
+                                      "expired"), 0)
 
     def start(self):
         rows = self.outbox.open()
@@ -167,7 +168,7 @@ class OutboxFeeder(OutboxIntake):
             try:
                 report = json.loads(line)
                 counts = report.get("counts", {})
-                for name in ("delivered", "failed", "retried"):
+                for name in ("delivered", "failed", "retried", "expired"):
                     self._counts[name] += int(counts.get(name, 0))
                 metrics.add_delivery_report(report)
                 self.reported.set()

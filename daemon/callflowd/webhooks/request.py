@@ -34,10 +34,15 @@ def step_delivery_id(call_uuid, node_path, occurrence):
 
 @dataclasses.dataclass(frozen=True)
 class WebhookRequest:
-    """``fields`` are sent form-encoded or as JSON (POST body), or as the query string (GET).
+    """``fields`` are sent as Kazoo's query string (GET, or a form POST body) or as JSON.
 
-    ``fields`` is a tuple of ``(name, value)`` string pairs, in order.
-    ``retry`` counts extra attempts made when the host isn't available.
+    ``fields`` is a tuple of ``(name, value)`` pairs, in order; a value is a string, a
+    boolean, a number, or (from a node's ``custom_data``) an object or list of them,
+    encoded by ``webhooks.querystring`` the way Kazoo 4.3 encodes it.
+    ``retry.total`` counts the attempts after the first that may be spent on a receiver
+    that was reached and failed (a host that isn't available spends none; see
+    ``dispatcher``). ``accepted_at`` (Unix time) is when the call handed it over: what
+    ``webhooks.max_age`` counts from.
     ``secret`` names the signing secret: ``""`` the global one, ``None`` unsigned.
     """
 
@@ -51,6 +56,7 @@ class WebhookRequest:
     delivery_id: str = dataclasses.field(default_factory=new_delivery_id)
     event: str = "webhook"  # "webhook" (a callflow node) or a lifecycle hook's event name
     fetched: bool = False  # from a flow a pivot fetched: config.destinations' default refusals apply
+    accepted_at: float = 0.0  # Unix time; 0: unknown (a row from before this field)
 
     def describe(self):
         """``POST https://***@host/path?***``: safe to log at any level."""
@@ -70,6 +76,7 @@ class WebhookRequest:
             "call_id": self.call_id, "uri": self.uri, "method": self.method,
             "fields": [list(pair) for pair in self.fields], "format": self.format,
             "secret": self.secret, "event": self.event, "fetched": self.fetched,
+            "accepted_at": self.accepted_at,
             "retry": {"total": retry.total, "backoff_factor": retry.backoff_factor,
                       "backoff_max": retry.backoff_max, "jitter": retry.jitter,
                       "retry_after_max": retry.retry_after_max},
@@ -79,7 +86,8 @@ class WebhookRequest:
     def from_json(cls, delivery_id, text):
         raw = json.loads(text)
         return cls(call_id=raw["call_id"], uri=raw["uri"], method=raw["method"],
-                   fields=tuple((str(k), str(v)) for k, v in raw["fields"]),
+                   fields=tuple((str(k), v) for k, v in raw["fields"]),
                    retry=Retry(**raw["retry"]), format=raw.get("format", "form"),
                    secret=raw.get("secret", DEFAULT_SECRET), delivery_id=delivery_id,
-                   event=raw.get("event", "webhook"), fetched=raw.get("fetched", False))
+                   event=raw.get("event", "webhook"), fetched=raw.get("fetched", False),
+                   accepted_at=float(raw.get("accepted_at", 0.0)))

@@ -3,8 +3,12 @@
 Formats (``request.format``):
 
 ``form``  Kazoo's: POST sends the fields as an ``application/x-www-form-urlencoded``
-          body; GET appends the same encoding to the URI's query string (after any
-          query already there). The default.
+          body; GET appends the same string to the URI's query string (after any
+          query already there: Kazoo would add a second ``?``). The string is Kazoo's
+          ``json_to_querystring`` (``webhooks.querystring``): nested ``custom_data`` as
+          ``crm[account]=ACME&crm[tags][]=vip`` (in a GET's request target the brackets go
+          percent-encoded, ``crm%5Baccount%5D``, as RFC 3986 wants; every query parser reads
+          the same keys). The default.
 ``json``  POST sends the fields as one JSON object (``application/json``, UTF-8).
           A GET has no body, so it sends a query string whatever the format.
 
@@ -23,7 +27,7 @@ import urllib.parse
 
 from callflowd import __version__
 from callflowd.config import uri as uris
-from callflowd.webhooks import signing
+from callflowd.webhooks import querystring, signing
 
 USER_AGENT = "callflowd/%s" % __version__
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -117,8 +121,9 @@ def build(method, uri, fields, body_format="form", headers=None, secret=None, no
 
 
 def form(fields):
-    """``fields`` as ``application/x-www-form-urlencoded`` text (UTF-8, then percent-encoded)."""
-    return urllib.parse.urlencode(fields)
+    """``fields`` as ``application/x-www-form-urlencoded`` text, as Kazoo writes it
+    (``webhooks.querystring``: UTF-8, then percent-encoded; nested values in brackets)."""
+    return querystring.encode(fields)
 
 
 def with_query(uri, encoded):
