@@ -119,7 +119,7 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
         "webhooks, callflows_dir, callflows, shutdown_grace, metrics, state_dir, hooks, routing, "
-        "temporal_rules, account_id)" % path)
+        "temporal_rules, account_id, cluster)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):

@@ -8,7 +8,9 @@ Checked in README.md, CHANGELOG.md, CONTRIBUTING.md and docs/*.md:
   and paths such as ``.venv/bin/callflowd`` included) parses with the CLI's own argparse parser,
   in-process; ``check`` and ``simulate`` with a config that exists in the repository
   (``config/callflowd.yaml``) are run for real, against the built-in simulator, and must exit 0;
-- the README stays a front door: at most 250 lines, linking every page of the manual.
+- the README stays a front door: at most 250 lines, linking every page of the manual;
+- every registered action has its section in docs/actions.md, every top-level setting its
+  section in docs/configuration.md, and docs/architecture.md its three checklists.
 """
 
 import contextlib
@@ -188,6 +190,14 @@ def test_every_action_has_its_section_in_actions_md():
 
     found = anchors(REPO / "docs" / "actions.md")
     assert [module for module in sorted(REGISTRY) if slug(module) not in found] == []
+
+
+def test_every_top_level_setting_has_its_section_in_configuration_md():
+    from callflowd.config.settings import TOP_KEYS
+
+    prose, _ = _split((REPO / "docs" / "configuration.md").read_text(encoding="utf-8"))
+    headings = [match.group(2) for match in map(_HEADING.match, prose) if match]
+    assert [key for key in TOP_KEYS if not any("`%s`" % key in heading for heading in headings)] == []
 
 
 def test_architecture_has_the_three_checklists():

@@ -96,8 +96,11 @@ def test_healthz_is_200_while_the_switch_is_connected(switch, daemon):
     response = requests.get(url(daemon, "/healthz"), timeout=5)
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "switches": {"freeswitch": "connected"},
-                               "loop_lag_seconds": response.json()["loop_lag_seconds"], "loop_turning": True}
+    details = response.json()
+    cluster = details.pop("cluster")  # claims are on by default (calls/ownership.py)
+    assert details == {"status": "ok", "switches": {"freeswitch": "connected"},
+                       "loop_lag_seconds": details["loop_lag_seconds"], "loop_turning": True}
+    assert cluster["leases_held"] == 1 and cluster["calls_owned"] == 0 and cluster["peers"] == []
 
 
 def test_healthz_is_503_once_the_switch_is_gone(switch, daemon, logs):

@@ -74,5 +74,10 @@ class CallEnded(CallflowdError):
     """The call's channel hung up (or vanished): the flow ends quietly."""
 
 
+class CallLost(CallEnded):
+    """Another daemon drives the call now (calls/ownership.py): the flow ends without a word
+    to the switch."""
+
+
 class ActionTimeout(CallflowdError):
     """An application did not complete on the channel within its time limit."""

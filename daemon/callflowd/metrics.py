@@ -71,6 +71,16 @@ OUTBOX_SPILLED = Gauge("callflowd_outbox_spilled",
                        "Webhooks kept in the local outbox while the shared one is away", registry=REGISTRY)
 OUTBOX_TAKEN_OVER = Counter("callflowd_outbox_taken_over",
                             "Webhooks claimed from a daemon whose lease ran out", registry=REGISTRY)
+CLUSTER_CALLS_OWNED = Gauge("callflowd_cluster_calls_owned",
+                            "Calls this daemon holds the claim of on their switch", registry=REGISTRY)
+CLUSTER_LEASES_HELD = Gauge("callflowd_cluster_leases_held",
+                            "Switches on which this daemon's lease is current", registry=REGISTRY)
+CLUSTER_PEERS = Gauge("callflowd_cluster_peers", "Other daemons with a live lease on a switch we share",
+                      registry=REGISTRY)
+CLUSTER_TAKEN_OVER = Counter("callflowd_cluster_calls_taken_over",
+                             "Calls taken over from a daemon that died or stopped", registry=REGISTRY)
+CLUSTER_CLAIMS_LOST = Counter("callflowd_cluster_claims_lost",
+                              "Parked calls another daemon claimed first (left to it)", registry=REGISTRY)
 LOOP_LAG = Gauge("callflowd_loop_lag_seconds", "How late the loop watch last woke up", registry=REGISTRY)
 
 _switches = {}  # switch name -> connected (bool): what /healthz checks
@@ -251,6 +261,25 @@ def watch_outbox(depth, oldest_age=None):
         OUTBOX_OLDEST.set_function(oldest_age)
 
 
+def watch_cluster(ownership):
+    """Read the cluster gauges (and /healthz's ``cluster``) from ``ownership`` at each scrape."""
+    _cluster[0] = ownership
+    CLUSTER_CALLS_OWNED.set_function(lambda: ownership.calls_owned)
+    CLUSTER_LEASES_HELD.set_function(ownership.leases_held)
+    CLUSTER_PEERS.set_function(lambda: len(ownership.details()["peers"]))
+
+
+def call_taken_over():
+    CLUSTER_TAKEN_OVER.inc()
+
+
+def claim_lost():
+    CLUSTER_CLAIMS_LOST.inc()
+
+
+_cluster = [None]  # the daemon's calls.ownership.Ownership, when claims are on
+
+
 # -- health -------------------------------------------------------------------------------------
 
 
@@ -293,6 +322,8 @@ def health(loop):
     if _outbox:  # reported, not judged: calls go on while a shared outbox is away (webhooks.spill)
         details["outbox"] = {"backend": _outbox["backend"], "spilled": _outbox["spilled"],
                              "state": "up" if _outbox["up"] else "away, spilling to the local outbox"}
+    if _cluster[0] is not None:
+        details["cluster"] = _cluster[0].details()
     return healthy, details
 
 

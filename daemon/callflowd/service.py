@@ -43,6 +43,7 @@ from callflowd import metrics, systemd
 from callflowd import logfmt
 from callflowd.actions import LONG_APPLICATIONS
 from callflowd.calls.marker import default_owner
+from callflowd.calls.ownership import Ownership
 from callflowd.calls.recovery import Recovery
 from callflowd.calls.router import CallRouter
 from callflowd.calls.routes import RouteTable
@@ -64,6 +65,7 @@ WEBHOOK_DRAIN_SECONDS = 10.0
 _RELOAD, _STOP = "reload", "stop"
 # How long a switch removed by a reload is kept for the calls still running on it.
 RETIRE_LIMIT_SECONDS = 3600
+STATUS_REFRESH_SECONDS = 5.0  # with claims on: how often STATUS= is brought up to date
 
 
 class State(enum.Enum):
@@ -98,13 +100,21 @@ class Service:
         log_level = logging.getLevelName(logging.getLogger().level) if pin_log_level else config.log_level
         self.webhooks = dispatcher or _webhook_dispatcher(config, log_level)
         router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
+        owner = owner or config.cluster.name or default_owner()
         # clock: "now" for the callflows (temporal_route), an aware UTC datetime
         self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
-                                 on_call_finished=on_call_finished, owner=owner or default_owner(),
+                                 on_call_finished=on_call_finished, owner=owner,
                                  long_applications=LONG_APPLICATIONS, clock=clock,
                                  account_id=config.account_id, **router_options)
         self.recovery = Recovery(self.router)
         self.on_connected = [self.recovery.on_connected]  # hook(link): see the module docstring
+        # Claims (calls/ownership.py): each parked call raced for on the switch, so several
+        # daemons may share it; our lease is renewed before recovery looks at the calls.
+        self.ownership = None
+        if config.cluster.claims:
+            self.ownership = Ownership(owner, config.cluster.lease)
+            self.ownership.attach(self.router)
+            self.on_connected.insert(0, self.ownership.on_connected)
         self.on_connection_state = []   # callback(name, state, reason), on every link state change
         self.links = {}                 # switch name -> esl.link.SwitchLink, in config order
         # Lifecycle hooks see every event before the call does, and each flow's end (for its path).
@@ -123,6 +133,7 @@ class Service:
         self._halt = Event()
         self._requests = Queue()
         self._watchdog = None
+        self._status_refresh = None
         self.metrics_listener = None
         for name in self.links:
             metrics.switch_connected(name, False)
@@ -142,6 +153,18 @@ class Service:
         period = systemd.watchdog_period()
         if period:
             self._watchdog = systemd.Watchdog(period).start()
+        if self.ownership is not None:
+            self._status_refresh = gevent.spawn(self._refresh_status)
+
+    def _refresh_status(self):
+        """STATUS= follows the calls owned and taken over (they change without a state change)."""
+        shown = None
+        while self.state is not State.STOPPED:
+            gevent.sleep(STATUS_REFRESH_SECONDS)
+            text = self.status_text()
+            if text != shown and self.state in (State.RUNNING, State.STARTING):
+                systemd.notify("STATUS=%s" % _status(text))
+                shown = text
 
     def run(self):
         """Start, serve reload and stop requests, then stop. Returns the exit status."""
@@ -204,7 +227,8 @@ class Service:
             logging.getLogger().setLevel(new.log_level)
         self._reload_switches(old, new)
         for what, changed in (("webhooks", new.directory.webhooks != old.directory.webhooks),
-                              ("hooks", new.hooks != old.hooks), ("state_dir", new.state_dir != old.state_dir)):
+                              ("hooks", new.hooks != old.hooks), ("state_dir", new.state_dir != old.state_dir),
+                              ("cluster", new.cluster != old.cluster)):
             if changed:
                 log.warning("reload: %s settings changed; they take effect at the next restart", what)
         detail = "config reloaded: %d callflows" % len(new.callflows)
@@ -264,7 +288,9 @@ class Service:
         self._transition(State.STOPPING)
         self._stop_requested.set()
         self.router.accepting = False
-        self._drain_calls(grace)
+        self._drain_calls(grace, handing_over=self._hand_over())
+        if self.ownership is not None:
+            self.ownership.stop()
         self.recovery.stop()
         self._retiring.kill(block=True, timeout=5)
         for link in self.links.values():
@@ -274,19 +300,40 @@ class Service:
                            hurry=self._halt)
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._status_refresh is not None:
+            self._status_refresh.kill(block=False)
         for name in self.links:
             metrics.switch_removed(name)
         metrics.close(self.metrics_listener)
         self._transition(State.STOPPED)
+
+    def _hand_over(self):
+        """Rolling upgrade: with another daemon up on every switch our calls are on, they are
+        handed over now (our lease says ``released``) instead of waiting out the grace."""
+        calls = list(self.router.calls.values())
+        if not calls or self.ownership is None:
+            return False
+        links = {call.switch for call in calls}
+        if not self.ownership.peers_up(links):
+            return False
+        log.info("handing %d calls over to the other daemons on %s", len(calls),
+                 ", ".join(sorted(link.name for link in links)))
+        return True
 
     def halt(self):
         """Stop without waiting for calls (they stay parked in FreeSWITCH)."""
         self._halt.set()
         self.stop()
 
-    def _drain_calls(self, grace):
+    def _drain_calls(self, grace, handing_over=False):
         live = len(self.router.calls)
         if not live:
+            return
+        if handing_over:
+            # Killing a flow's greenlet sends nothing to FreeSWITCH: the other daemons take
+            # each call over at its node once our lease says released (ownership.stop()).
+            self.router.calls_group.kill(block=True, timeout=5)
+            log.info("%d calls handed over", live)
             return
         if not self._halt.is_set():
             log.info("waiting up to %gs for %d calls in progress to finish "
@@ -334,7 +381,23 @@ class Service:
         for name, link in self.links.items():
             parts.append("%s %s" % (name, link.state) if link.state == switch_link.UP
                          else "%s %s (%s)" % (name, link.state, link.reason))
-        return "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
+        text = "%s; %s" % (self.state.value, ", ".join(parts)) if parts else self.state.value
+        cluster = self._cluster_status()
+        return "%s; %s" % (text, cluster) if cluster else text
+
+    def _cluster_status(self):
+        """``cluster cf-a: 3 calls owned, leases 2/2, 1 taken over, peers cf-b``, once it is one:
+        another daemon seen, a call taken over, or a lease not held on a switch that is up
+        (a daemon alone shows what it always did)."""
+        if self.ownership is None:
+            return ""
+        details = self.ownership.details()
+        up = sum(1 for link in self.links.values() if link.state == switch_link.UP)
+        if not (details["peers"] or details["taken_over"] or details["leases_held"] < up):
+            return ""
+        return "cluster %s: %d calls owned, leases %d/%d, %d taken over%s" % (
+            details["name"], details["calls_owned"], details["leases_held"], len(self.links),
+            details["taken_over"], ", peers " + " ".join(details["peers"]) if details["peers"] else "")
 
     def _new_link(self, settings):
         link = self.links[settings.name] = switch_link.SwitchLink(

@@ -153,8 +153,9 @@ def main():
     rows.append(("durable webhook deliveries/s",
                  "%s/s, %s ms CPU each" % (spread([r["durable"] for r in rounds]),
                                            spread([r["durable_cpu_ms"] for r in rounds], "%.2f")),
-                 "bare requests.Session %s/s; bare urllib3 %s/s" % (spread([r["requests"] for r in rounds]),
-                                                                   spread([r["urllib3"] for r in rounds])),
+                 "bare requests.Session %s/s; bare urllib3 %s/s; bare loop on our client (h11) %s/s"
+                 % (spread([r["requests"] for r in rounds]), spread([r["urllib3"] for r in rounds]),
+                    spread([r["client"] for r in rounds])),
                  ">= 2,500/s durable"))
 
     for count, figures in calls["ringing"].items():

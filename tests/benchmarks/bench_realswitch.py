@@ -475,8 +475,9 @@ class Run:
 class Rig:
     """The daemon, the receiver, the observer and the sipps, for every rate of one invocation."""
 
-    def __init__(self, workdir, esl, log_level, sessions_per_second=SESSIONS_PER_SECOND):
+    def __init__(self, workdir, esl, log_level, sessions_per_second=SESSIONS_PER_SECOND, claims=None):
         self.workdir, self.esl, self.log_level = workdir, esl, log_level
+        self.claims = claims  # None: the config says nothing (the default); True/False: cluster.claims
         self.sessions_per_second = sessions_per_second
         self.observer = self.daemon = self.receiver = self.sipp = None
         self.freeswitch = freeswitch_pid()
@@ -502,7 +503,8 @@ class Rig:
         self.sipp = Sipp(self.workdir)
         flow = dict(front_desk_flow(self.receiver.url("/missed")), numbers=[NUMBER])
         self.daemon = DaemonProcess(self.workdir, self.esl, {"front-desk": flow}, webhooks={"timeout": 10},
-                                    log_level=self.log_level)
+                                    log_level=self.log_level,
+                                    cluster=None if self.claims is None else {"claims": self.claims})
         config = yaml.safe_load(self.daemon.config_path.read_text())
         config["metrics"] = {"host": "127.0.0.1", "port": free_port()}  # its command reply times
         self.daemon.config_path.write_text(yaml.safe_dump(config))
@@ -594,8 +596,12 @@ def main():
     parser.add_argument("--log-level", default="info", help="the daemon's log level (default info, as deployed)")
     parser.add_argument("--sps", type=int, default=SESSIONS_PER_SECOND,
                         help="fsctl sps for the run, restored after (default %d)" % SESSIONS_PER_SECOND)
+    parser.add_argument("--claims", default="",
+                        help="cluster.claims per daemon, one daemon each in turn for every rate: e.g. "
+                             "off,on,off,on (default: the config's default, one daemon)")
     parser.add_argument("--json", action="store_true", help="one JSON line of figures")
     args = parser.parse_args()
+    modes = [{"on": True, "off": False}[word] for word in args.claims.split(",") if word] or [None]
     esl = esl_settings()
     where = "%s:%d" % esl[:2]
     if not switch_answers(*esl[:2]):
@@ -606,29 +612,12 @@ def main():
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="callflowd-bench-realswitch-"))
     with switch_lock():
         try:
-            rig_context = Rig(workdir, esl, args.log_level, args.sps)
-            with rig_context as rig:
-                results["sessions_before"] = list(rig.restore)
-                results["other_daemons"] = other_daemons(rig.daemon.process.pid, esl[1])
-                for pid, command in results["other_daemons"]:
-                    print("warning: another callflowd is connected to the switch (pid %d: %s): it may take some"
-                          " of the parked calls" % (pid, command), file=sys.stderr, flush=True)
-                results["nice"] = {"freeswitch": niceness(rig.freeswitch),
-                                   "callflowd": niceness(rig.daemon.process.pid)}
-                if not args.json:
-                    print("FreeSWITCH pid %s, nice %s; callflowd nice %s; fsctl sps was %s (max sessions %s), "
-                          "%d for the run" % (rig.freeswitch, results["nice"]["freeswitch"],
-                                              results["nice"]["callflowd"], rig.restore[0], rig.restore[1],
-                                              rig.sessions_per_second), flush=True)
-                for rate in [int(rate) for rate in args.rates.split(",") if rate]:
-                    run = Run(rig, rate, args.seconds)
-                    run.place_and_wait(args.drain)
-                    result = run.check()
-                    results["runs"].append(result)
-                    if not args.json:
-                        print(describe(result), flush=True)
-                    if clear_channels(rig.observer):  # the next rate starts clean or not at all
-                        break
+            for index, claims in enumerate(modes):
+                mode_dir = workdir if len(modes) == 1 else workdir / ("%d-claims-%s" % (index, claims))
+                mode_dir.mkdir(exist_ok=True)
+                if claims is not None and not args.json:
+                    print("== cluster.claims %s" % ("on" if claims else "off"), flush=True)
+                _run_rates(Rig(mode_dir, esl, args.log_level, args.sps, claims), args, results, claims)
         except SwitchUnreachable as exc:
             print(json.dumps({"skipped": "no FreeSWITCH at %s: %s" % (where, exc)}) if args.json
                   else "skipped: no FreeSWITCH at %s (%s)" % (where, exc))
@@ -638,6 +627,32 @@ def main():
     else:
         print("(work dir %s: the daemon's config, sipp logs and counters)" % workdir)
     return 0
+
+
+def _run_rates(rig_context, args, results, claims):
+    with rig_context as rig:
+        results["sessions_before"] = list(rig.restore)
+        results["other_daemons"] = other_daemons(rig.daemon.process.pid, rig.esl[1])
+        for pid, command in results["other_daemons"]:
+            print("warning: another callflowd is connected to the switch (pid %d: %s): it may take some"
+                  " of the parked calls" % (pid, command), file=sys.stderr, flush=True)
+        results["nice"] = {"freeswitch": niceness(rig.freeswitch),
+                           "callflowd": niceness(rig.daemon.process.pid)}
+        if not args.json:
+            print("FreeSWITCH pid %s, nice %s; callflowd nice %s; fsctl sps was %s (max sessions %s), "
+                  "%d for the run" % (rig.freeswitch, results["nice"]["freeswitch"],
+                                      results["nice"]["callflowd"], rig.restore[0], rig.restore[1],
+                                      rig.sessions_per_second), flush=True)
+        for rate in [int(rate) for rate in args.rates.split(",") if rate]:
+            run = Run(rig, rate, args.seconds)
+            run.place_and_wait(args.drain)
+            result = run.check()
+            result["claims"] = claims
+            results["runs"].append(result)
+            if not args.json:
+                print(describe(result), flush=True)
+            if clear_channels(rig.observer):  # the next rate starts clean or not at all
+                break
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ import time
 import uuid as uuidlib
 
 from callflowd.esl import names, protocol
+from callflowd.simulator.hashstore import HashStore
 from tests.doubles.replay_switch import load_capture
 
 CAPTURE = "b_device_busy_voicemail.plain.txt"
@@ -238,6 +239,7 @@ class Switch:
         self.clock = clock
         self.connections = []
         self.calls = {}
+        self.hash_store = HashStore()  # mod_hash: the daemon claims each call here
         self.timers = []
         self.placed = 0
         self.ended = 0
@@ -405,6 +407,10 @@ class Switch:
                 connection.write(API_NO_CHANNEL)
         elif command == "show" and arg.strip() in ("channels as json", "calls as json"):
             connection.write(protocol.encode_api_response('{"row_count": 0}\n'))
+        elif command == "hash":  # several daemons race for each call here (calls/ownership.py)
+            connection.write(protocol.encode_api_response(self.hash_store.hash(arg)))
+        elif command == "hash_dump":
+            connection.write(protocol.encode_api_response(self.hash_store.dump(arg)))
         elif command == "uuid_exists":
             connection.write(protocol.encode_api_response("true" if arg.strip() in self.calls else "false"))
         else:

@@ -69,7 +69,7 @@ class Call:
     __slots__ = ("uuid", "facts", "callflow_id", "webhooks", "history", "hangup_cause", "log",
                  "_commands", "_command_timeout", "_outage_limit", "_events", "_ended", "owner",
                  "resuming", "waiting", "position", "captures", "_long_applications",
-                 "_hangup_sent", "_ahead", "clock")
+                 "_hangup_sent", "_ahead", "clock", "fence")
 
     def __init__(self, uuid, facts, callflow_id, commands, webhooks, command_timeout=10.0,
                  outage_limit=OUTAGE_LIMIT_SECONDS, owner=None, resuming=None,
@@ -104,6 +104,10 @@ class Call:
         # recovery marks (``uuid_setvar_multi`` arguments, see ``mark_step``) and quick
         # applications not waited for, as (app, arg) (``set_variable(..., ahead=True)``).
         self._ahead = []
+        # Several daemons on the switch (calls/ownership.py): ``fence(call)`` before each mark
+        # and command returns if the call is still ours, raises CallLost if another daemon
+        # took it over, EslError if the switch could not be asked. None: nobody else drives.
+        self.fence = None
 
     # -- fed by the router ---------------------------------------------------------
 
@@ -193,6 +197,8 @@ class Call:
         """Unset channel variables at once (``uuid_setvar_multi``: no application, no event)."""
         self.write_marks()
         self._await_switch()
+        while not self._still_ours():
+            self._await_switch()
         reply = self._commands.api("uuid_setvar_multi %s %s" % (
             self.uuid, ";".join("%s=" % name for name in variable_names)))
         if reply.startswith(names.ERR):
@@ -242,6 +248,8 @@ class Call:
                        else (item[0], item[1], str(uuidlib.uuid4())) for item in ahead)
         while True:
             self._await_switch()
+            if not self._still_ours():
+                continue
             try:
                 replies = self._commands.execute(self.uuid, app, arg, event_uuid=event_uuid, before=before)
             except NotConnected as exc:
@@ -367,6 +375,15 @@ class Call:
         if self._ended or self._hangup_sent:
             return
         try:
+            if self.fence is not None:
+                self.fence(self)
+        except CallEnded:  # another daemon drives it: not ours to hang up
+            return
+        except EslError as exc:
+            self.log.warning("hangup (%s): could not check the call is still ours (%s); "
+                             "not sending it", cause, exc)
+            return
+        try:
             self._commands.hangup(self.uuid, cause)
         except EslError as exc:
             if names.ERR_NO_SUCH_CHANNEL in str(exc):
@@ -381,9 +398,26 @@ class Call:
 
     # -- internals -----------------------------------------------------------------
 
+    def _still_ours(self):
+        """True if no other daemon drives the call (CallLost if one does); False if the switch
+        could not be asked (the caller waits for the switch and asks again)."""
+        if self.fence is None:
+            return True
+        try:
+            self.fence(self)
+        except CallEnded:
+            self._ended = True
+            raise
+        except EslError as exc:
+            self.log.warning("could not check the call is still ours: %s; asking again", exc)
+            return False
+        return True
+
     def _mark(self, variables):
         try:
             self._await_switch()
+            while not self._still_ours():
+                self._await_switch()
             reply = self._commands.api("uuid_setvar_multi %s %s" % (self.uuid, variables))
         except EslError as exc:  # the record lags one step; the flow itself goes on
             self.log.warning("could not mark the channel for recovery: %s", exc)

@@ -63,7 +63,7 @@ class Recovery:
 
     def _catch_up(self, call, link):
         try:
-            channel = _dump(link, call.uuid)
+            channel = read_channel(link, call.uuid)
         except EslError as exc:
             call.log.warning("could not read the channel after reconnecting: %s", exc)
             return
@@ -90,7 +90,7 @@ class Recovery:
             if not uuid or row.get(names.COLUMN_DIRECTION) != names.DIRECTION_INBOUND or uuid in router.calls:
                 continue
             try:
-                channel = _dump(link, uuid)
+                channel = read_channel(link, uuid)
             except EslError as exc:
                 log.warning("switch %s: recovery could not read call %s: %s", link.name, uuid, exc)
                 continue
@@ -111,7 +111,7 @@ class Recovery:
         return found
 
 
-def _dump(link, uuid):
+def read_channel(link, uuid):
     """The channel's ``uuid_dump`` as an Event, or None if it is gone or hanging up."""
     text = link.api("uuid_dump %s" % uuid)
     if text.startswith(names.ERR):

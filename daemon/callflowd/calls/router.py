@@ -20,11 +20,17 @@ from gevent.pool import Group
 from callflowd import metrics
 from callflowd.calls.call import OUTAGE_LIMIT_SECONDS, Call
 from callflowd.calls.facts import call_facts
+from callflowd.calls.marker import Marker
 from callflowd.config.temporal import utc_now
 from callflowd.esl import names
 from callflowd.logfmt import safe
 
 log = logging.getLogger(__name__)
+
+# How a parked call becomes ours when claims are on (calls/ownership.py): raced for at its
+# CHANNEL_PARK, taken from whoever claimed it (found parked by recovery), or already held.
+_CLAIM, _TAKE, _HELD = "claim", "take", "held"
+_LOST = object()  # what a flow greenlet returns when another daemon won the call
 
 
 class CallRouter:
@@ -52,6 +58,9 @@ class CallRouter:
         self._webhooks = webhooks
         self._on_call_finished = list(on_call_finished)
         self._hooks = None  # callflowd.hooks.lifecycle.LifecycleHooks (add_hooks)
+        # calls.ownership.Ownership when several daemons may share the switch (attach()
+        # sets it): a parked call is claimed on the switch before its flow starts.
+        self.ownership = None
         self.accepting = True
 
     def route(self, event, link):
@@ -75,17 +84,39 @@ class CallRouter:
     def park_found(self, channel, link):
         """A parked call seen by listing the switch (its CHANNEL_PARK came while we were away)."""
         if channel.uuid not in self.calls:
-            self._park(channel, link)
+            self._park(channel, link, claim=_TAKE)
 
-    def adopt(self, channel, record, link):
+    def take_over(self, channel, link, owner):
+        """Drive a call whose claim we just won from ``owner`` (dead, or us before a restart),
+        from where the switch says it is. True if its flow runs here now."""
+        uuid = channel.uuid
+        record = Marker.from_channel(channel)
+        if record is not None:
+            self.adopt(channel, record, link, claimed=True)
+        elif channel.get("variable_current_application") == "park":  # claimed, never driven
+            self._park(channel, link, claim=_HELD)
+        else:
+            log.warning("call %s: taken over from %s but it has no mark and is not parked; leaving it",
+                        uuid, safe(owner))
+        return uuid in self.calls
+
+    def adopt(self, channel, record, link, claimed=False):
         """Take back a call this daemon drove before it was restarted.
 
         ``channel`` is its ``uuid_dump``; ``record`` the Marker found on it. The Call is
         registered before its greenlet starts, so no event of it is dropped from here on.
+        ``claimed``: its claim is already ours (a takeover); else it is won first, if
+        claims are on (we may have lost it to another daemon while we were away).
         """
         uuid = channel.uuid
         if uuid in self.calls:
             return
+        if not claimed and self.ownership is not None:
+            if not self.ownership.take(uuid, link):
+                log.info("call %s: another daemon drives it now; leaving it", uuid)
+                return
+            if uuid in self.calls:  # taken back meanwhile by the claims' own sweep
+                return
         callflow = self.routes.by_id.get(record.callflow_id)
         node = callflow.node_at(record.node_path) if callflow is not None else None
         if node is None:
@@ -98,7 +129,7 @@ class CallRouter:
                       callflow.id, " (was waiting for %s)" % record.waiting_app if record.waiting_app else "")
         self._start(call, callflow, node, self._returns(call, record))
 
-    def _park(self, event, link):
+    def _park(self, event, link, claim=_CLAIM):
         uuid = event.uuid
         direction = event.get(names.CALL_DIRECTION)
         if direction != names.DIRECTION_INBOUND:
@@ -115,10 +146,37 @@ class CallRouter:
         callflow = route.callflow
         call = self._call(uuid, self._facts(event, link), callflow, link)
         call.captures = route.captures
+        if self.ownership is not None and claim is not _HELD:
+            self._start_claimed(call, callflow, number, route, claim)
+            return
+        self._parked(call, callflow, number, route)
+        self._start(call, callflow)
+
+    def _parked(self, call, callflow, number, route):
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
                       safe(number), safe(call.facts.get("caller_id_name", "")),
-                      safe(call.facts.get("caller_id_number", "")), link.name, callflow.id, route.how)
-        self._start(call, callflow)
+                      safe(call.facts.get("caller_id_number", "")), call.switch.name, callflow.id, route.how)
+
+    def _start_claimed(self, call, callflow, number, route, claim):
+        """Register the call (its events queue from now on), win its claim on the switch on
+        the call's own greenlet (route() must not wait), then run its flow; lost: forget it."""
+        self.calls[call.uuid] = call
+        call.fence = self.ownership.fence
+        routes = self.routes
+
+        def claim_then_run():
+            won = (self.ownership.claim(call) if claim is _CLAIM
+                   else self.ownership.take(call.uuid, call.switch))
+            if not won:
+                return _LOST
+            self._parked(call, callflow, number, route)
+            metrics.call_started(callflow.id)
+            return self._run_flow(call, callflow, None, routes.by_id, routes.max_callflow_jumps, ())
+
+        greenlet = gevent.Greenlet(claim_then_run)
+        self._greenlets[call.uuid] = greenlet
+        greenlet.link(lambda g, call=call: self._finished(call, g))
+        self.calls_group.start(greenlet)
 
     def _facts(self, channel, link):
         """The call's Kazoo fields (calls/facts.py): from the channel, the config, the switch's."""
@@ -150,6 +208,8 @@ class CallRouter:
     def _start(self, call, callflow, node=None, returns=()):
         """The call is ours from here: registered, then its flow started (parked or taken back)."""
         self.calls[call.uuid] = call
+        if self.ownership is not None:
+            call.fence = self.ownership.fence
         routes = self.routes  # the call keeps the table it started with across a reload
         greenlet = gevent.Greenlet(self._run_flow, call, callflow, node, routes.by_id,
                                    routes.max_callflow_jumps, returns)
@@ -161,6 +221,15 @@ class CallRouter:
     def _finished(self, call, greenlet):
         self.calls.pop(call.uuid, None)
         self._greenlets.pop(call.uuid, None)
+        if greenlet.value is _LOST:  # another daemon drives it: it was never ours
+            if self._hooks:
+                self._hooks.call_finished(call)
+            return
+        if self.ownership is not None:
+            if isinstance(greenlet.value, gevent.GreenletExit):
+                self.ownership.forget(call)  # killed at stop: the claim stays for a takeover
+            else:
+                self.ownership.release(call)
         metrics.call_finished(call.callflow_id, metrics.call_outcome(call.history, not greenlet.successful()))
         if not greenlet.successful():
             # a bug, not the caller's doing: nobody drives the channel now, so hang it up

@@ -207,6 +207,20 @@ class Directory:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClusterSettings:
+    """Several daemons on the same switches (calls/ownership.py).
+
+    ``claims``: race for each parked call on the switch (mod_hash) so exactly one daemon
+    drives it; ``name``: this daemon's name there and on its channels (None: the host's
+    name); ``lease``: seconds after which a silent daemon's calls are taken over.
+    """
+
+    claims: bool = True
+    name: str | None = None
+    lease: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything the daemon runs with, validated."""
 
@@ -221,6 +235,7 @@ class Config:
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
     account_id: str | None = None  # Kazoo's account id (32 hex digits), sent in webhooks when set
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def freeswitch(self):

@@ -20,6 +20,7 @@ from callflowd.config import files, temporal
 from callflowd.config.fields import REQUIRED, Section, has_whitespace, join, kind
 from callflowd.config.model import (
     DEFAULT_BRANCH,
+    ClusterSettings,
     Config,
     Converter,
     Device,
@@ -44,7 +45,7 @@ DEFAULT_STATE_DIR = "/var/lib/callflowd"
 
 TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
             "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
-            "temporal_rules", "account_id")
+            "temporal_rules", "account_id", "cluster")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits", "switch_nodename") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
@@ -52,6 +53,10 @@ _LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
 _DEVICE_KEYS = ("dial_string", "timeout")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _METRICS_KEYS = ("host", "port")
+_CLUSTER_KEYS = ("claims", "name", "lease")
+MIN_LEASE_SECONDS = 1.0
+MAX_LEASE_SECONDS = 60.0
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ROUTING_KEYS = ("e164_converters", "max_callflow_jumps")
 _CONVERTER_KEYS = ("regex", "prefix", "suffix")
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")  # a Kazoo account id
@@ -85,7 +90,8 @@ def read_settings(path):
     config = Config(switches=switches, directory=directory, callflows=(), log_level=log_level,
                     shutdown_grace=shutdown_grace, source=source, metrics=read_metrics(top),
                     state_dir=read_state_dir(top, base), hooks=read_hooks(top, directory.webhooks),
-                    routing=read_routing(top), account_id=read_account_id(top))
+                    routing=read_routing(top), account_id=read_account_id(top),
+                    cluster=read_cluster(top))
     return config, top
 
 
@@ -240,6 +246,20 @@ def read_metrics(top):
     section = top.section("metrics", _METRICS_KEYS)
     return MetricsSettings(host=section.string("host", MetricsSettings.host, spaces=False),
                            port=section.integer("port", REQUIRED, 0, 65535))
+
+
+def read_cluster(top):
+    """``cluster:``: nothing to set for a daemon alone; ``name`` when two share a host."""
+    section = top.section("cluster", _CLUSTER_KEYS)
+    name = None
+    if section.given("name"):
+        name = section.string("name", spaces=False)
+        if not _CLUSTER_NAME.match(name):
+            section.fail("name", "must be 1 to 64 letters, digits, '.', '_' or '-'")
+    lease = section.seconds("lease", ClusterSettings.lease)
+    if not MIN_LEASE_SECONDS <= lease <= MAX_LEASE_SECONDS:
+        section.fail("lease", "must be between %g and %g seconds" % (MIN_LEASE_SECONDS, MAX_LEASE_SECONDS))
+    return ClusterSettings(claims=section.flag("claims", ClusterSettings.claims), name=name, lease=lease)
 
 
 def read_state_dir(top, base):

@@ -21,7 +21,7 @@ from gevent.event import Event
 
 from callflowd.calls.routes import RouteTable
 from callflowd.config.temporal import utc_now
-from callflowd.config.model import MetricsSettings
+from callflowd.config.model import ClusterSettings, MetricsSettings
 from callflowd.logfmt import escape, redact_uri
 from callflowd.service import Service
 from callflowd.simulator import FreeswitchSimulator, Scenario
@@ -89,13 +89,15 @@ _PHONE = {"answer": "answers", "busy": "is busy", "no_answer": "does not answer"
 
 
 def _pointed_at(config, simulator):
-    """``config`` with one switch, the simulator, and no metrics listener.
+    """``config`` with one switch, the simulator, no metrics listener and no claims.
 
-    The running daemon may hold the metrics port; a simulation has nothing to report.
+    The running daemon may hold the metrics port; a simulation has nothing to report, and
+    no other daemon to race for its one call (the claim would only be noise in its output).
     """
     switch = dataclasses.replace(config.freeswitch, host=simulator.host, port=simulator.port,
                                  password=simulator.password)
-    return dataclasses.replace(config, switches=(switch,), metrics=MetricsSettings())
+    return dataclasses.replace(config, switches=(switch,), metrics=MetricsSettings(),
+                               cluster=ClusterSettings(claims=False))
 
 
 # -- webhooks: recorded, or sent elsewhere ------------------------------------------------------

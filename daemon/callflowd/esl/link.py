@@ -135,6 +135,10 @@ class SwitchLink:
     def api(self, command, timeout=None):
         return self._current().api(command, timeout=timeout)
 
+    def api_all(self, commands, timeout=None):
+        """Several ``api`` commands in one write and one wait (EslConnection.api_all)."""
+        return self._current().api_all(commands, timeout=timeout)
+
     def hangup_later(self, uuid, cause=names.NORMAL_CLEARING):
         """Send this hangup as soon as possible: now if connected, else after reconnecting.
 

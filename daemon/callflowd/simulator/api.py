@@ -134,7 +134,18 @@ def version(server, arg):
     return "FreeSWITCH Version 1.10.12-release+git~20240802T210227Z~a88d069d6f~64bit (%s)\n" % VERSION, None
 
 
+def hash_(server, arg):
+    """mod_hash's ``hash <verb>/<realm>/<key>[/<value>]`` (simulator/hashstore.py)."""
+    return server.hash_store.hash(arg), None
+
+
+def hash_dump(server, arg):
+    return server.hash_store.dump(arg), None
+
+
 COMMANDS = {
+    "hash": hash_,
+    "hash_dump": hash_dump,
     "hostname": hostname,
     "show": show,
     "status": status,

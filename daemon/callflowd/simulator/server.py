@@ -21,6 +21,7 @@ from callflowd.esl import protocol
 from callflowd.simulator import api, captures, templates
 from callflowd.simulator.call import SimulatedCall
 from callflowd.simulator.connection import Connection
+from callflowd.simulator.hashstore import HashStore
 from callflowd.simulator.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class FreeswitchSimulator:
         self._listener = None
         self._connections = []
         self._calls = {}
+        self.hash_store = HashStore()  # mod_hash's db (api hash, hash_dump)
         self._sequence = 0
         self.call_count = 0  # calls placed since start
         self._sessions = 0

@@ -21,10 +21,11 @@ h11 as well (``Connection.send(Request)`` validates every header) cost 67 µs
 against 5 µs for our one-``sendall`` writer (``wire.Wire.to_bytes``), so we
 keep ours and tell h11 only what it needs to frame the answer: the method, via a
 constant stand-in request whose bytes are never written (``_STAND_IN``). One at a
-time against a keep-alive receiver, in the same runs (load average 3.5-8 on this
-shared machine): this client 1,597-5,581 requests/s, urllib3's ``PoolManager``
-723-2,826/s (ahead in 8 of 9 rounds); the durable outbox on it 3,058-3,981
-deliveries/s in 6 of 9 rounds, 0.24-0.33 ms of CPU each.
+time against a keep-alive receiver, in the same runs (load average 2.5-3 on this
+shared machine): this client 2,437-6,218 requests/s, urllib3's ``PoolManager``
+1,329-2,616/s; the durable outbox on it 2,486-4,298 deliveries/s at 0.23-0.30 ms
+of CPU each, against 0.19-0.24 ms for the hand-written parser it replaces
+(docs/benchmarks.md, 2026-12-06).
 
 What holds (tests/test_http_conformance.py is the corpus):
 
@@ -253,6 +254,7 @@ class Client:
     def __init__(self, maxsize=125, pools=64, ssl_context=None, proxy=None, destinations=None):
         self.maxsize = maxsize
         self.destinations = destinations or Destinations()
+        self._checks = {fetched: self.destinations.for_flow(fetched) for fetched in (False, True)}
         self.pools = pools
         self.connections_made = 0
         self._ssl_context = ssl_context
@@ -270,7 +272,7 @@ class Client:
         absolute = proxy is not None and wire.uri.scheme == "http"
         data = wire.to_bytes(absolute=absolute, extra=proxy.headers if absolute else None)
         key = wire.uri.origin
-        destinations = self.destinations.for_flow(fetched)
+        destinations = self._checks[bool(fetched)]
         conn = self._take(key, wire.uri, timeout, destinations)
         if not conn.reused:
             return self._exchange(conn, wire.method, data, timeout)
@@ -304,36 +306,39 @@ class Client:
         parser = conn.parser
         received = 0  # bytes of this answer so far: its 1xx answers and its head, at most MAX_HEAD
         while True:
+            # Read first: nothing is buffered when a request goes out (a connection with anything
+            # left over is never reused), so asking h11 before any byte came would be wasted.
+            if received > MAX_HEAD:
+                raise BadAnswer("answer head larger than %d bytes" % MAX_HEAD)
             try:
-                event = parser.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise BadAnswer(_h11_reason(exc)) from None
-            kind = type(event)
-            if kind is h11.Response:
-                return Answer(self, conn, event)
-            if event is h11.NEED_DATA:
-                if received > MAX_HEAD:
-                    raise BadAnswer("answer head larger than %d bytes" % MAX_HEAD)
+                data = conn.sock.recv(min(RECV, MAX_HEAD + 1 - received))
+            except ConnectionResetError as exc:
+                if not received:
+                    raise Closed("connection reset without an answer") from exc
+                raise
+            if not data and not received:
+                raise Closed("connection closed without an answer")
+            if not received and data[:1] in (b"\r", b"\n"):
+                # Empty lines before a status line: a stray CRLF that trailed the previous
+                # answer after this connection was reused (RFC 9112 2.2's robustness rule).
+                data = data.lstrip(b"\r\n")
+                if not data:
+                    continue
+            received += len(data)
+            parser.receive_data(data)
+            while True:
                 try:
-                    data = conn.sock.recv(min(RECV, MAX_HEAD + 1 - received))
-                except ConnectionResetError as exc:
-                    if not received:
-                        raise Closed("connection reset without an answer") from exc
-                    raise
-                if not data and not received:
-                    raise Closed("connection closed without an answer")
-                if not received and data[:1] in (b"\r", b"\n"):
-                    # Empty lines before a status line: a stray CRLF that trailed the previous
-                    # answer after this connection was reused (RFC 9112 2.2's robustness rule).
-                    data = data.lstrip(b"\r\n")
-                    if not data:
-                        continue
-                received += len(data)
-                parser.receive_data(data)
-            elif kind is h11.InformationalResponse:
-                pass  # 100 Continue, 102, 103 Early Hints...: the final answer follows
-            else:  # ConnectionClosed
-                raise BadAnswer("answer cut off")
+                    event = parser.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise BadAnswer(_h11_reason(exc)) from None
+                kind = type(event)
+                if kind is h11.Response:
+                    return Answer(self, conn, event)
+                if event is h11.NEED_DATA:
+                    break
+                if kind is not h11.InformationalResponse:  # ConnectionClosed
+                    raise BadAnswer("answer cut off")
+                # 100 Continue, 102, 103 Early Hints...: the final answer follows
 
     def put(self, conn):
         conn.reused = True
