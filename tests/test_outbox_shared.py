@@ -6,6 +6,8 @@ and a real HTTP receiver. A daemon "dies" by having its greenlets killed and its
 connection dropped without giving its leases back, as SIGKILL would leave it.
 """
 
+import contextlib
+import io
 import time
 
 import psycopg
@@ -191,3 +193,45 @@ def test_a_daemon_started_while_the_server_is_away_spills_then_moves_back(
         assert got.header("X-Callflowd-Delivery")
     finally:
         dispatcher.stop(timeout=1)
+
+
+# -- configuration: cluster.outbox -------------------------------------------------------------
+
+
+def check(tmp_path, cluster, webhooks=None):
+    """``callflowd check`` on a config with this ``cluster:`` section: (exit status, stderr)."""
+    import yaml
+
+    from callflowd.cli import main
+
+    config = {"freeswitch": {"host": "127.0.0.1", "port": 8021, "password": "ClueCon"},
+              "callflows": [{"numbers": ["100"], "flow": {"module": "hangup"}}], "cluster": cluster, "state_dir": str(tmp_path / "state")}
+    if webhooks:
+        config["webhooks"] = webhooks
+    path = tmp_path / "callflowd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(["check", "-c", str(path)])
+    return status, err.getvalue()
+
+
+def test_cluster_outbox_takes_a_postgresql_url_or_a_file_holding_one(tmp_path):
+    assert check(tmp_path, {"outbox": "postgresql://callflowd:pw@db1:5432/callflowd"})[0] == 0
+    (tmp_path / "outbox.url").write_text("postgresql://callflowd:pw@db1/callflowd\n")
+    assert check(tmp_path, {"outbox_file": "outbox.url"})[0] == 0
+
+
+@pytest.mark.parametrize("cluster, webhooks, message", [
+    ({"outbox": "mysql://db1/callflowd"}, None,
+     "cluster.outbox: must be a postgresql:// URL (the shared webhook outbox)"),
+    ({"outbox": "postgresql://db1:99999/x"}, None, "cluster.outbox: is not a valid URL"),
+    ({"outbox": "postgresql://db1/x", "outbox_file": "f"}, None, "give at most one of outbox, outbox_file"),
+    ({"outbox_file": "missing.url"}, None, "cluster.outbox_file: cannot read"),
+    ({"outbox": "postgresql://db1/x"}, {"process": True}, "can't be used with cluster.outbox"),
+])
+def test_a_bad_cluster_outbox_is_one_line_naming_the_key_and_exit_2(tmp_path, cluster, webhooks, message):
+    status, err = check(tmp_path, cluster, webhooks)
+    assert status == 2
+    assert message in err and err.count("\n") == 1
+    assert "pw" not in err

@@ -207,6 +207,7 @@ class WebhookDispatcher(OutboxIntake):
         self._last_seq = 0  # the newest outbox row seen
         self._waiting = {}  # delivery id -> when accepted, oldest first (for the metrics gauge)
         self._scheduler = None
+        self._keeper = None  # a shared outbox's lease keeper
         self._wake = Event()
         self._progress = Event()  # set whenever an attempt ends
         self._counts = dict.fromkeys(
@@ -230,7 +231,8 @@ class WebhookDispatcher(OutboxIntake):
         self._scheduler = self._group.spawn(self._schedule_loop)
         self._scheduler.link_exception(lambda g: log.error("webhook scheduler died", exc_info=g.exc_info))
         if self.outbox.store.maintenance_interval:
-            keeper = self._group.spawn(self._keep_leases, self.outbox.store.maintenance_interval)
+            self._keeper = keeper = self._group.spawn(self._keep_leases,
+                                                      self.outbox.store.maintenance_interval)
             keeper.link_exception(lambda g: log.error("webhook lease keeper died", exc_info=g.exc_info))
         if resumed and self.outbox.shared:  # a delivery process: the daemon committed these
             log.info("webhook outbox %s: %d webhooks to deliver", self.outbox.store.path, len(resumed))
@@ -273,6 +275,8 @@ class WebhookDispatcher(OutboxIntake):
         interrupted = self._in_flight
         self._attempts.kill(block=True, timeout=5)
         self._scheduler.kill(block=True, timeout=5)  # the writer is the outbox's to stop
+        if self._keeper is not None:  # before the store closes: no lease renewed after it
+            self._keeper.kill(block=True, timeout=5)
         self.outbox.stop(timeout=max(5.0, deadline - time.monotonic()))
         left = self.outbox.store_rows_left()
         self.state = State.STOPPED

@@ -26,12 +26,11 @@ writer, the lease keeper and start-up take turns. A lost connection is an
 """
 
 import logging
-import urllib.parse
 
 from gevent.lock import BoundedSemaphore
 
 from callflowd import metrics
-from callflowd.logfmt import safe
+from callflowd.logfmt import redact_uri, safe
 from callflowd.webhooks.store import OutboxError
 
 log = logging.getLogger(__name__)
@@ -70,17 +69,6 @@ RETURNING o.seq, o.id, o.attempts, o.due, o.request, free.was
 """
 
 
-def describe_url(url):
-    """``url`` without its password, for logs (``postgresql://callflowd@db1:5432/callflowd``)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = "%s:%d" % (netloc, parts.port)
-    if parts.username:
-        netloc = "%s@%s" % (parts.username, netloc)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 class PostgresStore:
     """The outbox table on a PostgreSQL server: the ``OutboxStore`` interface plus leases."""
 
@@ -88,7 +76,7 @@ class PostgresStore:
 
     def __init__(self, url, owner, lease=10.0):
         self.url = url
-        self.path = describe_url(url)  # what log lines name
+        self.path = redact_uri(url)  # what log lines name: no password, no query values
         self.owner = owner
         self.lease = float(lease)
         self._conn = None
