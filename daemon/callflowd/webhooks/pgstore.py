@@ -60,7 +60,7 @@ _COLUMNS = "seq, id, attempts, due, request"
 _CLAIM = """
 WITH free AS (
     SELECT id, owner AS was FROM callflowd_outbox
-    WHERE lease_until < now() OR (%(own)s AND owner = %(me)s)
+    WHERE (%(expired)s AND lease_until < now()) OR (%(own)s AND owner = %(me)s)
     ORDER BY seq LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 UPDATE callflowd_outbox o SET owner = %(me)s, lease_until = now() + %(lease)s * interval '1 second'
@@ -127,9 +127,9 @@ class PostgresStore:
         self._run(create)
 
     def load(self, after=0):
-        """Claim what nobody holds (our own rows from before a restart, a dead daemon's): rows
-        ``(seq, id, attempts, due, request_json)``, oldest first."""
-        return self.claim(limit=1000000, own=True)
+        """Our own rows from before a restart (same name): ``(seq, id, attempts, due,
+        request_json)``, oldest first. A dead daemon's come later, from ``claim()``."""
+        return self.claim(limit=1000000, own=True, expired=False)
 
     def count(self):
         """Rows this daemon holds."""
@@ -171,12 +171,12 @@ class PostgresStore:
             "UPDATE callflowd_outbox SET lease_until = now() + %s * interval '1 second' "
             "WHERE owner = %s", (self.lease, self.owner)).rowcount)
 
-    def claim(self, limit=1000, own=False):
-        """Take up to ``limit`` rows whose lease ran out (with ``own``, also those under our name,
-        from before a restart): ``(seq, id, attempts, due, request_json)``, each row to one daemon
-        only. Logs whose rows they were."""
-        rows = self._run(lambda c: c.execute(
-            _CLAIM, {"me": self.owner, "lease": self.lease, "limit": limit, "own": own}).fetchall())
+    def claim(self, limit=1000, own=False, expired=True):
+        """Take up to ``limit`` rows whose lease ran out (``expired``) and, with ``own``, those
+        under our name: ``(seq, id, attempts, due, request_json)``, each row to one daemon only.
+        Logs whose rows they were."""
+        params = {"me": self.owner, "lease": self.lease, "limit": limit, "own": own, "expired": expired}
+        rows = self._run(lambda c: c.execute(_CLAIM, params).fetchall())
         taken = {}
         for row in rows:
             if row[5] != self.owner:

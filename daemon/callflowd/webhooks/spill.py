@@ -9,9 +9,14 @@ again, with the same delivery id). Every ``maintain()`` (the lease keeper's
 turn, a few times per lease), a store that is away is tried again; once it
 answers, the local rows move into it, one transaction each way, and the log
 and ``/metrics`` say so.
+
+Another daemon's rows are claimed only once this one has been connected for a
+whole lease: while the server was away nobody could renew, so every lease ran
+out; the grace lets each live daemon renew its own before anyone claims.
 """
 
 import logging
+import time
 
 from callflowd import metrics
 from callflowd.webhooks.store import OutboxError
@@ -32,6 +37,7 @@ class SpillingStore:
         self._said_away = False  # the "unreachable" line is said once per outage
         self._local_ids = set()  # rows in the local file
         self._shared_deletes = set()  # delivered while the shared store was away
+        self._claims_from = None  # monotonic time from which others' rows may be claimed
 
     @property
     def spilled(self):
@@ -58,6 +64,7 @@ class SpillingStore:
         if not self.up:
             self.up = True
             self._said_away = False
+            self._claims_from = time.monotonic() + self.shared.lease
             log.info("shared webhook outbox %s reachable", self.path)
             self._report()
         return result
@@ -113,7 +120,7 @@ class SpillingStore:
             if not self.up:
                 return []
         self._try_shared(self.shared.renew)
-        if not self.up:
+        if not self.up or time.monotonic() < self._claims_from:
             return []
         return self._try_shared(self.shared.claim) or []
 
