@@ -35,9 +35,16 @@ def test_every_action_module_is_registered_under_its_file_name():
 
 
 def applications_run_by(module):
-    """The applications ``module``'s code runs on the call, read from its source."""
+    """The applications ``module``'s code runs on the call, read from its source and from the
+    sources of the action helpers it uses (``actions.endpoints`` rings for ``device``)."""
     found = set()
-    for node in ast.walk(ast.parse(inspect.getsource(module))):
+    tree = ast.parse(inspect.getsource(module))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "callflowd.actions":
+            for alias in node.names:
+                if alias.name in actions.HELPERS and alias.name != module.__name__.rpartition(".")[2]:
+                    found |= applications_run_by(getattr(actions, alias.name))
+    for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         method = node.func.attr

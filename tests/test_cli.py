@@ -39,7 +39,7 @@ def test_demo_runs_the_example_and_exits_zero(scenario, outcome):
 def test_check_accepts_the_example_config():
     result = callflowd("check", "-c", "config/callflowd.yaml")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("config ok: config/callflowd.yaml: 5 callflows")
+    assert result.stdout.startswith("config ok: config/callflowd.yaml: 8 callflows")
 
 
 def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
@@ -54,9 +54,8 @@ def test_run_with_a_bad_config_exits_2_without_a_traceback(tmp_path):
 
 # Each bad input the issue names, through the real command: one line naming file and path, exit 2.
 BAD_CONFIGS = {
-    "unknown module": (
-        {"numbers": ["1"], "flow": {"module": "conference"}},
-        "flow.module: unknown module 'conference' (known: %s)" % ", ".join(sorted(REGISTRY))),
+    "unknown module's bad data": (
+        {"numbers": ["1"], "flow": {"module": "conference", "data": []}}, "flow.data: must be an object"),
     "bad http_verb": (front_desk(http_verb="put"), "flow.children._.data.http_verb: must be one of get, post"),
     "non-object custom_data": (
         front_desk(custom_data=[1, 2]), "flow.children._.data.custom_data: must be an object"),
@@ -80,6 +79,27 @@ def test_check_refuses_each_bad_callflow_with_its_path_and_exit_2(tmp_path, case
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == "callflowd: callflows.d/front-desk.json: %s\n" % expected
+
+
+def test_check_lists_every_refused_document_and_every_warning(tmp_path):
+    documents = {
+        "a.json": front_desk(http_verb="put"),
+        "b.json": {"numbers": ["2"], "flow": {"module": "device", "data": {"id": "x"}}},
+        "c.json": {"numbers": ["3"], "flow": {"module": "conference", "data": {"id": "room"}}},
+    }
+    result = callflowd("check", "-c", write_config(tmp_path, documents=documents))
+    assert result.returncode == 2
+    assert result.stderr == (
+        "callflowd: callflows.d/a.json: flow.children._.data.http_verb: must be one of get, post\n"
+        "callflowd: callflows.d/b.json: flow.data.id: unknown device 'x'\n")
+
+    good = tmp_path / "good"
+    good.mkdir()
+    result = callflowd("check", "-c", write_config(good, documents={"c.json": documents["c.json"]}))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == (
+        "warning: callflows.d/c.json: flow.module: callflowd has no module 'conference': a call reaching "
+        "this node goes on at _, as in Kazoo (known: %s)" % ", ".join(sorted(REGISTRY)))
 
 
 def test_check_refuses_unparsable_yaml_with_its_place_and_exit_2(tmp_path):

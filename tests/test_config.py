@@ -112,7 +112,11 @@ def test_the_shipped_example_config_loads_as_is():
     assert config.freeswitch.reconnect.jitter == 0.2
     assert config.directory.webhooks.retries == 3
     assert [flow.id for flow in config.callflows] == [
-        "feature-codes", "front-desk", "main-menu", "no-match", "office-hours"]
+        "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b", "7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d", "feature-codes", "front-desk",
+        "main-menu", "no-match", "office-hours", "6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"]
+    assert config.directory.account.timezone == "America/New_York"
+    assert [device.dial_string for device in config.directory.devices_of("7c1f0e2d3b4a59687a6b5c4d3e2f1a0b")] == [
+        "user/1010@example.com", "user/1011@example.com"]
     assert sorted(config.directory.temporal_rules) == ["christmas", "office_hours"]
 
 
@@ -235,7 +239,7 @@ def test_callflowd_check_accepts_the_shipped_example(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config ok: ")
-    assert "5 callflows, 4 numbers" in result.stdout
+    assert "8 callflows, 6 numbers" in result.stdout
     assert result.stderr == ""
 
 

@@ -254,4 +254,5 @@ def test_the_largest_yaml_allowed_is_checked_in_well_under_the_bound(tmp_path):
 
     assert refused(path).endswith(": unknown key 'x' (known: freeswitch, switches, log_level, devices, "
                                   "voicemail_boxes, webhooks, callflows_dir, callflows, shutdown_grace, metrics, "
-                                  "state_dir, hooks, routing, temporal_rules, account_id, cluster)")
+                                  "state_dir, hooks, routing, temporal_rules, account_id, cluster, account, users, groups, menus, "
+                                  "media, resources, vmboxes, recordings_dir, prompts_dir)")

@@ -119,7 +119,8 @@ def test_an_unknown_top_level_key_is_named(tmp_path):
     assert error_for(path) == (
         "%s: unknown key 'callflow_dir' (known: freeswitch, switches, log_level, devices, voicemail_boxes, "
         "webhooks, callflows_dir, callflows, shutdown_grace, metrics, state_dir, hooks, routing, "
-        "temporal_rules, account_id, cluster)" % path)
+        "temporal_rules, account_id, cluster, account, users, groups, menus, media, resources, vmboxes, recordings_dir, "
+        "prompts_dir)" % path)
 
 
 def test_an_unknown_key_inside_a_section_is_named(tmp_path):
@@ -183,7 +184,8 @@ def test_an_unknown_device_setting_is_named(tmp_path):
     path = write_config(tmp_path, devices=with_device(dialstring="user/1000"))
 
     assert error_for(path) == (
-        "%s: devices.front_desk_device_id: unknown key 'dialstring' (known: dial_string, timeout)" % path)
+        "%s: devices.front_desk_device_id: unknown key 'dialstring' (known: dial_string, timeout, owner_id, "
+        "enabled, name, custom_sip_headers, id)" % path)
 
 
 def test_a_numeric_mailbox_becomes_a_string(tmp_path):

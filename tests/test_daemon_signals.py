@@ -103,7 +103,8 @@ def test_sighup_with_a_bad_config_keeps_the_old_flow_and_says_why(
     daemon = start_daemon(configure("old"))
     first = ringing(daemon, switch)
 
-    (tmp_path / "callflows.d" / "front-desk.json").write_text('{"numbers": ["+10005559999"], "flow": {"module": "nope"}}')
+    (tmp_path / "callflows.d" / "front-desk.json").write_text(
+        '{"numbers": ["+10005559999"], "flow": {"module": "device", "data": {"id": "nope"}}}')
     daemon.signal(signal.SIGHUP)
     notify_socket.wait_for("RELOADING", "1")
     status = notify_socket.wait_for("READY", "1")["STATUS"]

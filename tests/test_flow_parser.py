@@ -6,9 +6,12 @@ import ast
 import copy
 import pathlib
 
+import pytest
+
 import callflowd
 from callflowd.actions import REGISTRY
 from callflowd.config.model import Directory
+from callflowd.errors import ConfigErrors
 from callflowd.flow.load import load_config
 from callflowd.flow.parser import parse_flow, references_of
 from tests.test_config import FRONT_DESK, FRONT_DESK_NUMBER, error_for, front_desk, write_config
@@ -59,15 +62,47 @@ def test_an_unknown_voicemail_box_id_is_refused(tmp_path):
         "callflows.d/front-desk.json: flow.children._.children._.data.id: unknown voicemail box 'nobody'")
 
 
-def test_an_unknown_module_is_refused_listing_the_known_ones(tmp_path):
+def test_an_unknown_module_is_accepted_with_a_warning_and_the_call_goes_on_at_default(tmp_path):
+    """Kazoo's cf_exe: a module it has not got is "unknown callflow action"; the call continues at _."""
     document = copy.deepcopy(FRONT_DESK)
     document["flow"]["children"]["_"]["module"] = "teleport"
-    path = write_config(tmp_path, documents={"front-desk.json": document})
+    config = load_config(write_config(tmp_path, documents={"front-desk.json": document}))
 
-    assert error_for(path) == (
-        "callflows.d/front-desk.json: flow.children._.module: "
-        "unknown module 'teleport' (known: %s)" % ", ".join(sorted(REGISTRY)))
-    assert "device, hangup, menu" in error_for(path)
+    node = config.callflows[0].flow.child("_")
+    assert (node.module, node.skip) == ("teleport", True)
+    assert node.child("_").module == "voicemail"  # its children are read as usual
+    assert config.warnings == (
+        "callflows.d/front-desk.json: flow.children._.module: callflowd has no module 'teleport': a call "
+        "reaching this node goes on at _, as in Kazoo (known: %s)" % ", ".join(sorted(REGISTRY)),)
+
+
+def test_a_kazoo_key_callflowd_does_not_do_and_an_unknown_key_are_warnings(tmp_path):
+    document = copy.deepcopy(FRONT_DESK)
+    document["flow"]["data"].update({"static_invite": "1000", "colour": "blue"})
+    config = load_config(write_config(tmp_path, documents={"front-desk.json": document}))
+
+    assert config.warnings[0] == ("callflows.d/front-desk.json: flow.data.static_invite: not supported by "
+                                  "callflowd (a Kazoo device key): accepted and ignored")
+    assert config.warnings[1].startswith(
+        "callflows.d/front-desk.json: flow.data.colour: not a key of Kazoo's device (known: id, timeout")
+
+
+def test_every_refused_document_is_named_in_one_run_and_one_does_not_hide_the_others(tmp_path):
+    first = front_desk(http_verb="put")
+    second = copy.deepcopy(FRONT_DESK)
+    second["numbers"] = ["2002"]
+    second["flow"]["data"]["id"] = "nobody"
+    second["flow"]["children"]["_"]["data"]["retries"] = "x"
+    path = write_config(tmp_path, documents={"a.json": first, "b.json": second})
+
+    with pytest.raises(ConfigErrors) as raised:
+        load_config(path)
+
+    assert [str(problem) for problem in raised.value.problems] == [
+        "callflows.d/a.json: flow.children._.data.http_verb: must be one of get, post",
+        "callflows.d/b.json: flow.data.id: unknown device 'nobody'",
+        "callflows.d/b.json: flow.children._.data.retries: must be an integer (or a string holding one), not 'x'"]
+    assert str(raised.value).endswith("(and 2 more problems: callflowd check lists them)")
 
 
 def test_unparsable_json_is_refused_with_its_line_and_column(tmp_path):
@@ -146,6 +181,16 @@ def test_a_skip_module_that_is_not_a_boolean_is_refused(tmp_path):
     path = write_config(tmp_path, documents={"x.json": front_desk(skip_module="yes")})
 
     assert error_for(path) == "callflows.d/x.json: flow.children._.data.skip_module: must be true or false"
+
+
+def test_skip_module_may_be_the_string_true_as_kazoo_reads_it(tmp_path):
+    document = copy.deepcopy(FRONT_DESK)
+    document["flow"]["data"]["skip_module"] = "true"
+    document["flow"]["children"]["_"]["data"]["skip_module"] = "false"
+
+    flow = load_config(write_config(tmp_path, documents={"x.json": document})).callflows[0].flow
+
+    assert (flow.skip, flow.child("_").skip) == (True, False)
 
 
 def test_skip_module_marks_the_node_skipped_on_any_module(tmp_path):

@@ -95,6 +95,9 @@ CASES = {
     "a stray CRLF a moment after the body": (
         [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", ("pause", 0.2), b"\r\n"],
         (Outcome.DELIVERED, 200, "200 ok"), EITHER),
+    "more body than its Content-Length": (
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 503 Service Unavailable\r\n\r\n"],
+        (Outcome.DELIVERED, 200, "200 ok"), NEW),
     # -- headers ----------------------------------------------------------------------------------
     "an obs-folded header": (
         [b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\n\tthird\r\nContent-Length: 2\r\n\r\nok"],
@@ -109,6 +112,15 @@ CASES = {
         [b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n"], (Outcome.DELIVERED, 200, "200 ok"), SAME),
     "a bare LF between header lines": (
         [b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"], (Outcome.DELIVERED, 200, "200 ok"), SAME),
+    "a NUL in a header value": (
+        [b"HTTP/1.1 200 OK\r\nX-Evil: a\x00b\r\nContent-Length: 0\r\n\r\n"],
+        (Outcome.NO_ANSWER, None, "bad answer: bad header line"), NEW),
+    "a status code of four digits": (
+        [b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"],
+        (Outcome.NO_ANSWER, None, "bad answer: not an HTTP/1.x status line"), NEW),
+    "a negative Content-Length": (
+        [b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"],
+        (Outcome.NO_ANSWER, None, "bad answer: bad Content-Length"), NEW),
     # -- framing ----------------------------------------------------------------------------------
     "chunked with extensions and trailers": (
         [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"

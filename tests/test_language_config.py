@@ -74,10 +74,12 @@ def test_a_number_claimed_by_two_callflows_is_refused(tmp_path):
     ({"endpoints": []}, "endpoints", "must list at least one endpoint"),
     ({"endpoints": [{"id": "phone_9"}]}, "endpoints[0].id", "unknown device 'phone_9'"),
     ({"endpoints": [{"id": "phone_1001", "delay": -1}]}, "endpoints[0].delay", "must be between 0 and 3600"),
-    ({"endpoints": [{"id": "phone_1001", "endpoint_type": "user"}]}, "endpoints[0].endpoint_type",
-     "must be one of device"),
+    ({"endpoints": [{"id": "phone_1001", "endpoint_type": "user"}]}, "endpoints[0].id",
+     "unknown user 'phone_1001'"),
+    ({"endpoints": [{"id": "phone_1001", "endpoint_type": "phone"}]}, "endpoints[0].endpoint_type",
+     "must be one of device, user, group"),
     ({"endpoints": [{"id": "phone_1001"}], "strategy": "random"}, "strategy",
-     "must be one of simultaneous, single"),
+     "must be one of simultaneous, single, weighted_random"),
 ])
 def test_bad_ring_group_data_is_refused_with_the_path(tmp_path, data, path, message):
     document = flow_document({"module": "ring_group", "data": data})

@@ -160,7 +160,7 @@ def test_a_server_that_answers_itself_for_ever_is_stopped_by_the_step_limit(swit
     ("{not json", 200, "invalid JSON at line 1 column 2"),
     ('{"module": "voicemail", "module": "device"}', 200, "invalid JSON: duplicate key 'module'"),
     ({"module": "device", "data": {"id": "nobody"}}, 200, "answer: flow.data.id: unknown device 'nobody'"),
-    ({"module": "hologram"}, 200, "answer: flow.module: unknown module 'hologram'"),
+    ({"module": "hologram", "data": [1]}, 200, "answer: flow.data: must be an object"),
     ({"module": "voicemail", "data": {"id": "front_desk_voicemail_box_id"}, "children": {"_": 7}}, 200,
      "answer: flow.children._: must be an object, not a number"),
     ([1, 2], 200, "answer: flow: must be an object, not a list"),

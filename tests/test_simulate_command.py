@@ -46,6 +46,8 @@ commands FreeSWITCH received:
 
 webhooks that would be sent (not sent; --webhook-to URL sends them):
   GET http://my.ser.ver/frontdesk/missed_call  (the fields below in its query string)
+    account_db = account%2F3a%2F8e%2F7d1c2b4f4e6a9c0d1e2f3a4b5c6d
+    account_id = 3a8e7d1c2b4f4e6a9c0d1e2f3a4b5c6d
     authorizing_id = front_desk_device_id
     authorizing_type = device
     call_bridged = false

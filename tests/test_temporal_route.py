@@ -110,8 +110,6 @@ def test_a_bad_rule_is_refused_with_its_path(tmp_path, rules, message):
      "flow.data.timezone: unknown time zone 'Europe/Lutece' (an IANA name such as Europe/Paris)"),
     ({"timezone": "../../etc/passwd"},
      "flow.data.timezone: unknown time zone '../../etc/passwd' (an IANA name such as Europe/Paris)"),
-    ({"action": "menu"}, "flow.data.action: 'menu' is not supported: only routing (no action) is"),
-    ({"rule_set": "abc"}, "flow.data.rule_set: rule sets are not supported: list the rules in rules"),
 ])
 def test_bad_node_data_is_refused_with_its_path(tmp_path, change, message):
     document = office_flow()

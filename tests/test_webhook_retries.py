@@ -9,7 +9,7 @@ import time
 import pytest
 
 from callflowd.actions import webhook as webhook_action
-from callflowd.config.model import Directory, WebhookSettings
+from callflowd.config.model import BreakerSettings, Directory, WebhookSettings
 from callflowd.demo.receiver import free_port
 from callflowd.webhooks import dispatcher as dispatcher_module
 from callflowd.webhooks.request import WebhookRequest
@@ -113,3 +113,17 @@ def test_a_refused_submit_does_not_wait(make_dispatcher):
     assert dispatcher.submit_committed(node_request(uri, 3)) is True
     assert dispatcher.submit_committed(node_request(uri, 3)) is False  # full: logged, counted
     assert dispatcher.stats.dropped == 1
+
+
+def test_a_webhook_held_back_by_an_open_breaker_expires_after_max_age_without_an_attempt(
+        make_dispatcher, logs):
+    uri = "http://127.0.0.1:%d/hook" % free_port()
+    dispatcher = make_dispatcher(max_age=0.6, breaker=BreakerSettings(failures=1, pause=60, pause_max=60), **FAST)
+    dispatcher.submit(node_request(uri, 3))
+    logs.wait_for("breaker open")
+    held = node_request(uri, 3)  # arrives while the breaker holds the receiver back: never tried
+    dispatcher.submit(held)
+    stats = settle(dispatcher, logs, count=2)
+    assert (stats.expired, stats.failed, stats.delivered) == (2, 0, 0)
+    [line] = [line for line in logs.matching("webhook dropped") if held.delivery_id in line]
+    assert "0 attempts made" in line

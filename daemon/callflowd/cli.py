@@ -25,7 +25,8 @@ def main(argv=None):
     try:
         return args.command(args)
     except ConfigError as exc:
-        print("callflowd: %s" % exc, file=sys.stderr)
+        for problem in getattr(exc, "problems", (exc,)):  # ConfigErrors: every document's problems
+            print("callflowd: %s" % problem, file=sys.stderr)
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:
         return EXIT_FAILURE
@@ -84,6 +85,8 @@ def _check(args):
     print("config ok: %s: %d callflows, %d numbers, %d devices, %d voicemail boxes" % (
         args.config, len(config.callflows), numbers,
         len(config.directory.devices), len(config.directory.voicemail_boxes)))
+    for warning in config.warnings:  # accepted, but not run as Kazoo would
+        print("warning: %s" % warning)
     return EXIT_OK
 
 

@@ -29,6 +29,23 @@ class ConfigError(CallflowdError):
         return ": ".join(parts)
 
 
+class ConfigErrors(ConfigError):
+    """Several problems found in one read (every callflow document is checked before this is
+    raised); ``problems`` holds each ConfigError. ``str()`` is the first, and how many more:
+    ``callflowd check`` prints them all, one line each."""
+
+    def __init__(self, problems):
+        first = problems[0]
+        super().__init__(first.message, first.source, first.path)
+        self.problems = tuple(problems)
+
+    def __str__(self):
+        first = ConfigError.__str__(self)
+        more = len(self.problems) - 1
+        return first if not more else "%s (and %d more problem%s: callflowd check lists them)" % (
+            first, more, "s" if more > 1 else "")
+
+
 class InvalidData(CallflowdError):
     """A callflow node's ``data`` is wrong; ``key`` is the path below ``data``.
 

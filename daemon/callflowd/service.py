@@ -148,6 +148,7 @@ class Service:
 
     def start(self):
         self._transition(State.STARTING)
+        _log_warnings(self.config)
         self.webhooks.start()
         self.metrics_listener = metrics.serve(self.config.metrics)
         for link in self.links.values():
@@ -223,6 +224,7 @@ class Service:
             return self._reload_refused(announce, "%s: %s" % (type(exc).__name__, exc))
         old = self.config
         self.config = new
+        _log_warnings(new)
         self.router.routes = routes
         self.router.account_id = new.account_id
         if new.log_level != old.log_level and not self._pin_log_level:
@@ -468,3 +470,9 @@ def _status(state, detail=None):
     if detail is None:
         return state
     return "%s; %s" % (state, logfmt.escape(logfmt.redact(detail), max_length=400))
+
+
+def _log_warnings(config):
+    """What the config asks that callflowd accepts but does not run as Kazoo would (flow/parser.py)."""
+    for warning in config.warnings:
+        log.warning("config: %s", logfmt.safe(warning))

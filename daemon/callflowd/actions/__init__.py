@@ -40,13 +40,17 @@ from callflowd.actions import (
     device,
     hangup,
     menu,
+    offnet,
     pivot,
     play,
+    record_call,
+    resources,
     response,
     ring_group,
     set_variables,
     sleep,
     temporal_route,
+    user,
     voicemail,
     webhook,
 )
@@ -57,19 +61,23 @@ REGISTRY = {
     "device": device,
     "hangup": hangup,
     "menu": menu,
+    "offnet": offnet,
     "pivot": pivot,
     "play": play,
+    "record_call": record_call,
+    "resources": resources,
     "response": response,
     "ring_group": ring_group,
     "set_variables": set_variables,
     "sleep": sleep,
     "temporal_route": temporal_route,
+    "user": user,
     "voicemail": voicemail,
     "webhook": webhook,
 }
 
 # Helper modules of the actions, not actions themselves.
-HELPERS = ("media", "outcome")
+HELPERS = ("endpoints", "media", "outcome", "responses")
 
 # The long-running applications of all actions (see LONG_APPLICATIONS above).
 LONG_APPLICATIONS = frozenset(app for action in REGISTRY.values()

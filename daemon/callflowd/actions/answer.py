@@ -9,6 +9,12 @@ from callflowd.actions.outcome import DEFAULT
 from callflowd.config import fields
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ()
+NOT_SUPPORTED = ()
+
+
 Data = fields.NoData
 
 

@@ -19,6 +19,12 @@ from callflowd.config import fields
 from callflowd.config.model import CALLFLOW, Reference
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("id",)
+NOT_SUPPORTED = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     callflow_id: str

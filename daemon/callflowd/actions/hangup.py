@@ -10,6 +10,12 @@ from callflowd.config import fields
 from callflowd.esl import names
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ()
+NOT_SUPPORTED = ()
+
+
 Data = fields.NoData
 
 

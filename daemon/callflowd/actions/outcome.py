@@ -30,9 +30,14 @@ FETCHED = "/pivot:"
 
 @dataclasses.dataclass(frozen=True)
 class Jump:
-    """Run callflow ``callflow_id`` next; resume at the calling node's ``_`` child after it."""
+    """Run callflow ``callflow_id`` next; resume at the calling node's ``_`` child after it.
+
+    ``back=False``: do not come back (Kazoo's ``cf_exe:branch`` to another callflow, a
+    menu's hunt): the jumped-to callflow's end is the flow's end.
+    """
 
     callflow_id: str
+    back: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

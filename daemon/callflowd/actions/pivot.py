@@ -47,6 +47,12 @@ MAX_TIMEOUT = 30
 MAX_RESPONSE_BYTES = 256 * 1024
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("voice_url", "method", "req_body_format", "req_format", "req_timeout")
+NOT_SUPPORTED = ("req_timeout_ms", "debug", "cdr_url")
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     voice_url: str

@@ -1,7 +1,8 @@
 """``play``: play media to the caller.
 
 data (Kazoo 4.3 ``callflows.play``):
-  ``id`` (required)  a file path, an http(s) URL or a ``tone_stream://`` (see actions/media.py)
+  ``id`` (required)  a media id (a ``media`` document), a file path, an http(s) URL or a
+                     ``tone_stream://`` (see actions/media.py)
   ``answer``         answer first (default true; false plays as early media, 183)
   ``loop_count``     times to play it, 1-100 (default 1)
   ``terminators``    DTMF keys that cut the playback short (default: every key)
@@ -27,6 +28,12 @@ MAX_LOOPS = 100
 MAX_PLAY_SECONDS = 3600
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("id", "answer", "loop_count", "terminators")
+NOT_SUPPORTED = ("endless_playback",)
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     media: str
@@ -37,7 +44,7 @@ class Data:
     @classmethod
     def parse(cls, raw, directory):
         return cls(
-            media=media.reference(raw, "id", needed=True),
+            media=directory.media_path(media.reference(raw, "id", needed=True)),
             answer=fields.boolean(raw, "answer", True),
             loop_count=fields.integer_in(raw, "loop_count", 1, 1, MAX_LOOPS),
             terminators=media.terminators(raw, "terminators", ANY_KEY),

@@ -21,6 +21,12 @@ from callflowd.config import fields
 MAX_MEDIA_SECONDS = 600
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("code", "message", "media")
+NOT_SUPPORTED = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     code: int
@@ -32,7 +38,7 @@ class Data:
         return cls(
             code=fields.integer_in(raw, "code", 486, 300, 699),
             message=fields.text(raw, "message"),
-            media=media.reference(raw, "media"),
+            media=directory.media_path(media.reference(raw, "media")),
         )
 
     @property

@@ -1,118 +1,174 @@
-"""``ring_group``: ring several configured devices, together or one after another.
+"""``ring_group``: ring several devices, users or groups, together or one after another.
 
 data (Kazoo 4.3 ``callflows.ring_group``):
-  ``endpoints`` (required)  list of ``{"id": <device id>, "delay": s, "timeout": s}``:
-                            a device configured under ``devices:``; ``delay`` (default 0) before
-                            it starts ringing, ``timeout`` (default 20) how long it rings;
-                            ``endpoint_type`` may say ``device`` (the only kind supported)
-  ``strategy``              ``simultaneous`` (default: all ring at once) or ``single`` (in turn)
+  ``endpoints`` (required)  list of ``{"id", "endpoint_type", "delay", "timeout", "weight"}``:
+                            ``endpoint_type`` ``device`` (default; ``devices:``), ``user`` (all
+                            the user's devices) or ``group`` (a group document's members);
+                            ``delay`` (default 0) before it rings, ``timeout`` (default 20) how
+                            long it rings; ``weight`` 1-100 (default 20) for ``weighted_random``
+  ``strategy``              ``simultaneous`` (default: all at once), ``single`` (in turn) or
+                            ``weighted_random`` (in turn, in a random order drawn per round
+                            with chances in proportion to ``weight``)
   ``timeout``               seconds the whole group rings, 1-3600 (default 20; simultaneous)
-  ``repeats``               times the group is rung before giving up, 1-10 (default 1)
+  ``repeats``               rounds, 1-10 (default 1)
+  ``ringback``              what the caller hears while it rings (a media id, file or tone)
+  ``fail_on_single_reject`` true: the first endpoint that rejects ends the round
+  not supported (accepted, ``check`` warns): ``ignore_forward`` (callflowd has no call
+  forwarding), ``ringtones``
 
-Branches: an endpoint answered and the call then ended -> the flow stops. Failed -> the
-child keyed by the cause (``USER_BUSY``, ``NO_ANSWER``...) if the node has one, else
-``sip:<code>``, else ``_`` (as ``device``).
+How Kazoo resolves the members (cf_ring_group.erl), kept here: a user member rings each
+device the user owns, a group member each of its members (a group's member ``weight``/
+``delay``/``timeout`` win over the ring group entry's); a device already listed with the same
+delay and timeout is not rung twice; the caller's own device is never rung; disabled devices
+are left out; with ``simultaneous`` the legs are ordered by delay; with ``single`` a group's
+members are ordered by their weight and those without one are left out.
 
-FreeSWITCH facts (mod_dptools bridge, switch_ivr_originate.c): endpoints joined by ``,``
-ring at once and the first to answer wins; joined by ``|`` they are tried in turn.
-``[leg_delay_start=N,leg_timeout=N]`` in front of an endpoint delays and limits that leg;
-``{originate_timeout=N}`` limits the whole attempt. A device's own ``{...}`` variables
-become that leg's ``[...]`` ones. ``continue_on_fail=true`` keeps the caller when all
-fail (the busy-device captures in tests/fixtures, with and without it); the outcome is ``variable_originate_disposition``.
+Branches: an endpoint answered and the call then ended -> the flow stops. A round failed:
+the child keyed by the cause (``USER_BUSY``, ``NO_ANSWER``...) or by ``sip:<code>``, if the
+node has one, is taken at once; else the next round rings. After the last round -> ``_``.
+No endpoint to ring -> ``_``.
+
+FreeSWITCH facts: see actions/endpoints.py (the busy-device captures in tests/fixtures show
+``continue_on_fail=true`` keeping the caller).
 """
 
 import dataclasses
+import random
 
-from callflowd.actions.device import ANSWERED
-from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.actions import endpoints
 from callflowd.config import fields
+from callflowd.actions.endpoints import ANSWERED
+from callflowd.actions.outcome import DEFAULT, STOP
 from callflowd.config.model import Reference
 from callflowd.errors import InvalidData
-from callflowd.esl import names
 
-STRATEGIES = ("simultaneous", "single")
+STRATEGIES = ("simultaneous", "single", "weighted_random")
+TYPES = ("device", "user", "group")
 MAX_ENDPOINTS = 50
-# Ringing ends on FreeSWITCH's side; we wait this much longer before giving up on the event.
-_BRIDGE_GRACE_SECONDS = 15
-_ENDPOINT_KEYS = ("id", "delay", "timeout", "endpoint_type")
+DEFAULT_WEIGHT = 20  # cf_ring_group ``group_weight(Member, 20)``
+SUPPORTED = ("endpoints", "strategy", "timeout", "repeats", "ringback", "fail_on_single_reject")
+NOT_SUPPORTED = ("ignore_forward", "ringtones")
+ENDPOINT_KEYS = ("id", "endpoint_type", "delay", "timeout", "weight")
 
 
 @dataclasses.dataclass(frozen=True)
-class Endpoint:
-    device: object  # config.model.Device
-    delay: int
-    timeout: int
-
-    def leg(self, strategy):
-        """``[leg vars]dial`` for this endpoint, the device's own ``{vars}`` moved inside."""
-        variables = ["leg_timeout=%d" % self.timeout]
-        if strategy == "simultaneous" and self.delay:
-            variables.insert(0, "leg_delay_start=%d" % self.delay)
-        target = self.device.dial_string
-        if target.startswith("{") and "}" in target:
-            end = target.index("}")
-            own = target[1:end]
-            if own:
-                variables.append(own)
-            target = target[end + 1:]
-        return "[%s]%s" % (",".join(variables), target)
+class Member:
+    leg: endpoints.Leg
+    weight: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    endpoints: tuple
+    members: tuple  # of Member, resolved at load time
     strategy: str
     timeout: int
     repeats: int
+    ringback: str | None = None
+    fail_on_single_reject: object = None
+    devices: object = None  # every configured device: which one is calling
+    named: tuple = ()  # (kind, id, key) of each endpoint entry, for ``references``
 
     @classmethod
     def parse(cls, raw, directory):
         listed = fields.some(raw, "endpoints", list, "a list of endpoints", MAX_ENDPOINTS,
                              "must list at least one endpoint", "endpoints")
-        endpoints = []
+        strategy = fields.one_of(raw, "strategy", STRATEGIES, "simultaneous")
+        members = []
+        named = []
         for index, entry in enumerate(listed):
             where = "endpoints[%d]" % index
             if not isinstance(entry, dict):
                 raise InvalidData(where, "must be an object with an id")
-            unknown = sorted(key for key in entry if key not in _ENDPOINT_KEYS)
-            if unknown:
-                raise InvalidData(where, "unknown key %s (known: %s)" % (
-                    ", ".join(repr(k) for k in unknown), ", ".join(_ENDPOINT_KEYS)))
             try:
-                fields.one_of(entry, "endpoint_type", ("device",), "device")  # users, groups: not yet
-                device = fields.known_id(entry, "id", directory.devices, "device")
-                delay = fields.integer_in(entry, "delay", 0, 0, 3600)
-                timeout = fields.integer_in(entry, "timeout", 20, 1, 3600)
+                members.extend(_resolve(entry, strategy, directory, members))
+                named.append((fields.one_of(entry, "endpoint_type", TYPES, "device"), entry["id"], where + ".id"))
             except InvalidData as exc:
                 raise InvalidData("%s.%s" % (where, exc.key), exc.message) from None
-            endpoints.append(Endpoint(device=device, delay=delay, timeout=timeout))
+        if strategy == "simultaneous":
+            members.sort(key=lambda member: member.leg.delay)
+        reject = raw.get("fail_on_single_reject")
+        ringback = fields.text(raw, "ringback")
         return cls(
-            endpoints=tuple(endpoints),
-            strategy=fields.one_of(raw, "strategy", STRATEGIES, "simultaneous"),
+            members=tuple(members), strategy=strategy,
             timeout=fields.integer_in(raw, "timeout", 20, 1, 3600),
             repeats=fields.integer_in(raw, "repeats", 1, 1, 10),
+            ringback=directory.media_path(ringback),
+            fail_on_single_reject=None if reject is None else fields.boolean(raw, "fail_on_single_reject", False),
+            devices=directory.devices,
+            named=tuple(named),
         )
 
-    def dial_string(self):
-        if self.strategy == "single":
-            return "|".join(endpoint.leg(self.strategy) for endpoint in self.endpoints)
-        legs = ",".join(endpoint.leg(self.strategy) for endpoint in self.endpoints)
-        return "{originate_timeout=%d}%s" % (self.timeout, legs)
 
-    def ring_seconds(self):
-        """The longest the switch may ring for one round."""
-        if self.strategy == "single":
-            return sum(endpoint.timeout for endpoint in self.endpoints)
-        return self.timeout + max(endpoint.delay for endpoint in self.endpoints)
+    def dial_string(self):
+        """One round's dial string, members in their configured order."""
+        together = "simultaneous" if self.strategy == "simultaneous" else "single"
+        return endpoints.dial_string([member.leg for member in self.members], together, self.timeout)
 
 
 def references(data):
-    return tuple(Reference("device", endpoint.device.id, "endpoints[%d].id" % index)
-                 for index, endpoint in enumerate(data.endpoints))
+    return tuple(Reference(kind, entry_id, key) for kind, entry_id, key in data.named)
 
 
-# Its first effect is ``set continue_on_fail``: the step's recovery mark rides ahead of it (actions/__init__.py).
-FIRST_EFFECT_IS_A_COMMAND = True
+def _resolve(entry, strategy, directory, resolved):
+    """The members one ``endpoints`` entry stands for (Kazoo ``resolve_endpoint_id``)."""
+    kind = fields.one_of(entry, "endpoint_type", TYPES, "device")
+    delay = fields.integer_in(entry, "delay", 0, 0, 3600)
+    timeout = fields.integer_in(entry, "timeout", 20, 1, 3600)
+    weight = _weight(entry, DEFAULT_WEIGHT)
+    if kind == "device":
+        devices = (fields.known_id(entry, "id", directory.devices, "device"),)
+    elif kind == "user":
+        devices = directory.devices_of(fields.known_id(entry, "id", directory.users, "user").id)
+    else:
+        group = fields.known_id(entry, "id", directory.groups, "group")
+        out = []
+        members = group.members
+        if strategy == "single":  # ordered by weight; members without one are dropped
+            members = sorted((m for m in members if m.weight is not None), key=lambda m: m.weight)
+        for member in members:
+            member_delay = delay if member.delay is None else member.delay
+            member_timeout = timeout if member.timeout is None else member.timeout
+            if member.type == "user":
+                owned = directory.devices_of(member.id) if member.id in directory.users else ()
+            else:
+                owned = (directory.devices[member.id],) if member.id in directory.devices else ()
+            out.extend(_members(owned, member_delay, member_timeout, weight, resolved + out))
+        return out
+    return _members(devices, delay, timeout, weight, resolved)
+
+
+def _members(devices, delay, timeout, weight, resolved):
+    out = []
+    for device in devices:
+        if any(m.leg.device.id == device.id and m.leg.delay == delay and m.leg.timeout == timeout
+               for m in resolved + out):
+            continue  # Kazoo ``is_endpoint_resolved``: the same device, delay and timeout once
+        out.append(Member(endpoints.Leg(device, delay, timeout), weight))
+    return out
+
+
+def _weight(entry, default):
+    """Kazoo ``group_weight``: an integer clamped to 1-100."""
+    value = fields.optional(entry, "weight", int, None)
+    if value is None:
+        return default
+    return max(1, min(100, value))
+
+
+def weighted_random_order(members, rand=random):
+    """Members in a random order, each next one drawn with a chance in proportion to its
+    weight (Kazoo ``weighted_random_sort``)."""
+    pool = list(members)
+    order = []
+    while pool:
+        pick = rand.uniform(0, sum(member.weight for member in pool))
+        for member in pool:
+            pick -= member.weight
+            if pick <= 0:
+                break
+        pool.remove(member)
+        order.append(member)
+    return order
 
 
 # The FreeSWITCH applications it runs, and those a recovery mark names while they run (actions/__init__.py).
@@ -121,18 +177,25 @@ LONG_APPLICATIONS = ("bridge",)
 
 
 def handle(call, data):
-    # not waited for: it goes out with the bridge, ahead of it (Call.set_variable)
-    call.set_variable("continue_on_fail", "true", ahead=True)
-    dial = data.dial_string()
-    keys = (DEFAULT,)
+    members = list(data.members)
+    caller_legs = endpoints.usable(call, [member.leg for member in members], data.devices or {})
+    members = [member for member in members if member.leg in caller_legs]
+    if not members:
+        call.log.info("ring group has no endpoints to ring; continuing at %s", DEFAULT)
+        return DEFAULT
+    dial_strategy = "simultaneous" if data.strategy == "simultaneous" else "single"
     for round_number in range(1, data.repeats + 1):
-        result = call.execute("bridge", dial, timeout=data.ring_seconds() + _BRIDGE_GRACE_SECONDS)
-        disposition = result.get(names.VAR_ORIGINATE_DISPOSITION) or "UNKNOWN"
+        ordered = weighted_random_order(members) if data.strategy == "weighted_random" else members
+        legs = [member.leg for member in ordered]
+        disposition, sip_cause = endpoints.bridge(
+            call, endpoints.dial_string(legs, dial_strategy, data.timeout),
+            endpoints.ring_seconds(legs, dial_strategy, data.timeout),
+            ringback=data.ringback, fail_on_single_reject=data.fail_on_single_reject, first=round_number == 1)
         if disposition == ANSWERED:
             call.log.info("ring group answered; bridge ended")
             return STOP
-        sip_cause = result.get(names.VAR_LAST_BRIDGE_PROTO_CAUSE)
-        call.log.info("ring group failed (round %d of %d): %s%s", round_number, data.repeats,
-                      disposition, " (%s)" % sip_cause if sip_cause else "")
-        keys = (disposition,) + ((sip_cause,) if sip_cause else ()) + (DEFAULT,)
-    return keys
+        endpoints.log_failure(call, "ring group (round %d of %d)" % (round_number, data.repeats),
+                              disposition, sip_cause)
+        if any(key and key in call.position.branches for key in (disposition, sip_cause)):
+            return endpoints.failure_keys(disposition, sip_cause)  # Kazoo: a failure child ends the repeats
+    return endpoints.failure_keys(disposition, sip_cause)

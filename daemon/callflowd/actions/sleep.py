@@ -20,6 +20,12 @@ MAX_MILLISECONDS = 3600 * 1000
 _GRACE_SECONDS = 10
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("duration", "unit")
+NOT_SUPPORTED = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     milliseconds: int

@@ -2,10 +2,12 @@
 
 data (Kazoo 4.3 ``callflows.temporal_route``):
   ``rules``        list of rule ids from the config's ``temporal_rules:`` (default: none)
-  ``timezone``     IANA zone the rules are read in (default ``UTC``; Kazoo falls back
-                   to the account's zone)
+  ``timezone``     IANA zone the rules are read in; absent or ``inherit``: the account
+                   document's ``timezone`` (Kazoo's ``kzd_accounts:timezone``), else ``UTC``
   ``action``       only Kazoo's default (route) is supported; ``menu``, ``enable``,
-                   ``disable`` and ``reset`` are refused at load
+                   ``disable`` and ``reset`` (a PIN menu and rule overrides kept in Kazoo's
+                   database) are accepted with a warning from ``check`` and route as usual
+  ``rule_set``     not supported (accepted, ``check`` warns): the rules listed are tried
   ``skip_module``  true: skip this node and go on to ``_`` (handled by the executor)
 
 The rules tried are ``rules`` then the node's children keys (Kazoo's branch keys:
@@ -27,7 +29,8 @@ from callflowd.config.model import Reference
 from callflowd.errors import InvalidData
 
 DEFAULT_TIMEZONE = "UTC"
-ROUTE_ACTIONS = ("", "route")
+SUPPORTED = ("rules", "timezone")
+NOT_SUPPORTED = ("action", "rule_set", "interdigit_timeout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,13 +52,11 @@ class Data:
                     rule_id, ", ".join(sorted(directory.temporal_rules)) or "none"))
             if rule not in rules:
                 rules.append(rule)
-        name = fields.optional(raw, "timezone", str, DEFAULT_TIMEZONE, "an IANA time zone name")
-        zone = temporal.zone_named(name)
-        action = fields.optional(raw, "action", str, "", "a string")
-        if action.lower() not in ROUTE_ACTIONS:
-            raise InvalidData("action", "%r is not supported: only routing (no action) is" % action)
-        if raw.get("rule_set") is not None:
-            raise InvalidData("rule_set", "rule sets are not supported: list the rules in rules")
+        account = directory.account
+        inherited = account.timezone if account is not None and account.timezone else DEFAULT_TIMEZONE
+        name = fields.optional(raw, "timezone", str, inherited, "an IANA time zone name")
+        zone = temporal.zone_named(inherited if name in ("", "inherit") else name)
+        fields.optional(raw, "action", str, "", "a string")
         return cls(rules=tuple(rules), timezone=zone)
 
 

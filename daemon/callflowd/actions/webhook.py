@@ -46,6 +46,12 @@ from callflowd.webhooks.request import WebhookRequest, step_delivery_id
 DEFAULT_VERB = "get"  # kzd_webhook:verb/1
 
 
+# The data keys it honours, and the keys of Kazoo's schema it accepts without doing them:
+# ``check`` warns about each of those, and about any other key (flow/parser.py).
+SUPPORTED = ("uri", "http_verb", "retries", "custom_data", "format", "secret")
+NOT_SUPPORTED = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     uri: str
@@ -92,6 +98,8 @@ def request_fields(call, custom_data):
     """
     values = dict(kazoo_fields(call.facts))
     values["callflow_id"] = call.callflow_id
+    if call.facts.get("recording_file"):  # ours: where record_call is recording (actions/record_call.py)
+        values["recording_file"] = call.facts["recording_file"]
     previous = call.previous_step
     if previous is not None:
         values["previous_action"] = previous.module

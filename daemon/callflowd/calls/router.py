@@ -144,7 +144,7 @@ class CallRouter:
             log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         callflow = route.callflow
-        call = self._call(uuid, self._facts(event, link), callflow, link)
+        call = self._call(uuid, self._facts(event, link, (number, route.number)), callflow, link)
         call.captures = route.captures
         if self.ownership is not None and claim is not _HELD:
             self._start_claimed(call, callflow, number, route, claim)
@@ -178,10 +178,16 @@ class CallRouter:
         greenlet.link(lambda g, call=call: self._finished(call, g))
         self.calls_group.start(greenlet)
 
-    def _facts(self, channel, link):
-        """The call's Kazoo fields (calls/facts.py): from the channel, the config, the switch's."""
-        return call_facts(channel, self.account_id, getattr(link.settings, "switch_nodename", None),
-                          getattr(self.routes, "normalize", None))
+    def _facts(self, channel, link, routed=None):
+        """The call's Kazoo fields (calls/facts.py): from the channel, the config, the switch's.
+        ``routed``: (number, as normalised for routing), so the usual request user isn't
+        normalised twice."""
+        normalize = getattr(self.routes, "normalize", None)
+        if routed is not None and normalize is not None:
+            dialled, normalised = routed
+            plain = normalize
+            normalize = lambda number: normalised if number == dialled else plain(number)  # noqa: E731
+        return call_facts(channel, self.account_id, getattr(link.settings, "switch_nodename", None), normalize)
 
     def _call(self, uuid, facts, callflow, link, resuming=None):
         return Call(uuid, facts, callflow.id, link, self._webhooks,

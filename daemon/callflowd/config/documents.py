@@ -53,8 +53,8 @@ def _directory_documents(top, base):
     written = top.string("callflows_dir")
     folder = os.path.join(base, written)
     try:
-        names = sorted(name for name in os.listdir(folder)
-                       if name.endswith(".json") and not name.startswith("."))
+        names = sorted(name for name in os.listdir(folder)  # account.json: the account (kazoo_documents)
+                       if name.endswith(".json") and not name.startswith(".") and name != "account.json")
     except OSError as exc:
         top.fail("callflows_dir", "cannot read directory %s: %s" % (folder, exc.strerror or exc))
     total = 0

@@ -52,11 +52,21 @@ class FreeswitchSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Device:
-    """A phone the ``device`` action can ring: a FreeSWITCH dial string and a ring time."""
+    """A phone the ``device`` action can ring: a FreeSWITCH dial string and a ring time.
+
+    From a Kazoo device document (config/kazoo_documents.py) also: the user who owns it
+    (``owner_id``), whether it is ``enabled``, its SIP user name (how a call from it
+    is recognised: ``can_call_self``) and its ``custom_sip_headers``.
+    """
 
     id: str
     dial_string: str
     timeout: int = 20
+    owner_id: str = ""
+    enabled: bool = True
+    sip_username: str = ""
+    sip_headers: tuple = ()  # of (name, value)
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +171,10 @@ DEFAULT_CONVERTERS = (
 class RoutingSettings:
     """How a dialled number finds its callflow, and how far a call may jump between callflows."""
 
+    # number -> callflow id, every callflow's ``numbers`` (a menu's hunt); filled by the loader
+    # once the callflows are read, never changed after the load
+    callflow_numbers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    prompts_dir: str = ""  # where Kazoo's prompts are (``prompts_dir:``); "" FreeSWITCH's stock sounds
     converters: tuple = DEFAULT_CONVERTERS
     max_callflow_jumps: int = 50  # Kazoo's cf_exe caps branches at 50
 
@@ -199,11 +213,35 @@ class Directory:
     # id -> callflowd.config.temporal.Rule, from ``temporal_rules:``
     temporal_rules: Mapping[str, object] = dataclasses.field(
         default_factory=lambda: MappingProxyType({}))
+    # Kazoo documents (config/kazoo_documents.py): id -> User, Group, Menu, media reference, Resource
+    users: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    groups: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    menus: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    media: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    resources: tuple = ()  # of kazoo_documents.Resource, in the order they were read
+    account: object = None  # kazoo_documents.Account, or None: no account document given
+    # number -> callflow id, every callflow's ``numbers`` (a menu's hunt); filled by the loader
+    # once the callflows are read, never changed after the load
+    callflow_numbers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    prompts_dir: str = ""  # where Kazoo's prompts are (``prompts_dir:``); "" FreeSWITCH's stock sounds
+    converters: tuple = DEFAULT_CONVERTERS  # routing.e164_converters: how offnet normalises a number
+    recordings_dir: str = ""  # where record_call writes (``recordings_dir:``); "" none configured
+
+    def devices_of(self, user_id):
+        """The devices a user owns (Kazoo: devices whose ``owner_id`` is the user), in order."""
+        return tuple(device for device in self.devices.values() if device.owner_id == user_id)
+
+    def media_path(self, reference):
+        """A media id of a ``media`` document -> its file or URL; anything else as it is."""
+        if reference is None:
+            return None
+        return self.media.get(reference, reference)
 
     def tables(self):
         """Each table a ``Reference`` may name, by its ``kind``."""
         return {"device": self.devices, "voicemail box": self.voicemail_boxes,
-                "temporal rule": self.temporal_rules}
+                "temporal rule": self.temporal_rules, "user": self.users, "group": self.groups,
+                "menu": self.menus}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,6 +275,9 @@ class Config:
     hooks: tuple = ()  # of Hook
     metrics: MetricsSettings = MetricsSettings()
     routing: RoutingSettings = RoutingSettings()
+    # One line per thing accepted but not run as Kazoo would (flow/parser.py): ``check``
+    # prints them, the service logs them at start and at each reload.
+    warnings: tuple = ()
     account_id: str | None = None  # Kazoo's account id (32 hex digits), sent in webhooks when set
     cluster: ClusterSettings = ClusterSettings()
 

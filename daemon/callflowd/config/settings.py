@@ -17,7 +17,7 @@ import re
 import urllib.parse
 from types import MappingProxyType
 
-from callflowd.config import files, temporal
+from callflowd.config import files, kazoo_documents, temporal
 from callflowd.config.fields import REQUIRED, Section, has_whitespace, join, kind
 from callflowd.config.model import (
     DEFAULT_BRANCH,
@@ -46,12 +46,12 @@ DEFAULT_STATE_DIR = "/var/lib/callflowd"
 
 TOP_KEYS = ("freeswitch", "switches", "log_level", "devices", "voicemail_boxes", "webhooks",
             "callflows_dir", "callflows", "shutdown_grace", "metrics", "state_dir", "hooks", "routing",
-            "temporal_rules", "account_id", "cluster")
+            "temporal_rules", "account_id", "cluster") + kazoo_documents.KINDS + ("recordings_dir", "prompts_dir")
 _FREESWITCH_KEYS = ("name", "host", "port", "connect_timeout", "command_timeout", "idle_timeout",
                     "reconnect", "limits", "switch_nodename") + PASSWORD_KEYS
 _RECONNECT_KEYS = ("backoff_factor", "backoff_max")
 _LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
-_DEVICE_KEYS = ("dial_string", "timeout")
+_DEVICE_KEYS = ("dial_string", "timeout", "owner_id", "enabled", "name", "custom_sip_headers", "id")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _METRICS_KEYS = ("host", "port")
 _CLUSTER_KEYS = ("claims", "name", "lease", "outbox", "outbox_file")
@@ -82,16 +82,22 @@ def read_settings(path):
     shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
     if shutdown_grace > MAX_SHUTDOWN_GRACE:
         top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
+    kazoo = kazoo_documents.read_all(top, base, lambda kind, entry: kind == "devices" and _our_device(entry))
+    routing = read_routing(top)
     directory = Directory(
-        devices=read_devices(top),
-        voicemail_boxes=read_voicemail_boxes(top),
+        devices=MappingProxyType(dict(read_devices(top), **kazoo.pop("devices"))),
+        voicemail_boxes=MappingProxyType(dict(read_voicemail_boxes(top), **kazoo.pop("vmboxes"))),
         webhooks=read_webhooks(top, base),
         temporal_rules=read_temporal_rules(top),
+        converters=routing.converters,
+        recordings_dir=os.path.join(base, top.string("recordings_dir")) if top.given("recordings_dir") else "",
+        prompts_dir=os.path.join(base, top.string("prompts_dir")) if top.given("prompts_dir") else "",
+        **kazoo,
     )
     config = Config(switches=switches, directory=directory, callflows=(), log_level=log_level,
                     shutdown_grace=shutdown_grace, source=source, metrics=read_metrics(top),
                     state_dir=read_state_dir(top, base), hooks=read_hooks(top, directory.webhooks),
-                    routing=read_routing(top), account_id=read_account_id(top),
+                    routing=routing, account_id=read_account_id(top) or _account_document_id(directory.account),
                     cluster=read_cluster(top, base))
     if config.cluster.outbox and directory.webhooks.process:
         top.fail("webhooks", "process: true delivers from the local outbox only; it can't be used "
@@ -107,6 +113,13 @@ def read_account_id(top):
     if not _ACCOUNT_ID.fullmatch(value):
         top.fail("account_id", "must be a Kazoo account id: 32 lower-case hex digits")
     return value
+
+
+def _account_document_id(account):
+    """The account document's id, when it is a Kazoo account id (webhooks send it)."""
+    if account is not None and _ACCOUNT_ID.fullmatch(account.id or ""):
+        return account.id
+    return None
 
 
 def base_dir(source):
@@ -203,14 +216,26 @@ def _password(section, base):
 
 
 def read_devices(top):
+    """``devices:`` entries of ours (a ``dial_string``, no ``sip``), checked key by key; Kazoo
+    device documents (a list, or entries with ``sip``) are read by ``config.kazoo_documents``."""
     devices = {}
-    for device_id, section in top.entries("devices", _DEVICE_KEYS):
-        devices[device_id] = Device(
-            id=device_id,
-            dial_string=section.string("dial_string", spaces=False),
-            timeout=section.integer("timeout", Device.timeout, 1, 3600),
-        )
-    return MappingProxyType(devices)
+    raw = top.raw.get("devices")
+    if isinstance(raw, list):
+        return devices
+    if isinstance(raw, dict):
+        raw = {key: value for key, value in raw.items() if not isinstance(value, dict) or _our_device(value)}
+    table = Section({"devices": raw}, top.source, top.path, ("devices",))
+    for device_id, section in table.entries("devices", _DEVICE_KEYS):
+        section.string("dial_string", spaces=False)
+        section.integer("timeout", Device.timeout, 1, 3600)
+        devices[device_id] = section.apply(kazoo_documents.parse_device, device_id)
+    return devices
+
+
+def _our_device(entry):
+    """A ``devices:`` entry of callflowd's own shape (a dial string, no Kazoo ``sip``)."""
+    return isinstance(entry, dict) and "sip" not in entry and (
+        "dial_string" in entry or not set(entry) - set(_DEVICE_KEYS))
 
 
 def read_voicemail_boxes(top):
@@ -225,7 +250,7 @@ def read_voicemail_boxes(top):
         else:
             mailbox = section.string("mailbox", spaces=False)
         boxes[box_id] = VoicemailBox(id=box_id, profile=profile, domain=domain, mailbox=mailbox)
-    return MappingProxyType(boxes)
+    return boxes
 
 
 def read_temporal_rules(top):

@@ -111,9 +111,7 @@ def parse(uri):
         port = parts.port
     except ValueError:
         raise InvalidURI("has an invalid port (1-65535)") from None
-    if port is None:
-        if parts.netloc.rpartition("@")[2].endswith(":"):
-            raise InvalidURI("has an empty port")
+    if port is None:  # none given, or "host:" (RFC 3986 allows an empty port: the default)
         port = DEFAULT_PORTS[scheme]
     elif not 1 <= port <= 65535:
         raise InvalidURI("has an invalid port (1-65535)")

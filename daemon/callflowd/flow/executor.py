@@ -28,6 +28,7 @@ from callflowd.esl import names
 from callflowd.flow.model import graft
 from callflowd.flow.parser import parse_flow_json
 from callflowd.logfmt import safe
+from callflowd.logfmt import safe
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,10 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
             call.log.error("flow exceeded %d steps in callflow %s; stopping", MAX_STEPS, callflow.id)
             return
         if node.skip:
-            call.log.info("skipping action %s (skip_module)", node.module)
+            if node.module in REGISTRY:
+                call.log.info("skipping action %s (skip_module)", node.module)
+            else:  # cf_exe's "unknown callflow action": on to _ (check warned about it)
+                call.log.warning("callflowd has no action %s; continuing at %s", safe(node.module), DEFAULT)
             call.history.append(Step(node.module, "skipped", node.path, callflow.id))
             came_by = (DEFAULT, node.module)
             node = node.child(DEFAULT)
@@ -149,7 +153,8 @@ def _walk(call, callflow, node, callflows, max_jumps, returns):
                     raise CallEnded(call.hangup_reason())
                 call.log.info("jumping to callflow %s (jump %d of at most %d)", target.id, jumps,
                               max_jumps)
-                returns.append((callflow, node.child(DEFAULT)))
+                if outcome.back:  # Jump(back=False): Kazoo's cf_exe:branch, no way back
+                    returns.append((callflow, node.child(DEFAULT)))
                 callflow, node, steps = target, target.flow, 0
                 way_back = _way_back(returns)
                 continue

@@ -9,6 +9,7 @@ the callflows are parsed with the actions' own ``Data.parse``.
 """
 
 import dataclasses
+from types import MappingProxyType
 
 from callflowd.config.documents import read_documents
 from callflowd.config.settings import base_dir, read_settings
@@ -23,5 +24,13 @@ def load_config(path):
     """
     config, top = read_settings(path)
     documents = read_documents(top, base_dir(config.source))
-    callflows = parse_callflows(documents, config.directory, config.routing)
-    return dataclasses.replace(config, callflows=callflows)
+    # Every callflow's numbers, for a menu's hunt (actions/menu.py): filled here once the
+    # callflows are parsed, read-only to everyone else, never changed after this load.
+    numbers = {}
+    directory = dataclasses.replace(config.directory, callflow_numbers=MappingProxyType(numbers))
+    warnings = []
+    callflows = parse_callflows(documents, directory, config.routing, warnings)
+    for callflow in callflows:
+        for number in callflow.numbers:
+            numbers.setdefault(number, callflow.id)
+    return dataclasses.replace(config, directory=directory, callflows=callflows, warnings=tuple(warnings))

@@ -22,46 +22,70 @@ from callflowd.actions import REGISTRY
 from callflowd.calls.routes import Normalizer
 from callflowd.config import files
 from callflowd.config.documents import check_json_shaped
-from callflowd.config.fields import has_whitespace, join, kind, one_line, string_list
+from callflowd.config.fields import boolean, has_whitespace, join, kind, one_line, string_list
 from callflowd.config.model import CALLFLOW, RoutingSettings
 from callflowd.config.patterns import PatternError, compile_pattern
-from callflowd.errors import ConfigError, InvalidData
+from callflowd.errors import ConfigError, ConfigErrors, InvalidData
 from callflowd.flow.model import Callflow, Node
+from callflowd.logfmt import escape
 
 MAX_FLOW_DEPTH = 100  # a flow deeper than this is a mistake, not a call plan
 MAX_FLOW_NODES = 1000  # per callflow; Kazoo's own flows have tens
 _NODE_KEYS = ("module", "data", "children")
 
 
-def parse_callflows(documents, directory, routing=RoutingSettings()):
-    """The ``Callflow`` of each ``config.documents.Document``, in order; raises ConfigError."""
+def parse_callflows(documents, directory, routing=RoutingSettings(), warnings=None):
+    """The ``Callflow`` of each ``config.documents.Document``, in order.
+
+    Every document is checked before anything is raised: one refused document does not
+    hide the others' problems. Raises ConfigError (ConfigErrors when there are several).
+    ``warnings``, a list, gets one line per thing accepted but not run as Kazoo would
+    (a module callflowd does not have, a key it does not honour).
+    """
     callflows = []
     by_id = {}
     by_number = {}
+    problems = []
     normalize = Normalizer(routing.converters)
+    if warnings is None:
+        warnings = []
     for document in documents:
         raw, prefix = _unwrap(document.raw, document.prefix)
         source = document.source
-        callflow = _callflow(raw, source, prefix, document.fallback_id, directory)
-        if callflow.id in by_id:
-            where = join(prefix, "id") if raw.get("id") is not None else prefix or None
-            raise ConfigError("callflow id %r is already used in %s" % (
-                callflow.id, by_id[callflow.id].source), source, where)
+        try:
+            callflow = _callflow(raw, source, prefix, document.fallback_id, directory, warnings)
+            if callflow.id in by_id:
+                where = (join(prefix, "id" if raw.get("id") is not None else "_id")
+                         if raw.get("id", raw.get("_id")) is not None else prefix or None)
+                raise ConfigError("callflow id %r is already used in %s" % (
+                    callflow.id, by_id[callflow.id].source), source, where)
+            for index, number in enumerate(callflow.numbers):
+                # two spellings of one number (4155552671, +14155552671) are one number once normalised
+                key = number if number == "no_match" else normalize(number)
+                other, spelled = by_number.get(key, (None, None))
+                if other is not None:
+                    raise ConfigError("number %r is already claimed by callflow %r (%s)%s" % (
+                        number, other.id, other.source, "" if spelled == number else " as %r" % spelled),
+                        source, "%s[%d]" % (join(prefix, "numbers"), index))
+        except ConfigErrors as exc:
+            problems.extend(exc.problems)
+            continue
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
         by_id[callflow.id] = callflow
-        for index, number in enumerate(callflow.numbers):
-            # two spellings of one number (4155552671, +14155552671) are one number once normalised
-            key = number if number == "no_match" else normalize(number)
-            other, spelled = by_number.get(key, (None, None))
-            if other is not None:
-                raise ConfigError("number %r is already claimed by callflow %r (%s)%s" % (
-                    number, other.id, other.source, "" if spelled == number else " as %r" % spelled),
-                    source, "%s[%d]" % (join(prefix, "numbers"), index))
-            by_number[key] = (callflow, number)
+        for number in callflow.numbers:
+            by_number[number if number == "no_match" else normalize(number)] = (callflow, number)
         callflows.append(callflow)
     tables = dict(directory.tables())
     tables[CALLFLOW] = by_id
     for callflow in callflows:
-        _check_references(callflow.flow, tables, callflow.source, callflow.prefix)
+        try:
+            _check_references(callflow.flow, tables, callflow.source, callflow.prefix)
+        except ConfigError as exc:
+            problems.append(exc)
+    if problems:
+        raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
     return tuple(callflows)
 
 
@@ -79,7 +103,7 @@ def _unwrap(raw, prefix):
 
 def references_of(node):
     """The ``Reference`` values ``node``'s action declares (none if it declares no ``references``)."""
-    declare = getattr(REGISTRY[node.module], "references", None)
+    declare = getattr(REGISTRY.get(node.module), "references", None)
     return tuple(declare(node.data)) if declare is not None else ()
 
 
@@ -99,17 +123,18 @@ def _check_references(flow, tables, source, prefix, unchecked=()):
         pending.extend(node.children.values())
 
 
-def _callflow(raw, source, prefix, fallback_id, directory):
+def _callflow(raw, source, prefix, fallback_id, directory, warnings):
     def fail(key, message):
         raise ConfigError(message, source, join(prefix, key) if key else prefix or None)
 
     if not isinstance(raw, dict):
         fail(None, "must be an object (a callflow document), not %s" % kind(raw))
-    doc_id = raw.get("id")
+    id_key = "id" if raw.get("id") is not None else "_id"  # the API's id, else CouchDB's (the same)
+    doc_id = raw.get(id_key)
     if doc_id is None:
         doc_id = fallback_id
     elif not isinstance(doc_id, str) or not doc_id.strip():
-        fail("id", "must be a non-empty string")
+        fail(id_key, "must be a non-empty string")
     try:
         numbers = string_list(raw, "numbers")
         patterns = string_list(raw, "patterns")
@@ -129,20 +154,31 @@ def _callflow(raw, source, prefix, fallback_id, directory):
         fail(None, "needs at least one number or pattern")
     if raw.get("flow") is None:
         fail("flow", "is required")
-    flow = _node(raw["flow"], "flow", source, prefix, directory, 1, [0])
+    problems = []
+    flow = _node(raw["flow"], "flow", source, prefix, directory, 1, [0], warnings, problems)
+    if problems:
+        raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
     return Callflow(id=doc_id, numbers=tuple(numbers), patterns=tuple(patterns),
                     flow=flow, source=source, prefix=prefix)
 
 
-def _node(raw, node_path, source, prefix, directory, depth, count):
+def _node(raw, node_path, source, prefix, directory, depth, count, warnings=None, problems=None):
     """One node and, recursively, its children; ``node_path`` is relative to the document.
 
-    ``count`` is a one-item list: the nodes of this flow built so far.
+    ``count`` is a one-item list: the nodes of this flow built so far. ``warnings`` gets a
+    line per thing accepted but not run as Kazoo would; ``problems`` (a list) collects a
+    node's refused ``data`` and the walk goes on with its children, so one run names every
+    bad node (the caller raises them); without it the first problem raises.
     """
     where = join(prefix, node_path)
+    if warnings is None:
+        warnings = []
 
     def fail(key, message):
         raise ConfigError(message, source, join(where, key) if key else where)
+
+    def warn(key, message):
+        warnings.append(str(ConfigError(message, source, join(where, key) if key else where)))
 
     if depth > MAX_FLOW_DEPTH:
         fail(None, "the flow is more than %d nodes deep" % MAX_FLOW_DEPTH)
@@ -162,27 +198,38 @@ def _node(raw, node_path, source, prefix, directory, depth, count):
     if not isinstance(module, str):
         fail("module", "must be a string")
     action = REGISTRY.get(module)
-    if action is None:
-        fail("module", "unknown module %r (known: %s)" % (module, ", ".join(sorted(REGISTRY))))
 
     data = raw.get("data")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         fail("data", "must be an object")
-    skip = data.get("skip_module")
-    if skip is None:
-        skip = False
-    if not isinstance(skip, bool):
-        fail("data.skip_module", "must be true or false")
-    rest = {key: value for key, value in data.items() if key != "skip_module"}
     try:
-        parsed = action.Data.parse(rest, directory)
+        skip = boolean(data, "skip_module", False)  # kz_json:is_true: "true" too
     except InvalidData as exc:
-        fail(join("data", exc.key) if exc.key else "data", exc.message)
-    except (ValueError, TypeError) as exc:
-        # Data.parse should raise InvalidData for every bad input; this is the safety net.
-        fail("data", "invalid data: %s" % one_line(str(exc)))
+        fail("data.skip_module", exc.message)
+    rest = {key: value for key, value in data.items() if key != "skip_module"}
+    parsed = None
+    if action is None:
+        # cf_exe: a module it has not got is "unknown callflow action": the call goes on at _.
+        warn("module", "callflowd has no module %r: a call reaching this node goes on at _, as in "
+             "Kazoo (known: %s)" % (escape(module, 60), ", ".join(sorted(REGISTRY))))
+        skip = True
+    else:
+        _warn_unsupported(action, module, rest, warn)
+        try:
+            parsed = action.Data.parse(rest, directory)
+        except InvalidData as exc:
+            problem = ConfigError(exc.message, source, join(where, join("data", exc.key) if exc.key else "data"))
+            if problems is None:
+                raise problem from None
+            problems.append(problem)
+        except (ValueError, TypeError) as exc:
+            # Data.parse should raise InvalidData for every bad input; this is the safety net.
+            problem = ConfigError("invalid data: %s" % one_line(str(exc)), source, join(where, "data"))
+            if problems is None:
+                raise problem from None
+            problems.append(problem)
 
     children_raw = raw.get("children")
     if children_raw is None:
@@ -194,15 +241,32 @@ def _node(raw, node_path, source, prefix, directory, depth, count):
         if not isinstance(key, str) or not key:
             fail("children", "key %r must be a non-empty string" % (key,))
         children[key] = _node(child, "%s.children.%s" % (node_path, key), source, prefix,
-                              directory, depth + 1, count)
+                              directory, depth + 1, count, warnings, problems)
     with_branch_keys = getattr(action, "with_branch_keys", None)  # actions that branch on names they know
-    if with_branch_keys is not None:
+    if with_branch_keys is not None and parsed is not None:
         try:
             parsed = with_branch_keys(parsed, tuple(children), directory)
         except InvalidData as exc:
             fail(exc.key, exc.message)
     return Node(module=module, data=parsed, children=MappingProxyType(children), skip=skip,
                 path=node_path)
+
+
+def _warn_unsupported(action, module, data, warn):
+    """A line for each ``data`` key the action does not honour (its ``SUPPORTED``): a key of
+    Kazoo's schema it does not do (``NOT_SUPPORTED``), or a key neither knows."""
+    supported = getattr(action, "SUPPORTED", None)
+    if supported is None:
+        return
+    not_supported = getattr(action, "NOT_SUPPORTED", ())
+    for key in data:
+        if key in supported:
+            continue
+        if key in not_supported:
+            warn(join("data", key), "not supported by callflowd (a Kazoo %s key): accepted and ignored" % module)
+        else:
+            warn(join("data", key), "not a key of Kazoo's %s (known: %s): ignored" % (
+                module, ", ".join(tuple(supported) + tuple(not_supported))))
 
 
 def parse_flow(raw, directory, source):

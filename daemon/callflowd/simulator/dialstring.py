@@ -116,7 +116,7 @@ def plan(scenario, data, call_timeout):
     for group in groups:
         answered, ringing, busy, last = None, None, None, None
         for dial in group:
-            behaviour = scenario.phone(dial.user)
+            behaviour = scenario.phone(dial.user, dial.endpoint)
             limit = ring_limit(dial, call_timeout)
             delay = _number(dial.variables.get("leg_delay_start"), 0.0)
             if behaviour == "answer" and delay + scenario.ring_seconds < limit:

@@ -33,9 +33,15 @@ class Scenario:
     digits: tuple = ()
     phones: tuple = ()  # of (user, behaviour); a dict is accepted and frozen
 
-    def phone(self, user):
-        """What the phone of ``user`` does."""
-        return dict(self.phones).get(user, self.device)
+    def phone(self, user, endpoint=None):
+        """What the phone of ``user`` does; a key naming the whole endpoint
+        (``+14155550000@127.0.0.1:5099``, a carrier) wins over the user alone."""
+        phones = dict(self.phones)
+        if endpoint is not None:
+            target = endpoint.split("/")[-1]
+            if target in phones:
+                return phones[target]
+        return phones.get(user, self.device)
 
     def __post_init__(self):
         if self.device not in DEVICES:

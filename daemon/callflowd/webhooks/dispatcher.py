@@ -40,6 +40,7 @@ import enum
 import heapq
 import itertools
 import logging
+import math
 import random
 import time
 
@@ -63,8 +64,6 @@ log = logging.getLogger(__name__)
 COMMIT_WAIT = 10.0
 # webhooks.retry_mode: kazoo -- webhooks_util:retry_hook/3 sleeps 2000 ms between attempts.
 KAZOO_RETRY_PAUSE = 2.0
-# While an endpoint's breaker holds webhooks back, look this often for ones past max_age.
-EXPIRY_SWEEP_SECONDS = 5.0
 
 
 class State(enum.Enum):
@@ -107,6 +106,7 @@ class _Lane:
         self.ready = collections.deque()
         self.in_flight = 0
         self.breaker = breaker
+        self.expires_at = math.inf  # no ready webhook is past max_age before this (a lower bound)
 
 
 def make_session(settings):
@@ -214,7 +214,6 @@ class WebhookDispatcher(OutboxIntake):
             ("accepted", "delivered", "failed", "dropped", "lost", "retried", "expired"), 0)
         self._kazoo = getattr(settings, "retry_mode", "durable") == "kazoo"
         self._max_age = getattr(settings, "max_age", 3600.0)
-        self._swept_at = 0.0
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -374,6 +373,7 @@ class WebhookDispatcher(OutboxIntake):
         if item.due <= now:
             lane = self._lane(item.request.endpoint)
             lane.ready.append(item)
+            lane.expires_at = min(lane.expires_at, self._expires_at(item, now))
             self._busy.add(lane)
         else:
             heapq.heappush(self._timers, (item.due, next(self._seq), item))
@@ -394,17 +394,16 @@ class WebhookDispatcher(OutboxIntake):
             self._schedule(item, now)
         next_at = self._timers[0][0] if self._timers else None
         settings = self.settings
-        sweep = now - self._swept_at >= EXPIRY_SWEEP_SECONDS
         for lane in list(self._busy):
             allowed = lane.breaker.allows(now)
-            if allowed == 0:
-                if sweep:
+            if allowed == 0:  # held back by its breaker: spending nothing, but not past max_age
+                if now >= lane.expires_at:
                     self._sweep(lane, now)
                 if lane.in_flight == 0:
                     next_at = lane.breaker.reopens_at if next_at is None else min(next_at, lane.breaker.reopens_at)
                 if lane.ready:
-                    wake = now + EXPIRY_SWEEP_SECONDS
-                    next_at = wake if next_at is None else min(next_at, wake)
+                    if lane.expires_at < math.inf:
+                        next_at = lane.expires_at if next_at is None else min(next_at, lane.expires_at)
                 else:
                     self._busy.discard(lane)
                 continue
@@ -419,19 +418,25 @@ class WebhookDispatcher(OutboxIntake):
                 probe = lane.breaker.started()
                 self._attempts.spawn(self._attempt, lane, item, probe)
             if not lane.ready:
+                lane.expires_at = math.inf
                 self._busy.discard(lane)
-        if sweep:
-            self._swept_at = now
         if next_at is None:
             return None
         return max(0.0, next_at - now)
 
     def _sweep(self, lane, now):
-        """Drop the webhooks an open breaker has held past ``max_age``."""
-        if any(self._age(item, now) >= self._max_age for item in lane.ready):
-            kept = [item for item in lane.ready if not self._expired(item, now)]
-            lane.ready.clear()
-            lane.ready.extend(kept)
+        """Drop the webhooks an open breaker has held past ``max_age``; note when the next expires.
+        Runs only when one is due to (``lane.expires_at``), not on a clock."""
+        kept = [item for item in lane.ready if not self._expired(item, now)]
+        lane.ready.clear()
+        lane.ready.extend(kept)
+        lane.expires_at = min((self._expires_at(item, now) for item in kept), default=math.inf)
+
+    def _expires_at(self, item, now):
+        """When ``item`` passes ``max_age`` (never under ``retry_mode: kazoo``)."""
+        if self._kazoo:
+            return math.inf
+        return now - self._age(item, now) + self._max_age
 
     def _age(self, item, now):
         accepted = item.request.accepted_at or self._waiting.get(item.request.delivery_id, now)
@@ -559,8 +564,7 @@ class WebhookDispatcher(OutboxIntake):
         item.waits += 1
         waited = dataclasses.replace(request.retry, total=None, attempt=min(item.waits, 64))
         delay = waited.backoff(self._rand)
-        expires = now - self._age(item, now) + self._max_age
-        self._retry_later(item, min(now + delay, expires))
+        self._retry_later(item, min(now + delay, self._expires_at(item, now)))
         log.info("call %s: webhook not sent (%s): %s; it waits in the outbox and tries again in "
                  "%.2fs (attempts spent: %d of %d)", safe(request.call_id), result.reason,
                  request.describe(), delay, item.attempts, (request.retry.total or 0) + 1)
