@@ -157,7 +157,7 @@ def test_a_daemon_whose_lease_lapsed_leaves_the_call_to_the_one_that_took_it(slo
     sim_call.wait_ended(10)
     assert apps(sim_call).count("voicemail") == 1
     assert len(receiver.wait_for(1, 10)) == 1
-    assert [step.module for step in first.finished[sim_call.uuid].history] == ["device"]
+    assert [step.module for step in first.wait_finished(sim_call.uuid).history] == ["device"]
 
 
 def test_one_daemon_alone_needs_no_cluster_settings_and_holds_its_lease(switch, receiver, tmp_path):

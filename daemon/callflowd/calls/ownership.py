@@ -86,6 +86,7 @@ class _Switch:
         self.without_hash = False  # the switch has no mod_hash: calls go unclaimed
         self.scanning = None  # the greenlet taking over calls, while it runs
         self.keeper = None  # the greenlet renewing the lease
+        self.beaten = Event()  # set when the renewal under way (or the next) is done
         self.dead_seen = frozenset()  # peers found dead at the last read
         self.written = None  # the value of our last lease write
 
@@ -257,9 +258,14 @@ class Ownership:
         generation = self._held.get(uuid)
         if generation is None:  # never won, or lost already
             raise CallLost("another daemon drives it")
-        if uuid not in self._suspect and state.renewed_at is not None \
-                and self._clock() - state.renewed_at < self.fresh_for:
+        if uuid not in self._suspect and self._fresh(state):
             return
+        if uuid not in self._suspect:
+            # most often a renewal answered late (a busy switch): wait for the next one rather
+            # than race for each call; a real gap marks the calls suspect (_beat)
+            state.beaten.wait(self.fresh_for)
+            if uuid not in self._suspect and self._fresh(state):
+                return
         self._suspect.add(uuid)
         value = hashdb.selected(call.switch.api(hashdb.select(CLAIMS, uuid)))
         if value == claim_value(self.name, generation):
@@ -334,13 +340,28 @@ class Ownership:
                                                     exc_info=g.exc_info))
         return greenlet
 
+    def _fresh(self, state):
+        """Our lease there was renewed within ``lease / 2``: no peer can take our calls yet."""
+        return state.renewed_at is not None and self._clock() - state.renewed_at < self.fresh_for
+
     def _keep(self, link):
+        """A renewal every ``interval``, counted from the start of the last (a slow answer does
+        not push the next one back)."""
         state = self._switch(link)
-        while not self._stopping.wait(self.interval):
+        next_at = self._clock() + self.interval
+        while not self._stopping.wait(max(0.0, next_at - self._clock())):
+            next_at = self._clock() + self.interval
             if link.connected and not state.without_hash:
                 self._beat(state)
 
     def _beat(self, state):
+        beaten, state.beaten = state.beaten, Event()
+        try:
+            self._renew(state)
+        finally:
+            beaten.set()
+
+    def _renew(self, state):
         """One write: renew our lease, read everybody's, send the releases waiting."""
         link = state.link
         self._counter += 1
@@ -350,7 +371,7 @@ class Ownership:
                     hashdb.dump(LEASES)] + pending
         sent_at = self._clock()
         try:
-            replies = link.api_all(commands, timeout=max(self.interval, 1.0))
+            replies = link.api_all(commands, timeout=self.fresh_for)
         except EslError as exc:
             state.pending = pending + state.pending
             log.debug("switch %s: lease not renewed: %s", link.name, exc)
@@ -363,15 +384,17 @@ class Ownership:
             return
         self._check_name(state, hashdb.selected(replies[0]))
         state.written = value
-        if state.renewed_at is None or sent_at - state.renewed_at >= self.fresh_for:
-            # a gap (first write, a cut, a hung loop): peers may have taken calls over meanwhile
+        # This write landed before its answer, the last one after it was sent: if these are far
+        # enough apart, a peer may have seen our lease unchanged for a lease (first write, a
+        # cut, a hung process) and taken calls over meanwhile: each is won again before it acts.
+        gap = self._clock() - state.renewed_at if state.renewed_at is not None else None
+        if gap is None or gap >= self.lease - self.interval:
             lapsed = [uuid for uuid, call in self.router.calls.items() if call.switch is link] \
                 if self.router is not None else []
             self._suspect.update(uuid for uuid in lapsed if uuid in self._held)
-            if state.renewed_at is not None:
+            if gap is not None:
                 log.warning("switch %s: our lease was not renewed for %.1fs; %d calls are checked "
-                            "before their next command", link.name, sent_at - state.renewed_at,
-                            len(lapsed))
+                            "before their next command", link.name, gap, len(lapsed))
         state.renewed_at = sent_at
         self._watch(state, hashdb.parse_dump(replies[2], LEASES), self._clock())
 

@@ -141,7 +141,10 @@ class CallRouter:
                      uuid, safe(number), link.name)
             return
         if not self.accepting:
-            log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
+            if self.ownership is not None and self.ownership.peers_up((link,)):
+                log.info("call %s: not taking new calls (stopping); leaving it to the other daemons", uuid)
+            else:
+                log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
             return
         callflow = route.callflow
         call = self._call(uuid, self._facts(event, link, (number, route.number)), callflow, link)
@@ -165,8 +168,11 @@ class CallRouter:
         routes = self.routes
 
         def claim_then_run():
-            won = (self.ownership.claim(call) if claim is _CLAIM
-                   else self.ownership.take(call.uuid, call.switch))
+            try:
+                won = (self.ownership.claim(call) if claim is _CLAIM
+                       else self.ownership.take(call.uuid, call.switch))
+            except gevent.GreenletExit:  # stopped while racing: never ours as far as we know
+                return _LOST
             if not won:
                 return _LOST
             self._parked(call, callflow, number, route)
