@@ -77,3 +77,17 @@ def test_weighted_random_draws_heavier_members_first_more_often():
     first = [ring_group.weighted_random_order(members, rand)[0].leg for _ in range(1000)]
     assert 850 < first.count("heavy") < 950  # 9 chances in 10
     assert sorted(m.leg for m in ring_group.weighted_random_order(members, rand)) == ["heavy", "light"]
+
+
+def test_temporal_rule_documents_beside_the_callflows_are_read_as_kazoo_exports_them(tmp_path):
+    put(tmp_path / "callflows.d" / "temporal_rules", "weekdays.json", envelope({
+        "id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "name": "Weekdays", "cycle": "weekly", "interval": 1,
+        "wdays": ["monday", "tuesday", "wednesday", "thursday", "friday"], "time_window_start": "32400",
+        "time_window_stop": 61200, "flags": [], "ui_metadata": {"origin": "voip"},
+        "pvt_type": "temporal_rule"}))
+    flow = {"numbers": ["2001"], "flow": {"module": "temporal_route", "data": {"timezone": "inherit"},
+                                          "children": {"0f1e2d3c4b5a69788796a5b4c3d2e1f0": {"module": "answer"}}}}
+    config = load_config(write_config(tmp_path, documents={"hours.json": flow}))
+
+    assert list(config.directory.temporal_rules) == ["0f1e2d3c4b5a69788796a5b4c3d2e1f0"]
+    assert [rule.id for rule in config.callflows[0].flow.data.rules] == ["0f1e2d3c4b5a69788796a5b4c3d2e1f0"]

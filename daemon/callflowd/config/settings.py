@@ -254,7 +254,8 @@ def read_voicemail_boxes(top):
 
 
 def read_temporal_rules(top):
-    """``temporal_rules:``, a table of Kazoo temporal rules by id (config/temporal.py)."""
+    """``temporal_rules:``, a table of Kazoo temporal rules by id (config/temporal.py), and the Kazoo
+    temporal rule documents beside the callflows (``<callflows_dir>/temporal_rules/*.json``)."""
     rules = {}
     for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
         if rule_id == DEFAULT_BRANCH:  # a temporal_route's child key: "no rule holds"
@@ -265,6 +266,14 @@ def read_temporal_rules(top):
             if exc.key:
                 section.fail(exc.key, exc.message)
             section.fail_here(exc.message)
+    for rule_id, rule, source, path in kazoo_documents.temporal_rule_files(top, base_dir(top.source)):
+        if rule_id == DEFAULT_BRANCH or rule_id in rules:
+            raise ConfigError("temporal rule id %r is the default branch or given twice" % rule_id, source,
+                              path or None)
+        try:
+            rules[rule_id] = temporal.parse_rule(rule_id, rule)
+        except InvalidData as exc:
+            raise ConfigError(exc.message, source, join(path, exc.key) if exc.key else path or None) from None
     return MappingProxyType(rules)
 
 
