@@ -218,8 +218,8 @@ class Directory:
     groups: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     menus: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     media: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
-    resources: tuple = ()  # of kazoo_documents.Resource, in the order they were read
-    account: object = None  # kazoo_documents.Account, or None: no account document given
+    resources: tuple = ()  # of kazoo_values.Resource, in the order they were read
+    account: object = None  # kazoo_values.Account, or None: no account document given
     # number -> callflow id, every callflow's ``numbers`` (a menu's hunt); filled by the loader
     # once the callflows are read, never changed after the load
     callflow_numbers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))

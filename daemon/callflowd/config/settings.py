@@ -17,7 +17,7 @@ import re
 import urllib.parse
 from types import MappingProxyType
 
-from callflowd.config import files, kazoo_documents, temporal
+from callflowd.config import files, kazoo_documents, kazoo_files, temporal
 from callflowd.config.fields import REQUIRED, Section, has_whitespace, join, kind
 from callflowd.config.model import (
     DEFAULT_BRANCH,
@@ -82,7 +82,7 @@ def read_settings(path):
     shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
     if shutdown_grace > MAX_SHUTDOWN_GRACE:
         top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
-    kazoo = kazoo_documents.read_all(top, base, lambda kind, entry: kind == "devices" and _our_device(entry))
+    kazoo = kazoo_files.read_all(top, base, lambda kind, entry: kind == "devices" and _our_device(entry))
     routing = read_routing(top)
     directory = Directory(
         devices=MappingProxyType(dict(read_devices(top), **kazoo.pop("devices"))),
@@ -266,7 +266,7 @@ def read_temporal_rules(top):
             if exc.key:
                 section.fail(exc.key, exc.message)
             section.fail_here(exc.message)
-    for rule_id, rule, source, path in kazoo_documents.temporal_rule_files(top, base_dir(top.source)):
+    for rule_id, rule, source, path in kazoo_files.temporal_rule_files(top, base_dir(top.source)):
         if rule_id == DEFAULT_BRANCH or rule_id in rules:
             raise ConfigError("temporal rule id %r is the default branch or given twice" % rule_id, source,
                               path or None)

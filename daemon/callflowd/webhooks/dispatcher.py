@@ -32,11 +32,13 @@ due finish for up to ``timeout`` seconds, then stops; everything not delivered
 stays in the outbox for the next start, and the log says how many. Delivery is
 at-least-once: a webhook whose success was not yet recorded is sent again
 with the same ``X-Callflowd-Delivery`` id.
+
+This module holds the lifecycle and the lanes' scheduling; ``intake`` the call path's
+``submit`` (``OutboxIntake``), ``attempts`` an attempt and the recording of its outcome.
 """
 
 import collections
 import dataclasses
-import enum
 import heapq
 import itertools
 import logging
@@ -50,52 +52,18 @@ from gevent.event import Event
 
 from callflowd import metrics
 from callflowd.logfmt import redact_uri, safe
-from callflowd.retry import RetriesExhausted
 from callflowd.webhooks import delivery
+from callflowd.webhooks.attempts import AttemptRecorder, attempts_made
 from callflowd.webhooks.breaker import Breaker, BreakerState
-from callflowd.webhooks.delivery import AttemptResult, Outcome
-from callflowd.webhooks.outbox import Outbox, OutboxFull
+from callflowd.webhooks.intake import DispatcherStats, Item, OutboxIntake, State
+from callflowd.webhooks.outbox import Outbox
 from callflowd.webhooks.request import WebhookRequest
 from callflowd.webhooks.store import OutboxStore
 
 log = logging.getLogger(__name__)
 
-# How long a call's greenlet waits for its webhook's group commit (normally milliseconds).
-COMMIT_WAIT = 10.0
 # webhooks.retry_mode: kazoo -- webhooks_util:retry_hook/3 sleeps 2000 ms between attempts.
 KAZOO_RETRY_PAUSE = 2.0
-
-
-class State(enum.Enum):
-    NEW = "new"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-@dataclasses.dataclass(frozen=True)
-class DispatcherStats:
-    """Counters since the dispatcher started; ``pending`` is the outbox size at the time."""
-
-    accepted: int = 0  # committed to the outbox (including those resumed at start)
-    delivered: int = 0
-    failed: int = 0  # rejected, or retries spent
-    dropped: int = 0  # refused by submit(): outbox full, or not running
-    lost: int = 0  # handed over, but their commit failed (disk full...)
-    retried: int = 0  # extra attempts scheduled
-    expired: int = 0  # dropped after webhooks.max_age without their receiver being available
-    pending: int = 0
-    in_flight: int = 0
-
-
-@dataclasses.dataclass(eq=False)
-class Item:
-    """A webhook in the outbox, with its progress."""
-
-    request: WebhookRequest
-    attempts: int = 0  # attempts that count against its retries (the receiver was reached)
-    due: float = 0.0  # Unix time the next attempt may start
-    waits: int = 0  # tries in a row that found the host not available (the back-off's count)
 
 
 class _Lane:
@@ -115,61 +83,7 @@ def make_session(settings):
                                 destinations=settings.destinations)
 
 
-class OutboxIntake:
-    """The call path's side of a dispatcher: ``submit`` into the outbox, and what could not be
-    taken logged one by one with a running total and counted (``self._counts``: ``dropped``,
-    ``lost``). Needs ``state``, ``outbox`` and ``_clock``."""
-
-    def submit(self, request):
-        """Hand ``request`` to the outbox; never blocks. False (logged, counted) if dropped."""
-        return self._add(request) is not None
-
-    def submit_committed(self, request, timeout=COMMIT_WAIT):
-        """Hand ``request`` to the outbox and wait (this greenlet only) until it is committed.
-
-        True once it is on disk: a SIGKILL from then on finds it in the outbox. False if it
-        was refused or its commit failed (both logged and counted). After ``timeout``
-        seconds without a commit (a stuck disk) it says so and returns False: the call is
-        not held longer; the webhook is still committed if the writer gets to it.
-        """
-        batch = self._add(request)
-        if batch is None:
-            return False
-        committed = batch.wait(timeout)
-        if committed is None:
-            log.error("call %s: webhook not committed within %gs (outbox writer stuck?); the call "
-                      "moves on: %s", safe(request.call_id), timeout, request.describe())
-            return False
-        return committed
-
-    def _add(self, request):
-        if self.state is not State.RUNNING:
-            self._drop(request, "dispatcher %s" % self.state.value)
-            return None
-        now = self._clock()
-        if not request.accepted_at:
-            request = dataclasses.replace(request, accepted_at=now)
-        try:
-            return self.outbox.add(Item(request, 0, now))
-        except OutboxFull as exc:
-            self._drop(request, "outbox full: %s" % exc)
-            return None
-
-    def _drop(self, request, why):
-        self._counts["dropped"] += 1
-        metrics.webhook_dropped()
-        log.error("call %s: webhook dropped (%s): %s; %d dropped since start",
-                  safe(request.call_id), why, request.describe(), self._counts["dropped"])
-        return False
-
-    def _lost(self, items):
-        self._counts["lost"] += len(items)
-        for item in items:
-            log.error("call %s: webhook lost (outbox write failed): %s; %d lost since start",
-                      safe(item.request.call_id), item.request.describe(), self._counts["lost"])
-
-
-class WebhookDispatcher(OutboxIntake):
+class WebhookDispatcher(AttemptRecorder, OutboxIntake):
     """Owns the outbox, the lanes and the attempt greenlets.
 
     ``rand`` feeds the back-off jitter and ``clock`` gives Unix time, both
@@ -454,120 +368,10 @@ class WebhookDispatcher(OutboxIntake):
         log.warning("call %s: webhook dropped: its receiver was not available for %gs "
                     "(webhooks.max_age): %s (delivery %s, %s made); %d expired since start",
                     safe(request.call_id), self._max_age, request.describe(), request.delivery_id,
-                    _attempts(item.attempts), self._counts["expired"])
+                    attempts_made(item.attempts), self._counts["expired"])
         return True
 
-    # -- attempts --------------------------------------------------------------------
-
-    def _attempt(self, lane, item, probe=False):
-        request = item.request
-        item.attempts += 1  # taken back in _record when the host was not available
-        response = None
-        recorded = False
-        try:
-            secret = self._secret(request)
-            if secret is False:
-                result = AttemptResult(Outcome.REJECTED, "its signing secret %r is not configured"
-                                       % safe(request.secret))
-            else:
-                sent = []
-
-                def send_once():
-                    answer, sent_response = delivery.send(
-                        self._session, request, self.settings.timeout,
-                        attempt=item.attempts, secret=secret, clock=self._clock)
-                    sent.append(sent_response)
-                    return answer
-
-                result = metrics.timed_delivery(send_once)  # counted by outcome, per attempt
-                response = sent[0]
-            recorded = True
-            self._record(lane, item, result)
-            delivery.release(response, self.settings.timeout, request)
-        except Exception:
-            if response is not None:
-                response.close()
-            if recorded:
-                log.exception("call %s: releasing a webhook answer crashed: %s; the outcome stands",
-                              safe(request.call_id), request.describe())
-            else:
-                # Our bug, not the receiver's: log it, and treat the attempt as unanswered so the
-                # webhook stays in the outbox and is retried by the rules rather than lost.
-                log.exception("call %s: webhook attempt crashed: %s; counting it as not answered",
-                              safe(request.call_id), request.describe())
-                self._record(lane, item, AttemptResult(Outcome.NO_ANSWER, "internal error"))
-        finally:
-            if probe:
-                lane.breaker.settled()
-            lane.in_flight -= 1
-            self._in_flight -= 1
-            if lane.ready:
-                self._busy.add(lane)
-            self._wake.set()
-            self._progress.set()
-
-    def _secret(self, request):
-        """The signing secret for ``request``: a string, None (unsigned), or False (missing)."""
-        if request.secret is None:
-            return None
-        secret = self.settings.secrets.get(request.secret)
-        if secret is None:
-            return None if request.secret == "" else False
-        return secret
-
-    def _record(self, lane, item, result):
-        request = item.request
-        for observer in self._on_attempt:
-            try:
-                observer(request, result)
-            except Exception:
-                log.exception("call %s: an observer of webhook attempts failed; delivery goes on",
-                              safe(request.call_id))
-        if result.outcome is Outcome.DELIVERED:
-            lane.breaker.succeeded()
-            self.outbox.delete(request.delivery_id)
-            self._waiting.pop(request.delivery_id, None)
-            self._counts["delivered"] += 1
-            log.info("call %s: webhook delivered: %s answered %s after %s (delivery %s)",
-                     safe(request.call_id), request.describe(), result.reason,
-                     _attempts(item.attempts), request.delivery_id)
-            return
-        if self._kazoo:
-            return self._record_kazoo(lane, item, result)
-        if not result.retryable:
-            if result.status is not None:
-                lane.breaker.succeeded()  # it answered: the endpoint is alive
-            return self._failed(item, result)
-        now = self._clock()
-        lane.breaker.failed(now)
-        if result.outcome is Outcome.NOT_SENT:
-            return self._hold(item, result, now)
-        item.waits = 0
-        retry = dataclasses.replace(request.retry, attempt=item.attempts - 1)
-        try:
-            retry = retry.increment()
-        except RetriesExhausted:
-            return self._failed(item, result)
-        delay = retry.delay(result.retry_after, self._rand)
-        self._retry_later(item, now + delay)
-        log.info("call %s: webhook %s (%s): %s; retry %d%s in %.2fs%s",
-                 safe(request.call_id), result.outcome.value, result.reason, request.describe(),
-                 retry.attempt, "" if retry.total is None else " of %d" % retry.total, delay,
-                 "" if result.retry_after is None else " (Retry-After)")
-
-    def _hold(self, item, result, now):
-        """The host was not available: the try spends nothing; wait (back-off) up to max_age."""
-        request = item.request
-        item.attempts -= 1
-        if self._expired(item, now):
-            return
-        item.waits += 1
-        waited = dataclasses.replace(request.retry, total=None, attempt=min(item.waits, 64))
-        delay = waited.backoff(self._rand)
-        self._retry_later(item, min(now + delay, self._expires_at(item, now)))
-        log.info("call %s: webhook not sent (%s): %s; it waits in the outbox and tries again in "
-                 "%.2fs (attempts spent: %d of %d)", safe(request.call_id), result.reason,
-                 request.describe(), delay, item.attempts, (request.retry.total or 0) + 1)
+    # -- retry_mode: kazoo ---------------------------------------------------------------
 
     def _record_kazoo(self, lane, item, result):
         """Kazoo 4.3: an answer is final; no answer (sent or not) spends an attempt; 2 s apart."""
@@ -582,21 +386,6 @@ class WebhookDispatcher(OutboxIntake):
                  safe(request.call_id), result.outcome.value, result.reason, request.describe(),
                  item.attempts + 1, (request.retry.total or 0) + 1, KAZOO_RETRY_PAUSE)
 
-    def _retry_later(self, item, due):
-        item.due = due
-        self.outbox.update(item)
-        self._counts["retried"] += 1
-        heapq.heappush(self._timers, (item.due, next(self._seq), item))
-
-    def _failed(self, item, result):
-        request = item.request
-        self.outbox.delete(request.delivery_id)
-        self._waiting.pop(request.delivery_id, None)
-        self._counts["failed"] += 1
-        log.warning("call %s: webhook failed after %s: %s (%s): %s (delivery %s)",
-                    safe(request.call_id), _attempts(item.attempts), result.reason,
-                    result.outcome.value, request.describe(), request.delivery_id)
-
     # -- draining --------------------------------------------------------------------
 
     def _due_count(self):
@@ -610,7 +399,3 @@ class WebhookDispatcher(OutboxIntake):
         if self._timers and self._timers[0][0] <= now:
             return False
         return not any(lane.ready and lane.breaker.state is not BreakerState.OPEN for lane in self._busy)
-
-
-def _attempts(n):
-    return "1 attempt" if n == 1 else "%d attempts" % n
