@@ -14,6 +14,10 @@ back and goes on; what is safe to do about a command whose fate is unknown
 is written at ``_send_execute`` and ``hangup``. No path ends here with the
 caller parked and nobody to drive it: the flow takes a next step, or a hangup
 is sent, now or once the switch is back.
+
+Why one file: markers, resume and the call log are already their own modules; what is left is
+one call's event queue and the commands that wait on it, which share that queue and its
+outage handling and read best in one place.
 """
 
 import dataclasses

@@ -18,6 +18,10 @@ Ours from the socket up; greenswitch is not used (esl/__init__.py says why).
 
 Errors are callflowd.errors'. An EslConnection is one TCP session: to reconnect,
 make a new one (esl/link.py does).
+
+Why one file: the handshake, command framing, limits and pacing are already their own modules;
+what is left is one session's state, lock and three greenlets, which share every field and
+read best in one place.
 """
 
 import collections
