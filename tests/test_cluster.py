@@ -223,7 +223,7 @@ def test_a_name_that_could_split_a_hash_command_is_refused():
     ({"name": "cf/a"}, "cluster.name: must be 1 to 64 letters, digits, '.', '_' or '-'"),
     ({"lease": 0.5}, "cluster.lease: must be between 1 and 60 seconds"),
     ({"claims": "yes"}, "cluster.claims: must be true or false"),
-    ({"peers": ["x"]}, "cluster: unknown key 'peers' (known: claims, name, lease)"),
+    ({"peers": ["x"]}, "cluster: unknown key 'peers' (known: claims, name, lease, outbox, outbox_file)"),
 ])
 def test_a_bad_cluster_setting_is_one_line_naming_its_path(tmp_path, switch, receiver, settings, message):
     path = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})},

@@ -8,9 +8,12 @@ Checked in README.md, CHANGELOG.md, CONTRIBUTING.md and docs/*.md:
   and paths such as ``.venv/bin/callflowd`` included) parses with the CLI's own argparse parser,
   in-process; ``check`` and ``simulate`` with a config that exists in the repository
   (``config/callflowd.yaml``) are run for real, against the built-in simulator, and must exit 0;
-- the README stays a front door: at most 250 lines, linking every page of the manual;
+- a ``python -m tests.benchmarks[.module]`` command shown names only options its ``--help`` lists;
+- the README stays a front door: at most 250 lines, linking every page of the manual, its
+  Commands table naming every command and every option the CLI's parser has;
 - every registered action has its section in docs/actions.md, every top-level setting its
-  section in docs/configuration.md, and docs/architecture.md its three checklists.
+  section in docs/configuration.md; docs/architecture.md names every module and has its three
+  checklists.
 """
 
 import contextlib
@@ -148,6 +151,21 @@ def shown_commands(path):
                     yield segment.strip(), words[1:]
 
 
+def shown_benchmark_commands(path):
+    """Each ``python -m tests.benchmarks[.module] ...`` in the file's code blocks: (module, options)."""
+    _, blocks = _split(path.read_text(encoding="utf-8"))
+    for block in blocks:
+        for line in block:
+            for segment in re.split(r"&&|;|\|\|", line.strip()):
+                try:
+                    words = shlex.split(segment, comments=True)
+                except ValueError:
+                    continue
+                if len(words) > 2 and words[0].rsplit("/", 1)[-1].startswith("python") and words[1] == "-m" \
+                        and words[2].split(".")[:2] == ["tests", "benchmarks"]:
+                    yield words[2], [word.split("=")[0] for word in words[3:] if word.startswith("-")]
+
+
 def _parse(argv):
     """Parse with the CLI's own parser; (ok, what argparse said)."""
     said = io.StringIO()
@@ -200,6 +218,28 @@ def test_every_top_level_setting_has_its_section_in_configuration_md():
     assert [key for key in TOP_KEYS if not any("`%s`" % key in heading for heading in headings)] == []
 
 
+def test_architecture_names_every_module():
+    """docs/architecture.md says where things live: every module is named there (an action and a
+    simulated application are covered by their registries, one module each)."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = REPO / "daemon" / "callflowd"
+    unnamed = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if path.name == "__init__.py" or relative.parts[0] == "actions" or relative.parts[:2] == (
+                "simulator", "applications"):
+            continue
+        if "`%s`" % path.stem not in text and str(relative) not in text:
+            unnamed.append(str(relative))
+    assert unnamed == [], "name these modules in docs/architecture.md's layer table"
+
+
+def test_contributing_names_every_benchmark():
+    text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    benchmarks = sorted(path.stem for path in (REPO / "tests" / "benchmarks").glob("bench_*.py"))
+    assert [name for name in benchmarks if "`%s`" % name not in text] == []
+
+
 def test_architecture_has_the_three_checklists():
     found = anchors(REPO / "docs" / "architecture.md")
     for wanted in ("checklist-a-new-action", "checklist-a-new-webhook-format", "checklist-a-new-switch-fault"):
@@ -222,6 +262,42 @@ def test_every_callflowd_command_shown_parses():
         if not ok:
             refused.append("%s: %s: %s" % (path.relative_to(REPO), text, said.splitlines()[-1:]))
     assert refused == []
+
+
+def test_every_benchmark_option_shown_exists():
+    """The benchmark commands shown (CONTRIBUTING.md, docs/) name options their --help lists."""
+    shown = {}
+    for path in doc_files():
+        if path.exists():
+            for module, options in shown_benchmark_commands(path):
+                shown.setdefault(module, set()).update(options)
+    assert "tests.benchmarks" in shown, "the docs show the benchmark command"
+    unknown = []
+    for module, options in sorted(shown.items()):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=25)
+        assert done.returncode == 0, "%s --help: %s" % (module, done.stdout[-300:])
+        listed = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout))
+        unknown += ["%s %s" % (module, option) for option in sorted(options) if option not in listed]
+    assert unknown == []
+
+
+def test_the_readme_commands_table_lists_every_option_of_every_command():
+    import argparse
+
+    table = {}
+    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\| `callflowd (\w+)([^`]*)`", line)
+        if match:
+            table[match.group(1)] = set(re.findall(r"--[a-z][a-z0-9-]*", match.group(2)))
+    commands = next(action for action in cli._parser()._actions if isinstance(action, argparse._SubParsersAction))
+    parsers = {name: sub for name, sub in commands.choices.items()}
+    assert sorted(table) == sorted(parsers), "the README's Commands table names every command"
+    for name, sub in parsers.items():
+        options = {option for action in sub._actions for option in action.option_strings
+                   if option.startswith("--") and option != "--help"}
+        options -= {"--config", "--verbose"}  # shown as -c FILE and -v
+        assert table[name] == options, "README Commands table, callflowd %s" % name
 
 
 def test_check_and_simulate_shown_with_the_shipped_config_run():

@@ -64,6 +64,13 @@ WEBHOOKS_EXPIRED = Counter("callflowd_webhooks_expired",
 OUTBOX_DEPTH = Gauge("callflowd_outbox_depth", "Webhooks waiting to be delivered", registry=REGISTRY)
 OUTBOX_OLDEST = Gauge("callflowd_outbox_oldest_age_seconds", "Age of the oldest webhook waiting",
                       registry=REGISTRY)
+OUTBOX_BACKEND_UP = Gauge("callflowd_outbox_backend_up",
+                          "1 while the webhook outbox's store answers (a shared one can be away)",
+                          ["backend"], registry=REGISTRY)
+OUTBOX_SPILLED = Gauge("callflowd_outbox_spilled",
+                       "Webhooks kept in the local outbox while the shared one is away", registry=REGISTRY)
+OUTBOX_TAKEN_OVER = Counter("callflowd_outbox_taken_over",
+                            "Webhooks claimed from a daemon whose lease ran out", registry=REGISTRY)
 CLUSTER_CALLS_OWNED = Gauge("callflowd_cluster_calls_owned",
                             "Calls this daemon holds the claim of on their switch", registry=REGISTRY)
 CLUSTER_LEASES_HELD = Gauge("callflowd_cluster_leases_held",
@@ -77,6 +84,7 @@ CLUSTER_CLAIMS_LOST = Counter("callflowd_cluster_claims_lost",
 LOOP_LAG = Gauge("callflowd_loop_lag_seconds", "How late the loop watch last woke up", registry=REGISTRY)
 
 _switches = {}  # switch name -> connected (bool): what /healthz checks
+_outbox = {}  # the outbox's store, as /healthz shows it (set by outbox_backend)
 
 
 # -- what the daemon reports ------------------------------------------------------------------
@@ -152,6 +160,19 @@ def timed_delivery(deliver, *args):
     WEBHOOK_SECONDS.observe(time.monotonic() - started)
     WEBHOOKS.labels(result.outcome.name.lower()).inc()
     return result
+
+
+def outbox_backend(kind, up, spilled):
+    """The outbox's store: ``kind`` (sqlite, postgresql), whether it answers, rows spilled locally."""
+    OUTBOX_BACKEND_UP.labels(kind).set(1 if up else 0)
+    OUTBOX_SPILLED.set(spilled)
+    _outbox["backend"] = kind
+    _outbox["up"] = up
+    _outbox["spilled"] = spilled
+
+
+def outbox_taken_over(count):
+    OUTBOX_TAKEN_OVER.inc(count)
 
 
 def webhook_dropped():
@@ -298,6 +319,9 @@ def health(loop):
     details = {"status": "ok" if healthy else "unhealthy",
                "switches": {name: "connected" if up else "disconnected" for name, up in sorted(switches.items())},
                "loop_lag_seconds": round(loop.lag, 3), "loop_turning": loop.turning()}
+    if _outbox:  # reported, not judged: calls go on while a shared outbox is away (webhooks.spill)
+        details["outbox"] = {"backend": _outbox["backend"], "spilled": _outbox["spilled"],
+                             "state": "up" if _outbox["up"] else "away, spilling to the local outbox"}
     if _cluster[0] is not None:
         details["cluster"] = _cluster[0].details()
     return healthy, details

@@ -55,8 +55,10 @@ from callflowd.flow.executor import run_callflow
 from callflowd.flow.load import load_config
 from callflowd.hooks.lifecycle import LifecycleHooks
 from callflowd.webhooks.dispatcher import WebhookDispatcher
+from callflowd.webhooks.pgstore import PostgresStore
+from callflowd.webhooks.spill import SpillingStore
 from callflowd.webhooks.process import OutboxFeeder
-from callflowd.webhooks.store import OutboxError
+from callflowd.webhooks.store import OutboxError, OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +100,9 @@ class Service:
         self._grace_override = stop_grace
         # --log-level (pinned) wins over the config's, for the delivery child too
         log_level = logging.getLevelName(logging.getLogger().level) if pin_log_level else config.log_level
-        self.webhooks = dispatcher or _webhook_dispatcher(config, log_level)
-        router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
         owner = owner or config.cluster.name or default_owner()
+        self.webhooks = dispatcher or _webhook_dispatcher(config, log_level, owner)
+        router_options = {} if outage_limit is None else {"outage_limit": outage_limit}
         # clock: "now" for the callflows (temporal_route), an aware UTC datetime
         self.router = CallRouter(RouteTable(config.callflows, config.routing), self.webhooks, run_callflow,
                                  on_call_finished=on_call_finished, owner=owner,
@@ -449,13 +451,21 @@ class Service:
             self.request_stop()
 
 
-def _webhook_dispatcher(config, log_level):
-    """Deliver in this process, or (``webhooks.process``) commit here and deliver from a child."""
+def _webhook_dispatcher(config, log_level, owner):
+    """Deliver in this process, or (``webhooks.process``) commit here and deliver from a child.
+
+    With ``cluster.outbox`` the outbox is the table the daemons share, leased under our
+    ``owner`` name, with the local SQLite file behind it for when the server is away.
+    """
     settings = config.directory.webhooks
     if settings.process:
         return OutboxFeeder(settings, config.state_dir, config.source, log_level=log_level,
                             drain=WEBHOOK_DRAIN_SECONDS)
-    return WebhookDispatcher(settings, config.state_dir)
+    store = None
+    if config.cluster.outbox:
+        store = SpillingStore(PostgresStore(config.cluster.outbox, owner, config.cluster.lease),
+                              OutboxStore(config.state_dir, settings.synchronous))
+    return WebhookDispatcher(settings, config.state_dir, store=store)
 
 
 def _status(state, detail=None):

@@ -68,13 +68,14 @@ class DaemonProcess:
 
     def __init__(self, workdir, esl, documents, dial_string=PHONE, ring_timeout=20, webhooks=None,
                  default_reconnect=False, devices=None, hooks=None, log_level="debug", cluster=None,
-                 shutdown_grace=None, **switch_settings):
+                 shutdown_grace=None, settings=None, **switch_settings):
         self.workdir = pathlib.Path(workdir)
         self.config_path = self._write_config(esl, documents, dial_string, ring_timeout, webhooks or {},
                                               default_reconnect, switch_settings, devices or {}, log_level)
         more = {"hooks": hooks,  # lifecycle hooks (issue 7)
                 "cluster": cluster,  # several daemons on the switch (issue 18): name, lease
                 "shutdown_grace": shutdown_grace}
+        more.update(settings or {})  # any other top-level settings (Kazoo documents: users, resources...)
         if any(value is not None for value in more.values()):
             config = yaml.safe_load(self.config_path.read_text())
             config.update((key, value) for key, value in more.items() if value is not None)

@@ -26,6 +26,7 @@ from callflowd.actions import endpoints
 from callflowd.config import fields
 from callflowd.actions.endpoints import ANSWERED
 from callflowd.actions.outcome import DEFAULT, STOP
+from callflowd.calls import facts
 from callflowd.config.kazoo_documents import sip_headers
 from callflowd.config.model import Reference
 
@@ -71,6 +72,8 @@ LONG_APPLICATIONS = ("bridge",)
 
 
 def handle(call, data):
+    # The webhook fields Kazoo takes from what authorised the call (calls/facts.py): this user.
+    facts.note_device(call.facts, data.user.id, data.user.id, kind="user")
     legs = endpoints.usable(call, data.legs, data.devices, data.can_call_self, same_owner=True)
     if not legs:
         call.log.info("user %s has no device to ring; continuing at %s", data.user.id, DEFAULT)

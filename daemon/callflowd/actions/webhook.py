@@ -20,7 +20,8 @@ Our extensions of the Kazoo schema:
                       never goes in a callflow document
 
 The fields are the call's, as ``kapps_call:to_proplist/1`` names them (calls/facts.py),
-then ours (``callflow_id``, ``previous_action``, ``previous_outcome``), then ``custom_data``.
+then ours (``callflow_id``, ``recording_file`` while one records, ``previous_action``,
+``previous_outcome``), then ``custom_data``.
 
 Branches: always ``_``, once the webhook is committed to the durable outbox (the call
 waits for that commit, a few milliseconds, never for the receiver): a daemon killed at

@@ -114,10 +114,11 @@ def account_db(account_id):
     return "account%%2F%s%%2F%s%%2F%s" % (account_id[:2], account_id[2:4], account_id[4:])
 
 
-def note_device(facts, device_id, owner_id=None):
-    """The flow rang ``device_id``: it authorises the call, as a Kazoo device would."""
+def note_device(facts, device_id, owner_id=None, kind="device"):
+    """The flow rang ``device_id`` (a ``kind``: ``device``, or a ``user`` and its devices): it
+    authorises the call, as a Kazoo device would; ``owner_id`` the user who owns it."""
     facts["authorizing_id"] = device_id
-    facts["authorizing_type"] = "device"
+    facts["authorizing_type"] = kind
     if owner_id:
         facts["owner_id"] = owner_id
     else:

@@ -164,8 +164,9 @@ class Resource:
 
     def match(self, number):
         """The part of ``number`` a rule matched (the largest capture group, else the whole
-        match; stepswitch ``evaluate_rules``), or None when no rule matches."""
-        for _, rule in self.rules:
+        match; stepswitch ``evaluate_rules``), or None when no rule matches. The last rule listed
+        is tried first: stepswitch's ``resource_rules`` compiles them onto the front of a list."""
+        for _, rule in reversed(self.rules):
             found = rule.search(number)
             if found is None:
                 continue
@@ -614,3 +615,23 @@ def _raw_documents(top, folder, kind, ours):
         source = os.path.normpath(os.path.join(written, kind, name))
         document = files.parse_json(files.read_text(os.path.join(folder, kind, name), source), source)
         yield document, source, "", name[: -len(".json")]
+
+
+# Keys a Kazoo temporal rule document carries beside the rule itself.
+_RULE_DOCUMENT_KEYS = ("id", "_id", "flags", "ui_metadata", "metadata")
+
+
+def temporal_rule_files(top, base):
+    """``(rule id, rule mapping, source, path)`` of each ``<callflows_dir>/temporal_rules/*.json``,
+    a Kazoo temporal rule document (its envelope, ids and ``pvt_*`` keys taken off)."""
+    if not top.given("callflows_dir"):
+        return
+    folder = os.path.join(base, top.string("callflows_dir"))
+    for raw, source, path, fallback in _raw_documents(top, folder, "temporal_rules", lambda *_: True):
+        raw, path = _unwrapped(raw, path)
+        if not isinstance(raw, dict):
+            raise ConfigError("must be an object (a temporal rule document)", source, path or None)
+        rule_id = _parse(document_id, raw, source, path, fallback)
+        rule = {key: value for key, value in raw.items()
+                if key not in _RULE_DOCUMENT_KEYS and not key.startswith("pvt_")}
+        yield rule_id, rule, source, path

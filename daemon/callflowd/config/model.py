@@ -250,12 +250,15 @@ class ClusterSettings:
 
     ``claims``: race for each parked call on the switch (mod_hash) so exactly one daemon
     drives it; ``name``: this daemon's name there and on its channels (None: the host's
-    name); ``lease``: seconds after which a silent daemon's calls are taken over.
+    name); ``lease``: seconds after which a silent daemon's calls are taken over, and its
+    webhooks too when ``outbox`` names the PostgreSQL server the daemons share
+    (webhooks/pgstore.py; None: the local SQLite outbox).
     """
 
     claims: bool = True
     name: str | None = None
     lease: float = 5.0
+    outbox: str | None = dataclasses.field(default=None, repr=False)  # holds a password
 
 
 @dataclasses.dataclass(frozen=True)

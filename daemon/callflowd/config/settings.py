@@ -14,6 +14,7 @@ reads it from its ``Section``, its key in ``TOP_KEYS``, and one line in
 
 import os
 import re
+import urllib.parse
 from types import MappingProxyType
 
 from callflowd.config import files, kazoo_documents, temporal
@@ -53,7 +54,7 @@ _LIMIT_KEYS = ("max_line_bytes", "max_headers", "max_body_bytes")
 _DEVICE_KEYS = ("dial_string", "timeout", "owner_id", "enabled", "name", "custom_sip_headers", "id")
 _BOX_KEYS = ("profile", "domain", "mailbox")
 _METRICS_KEYS = ("host", "port")
-_CLUSTER_KEYS = ("claims", "name", "lease")
+_CLUSTER_KEYS = ("claims", "name", "lease", "outbox", "outbox_file")
 MIN_LEASE_SECONDS = 1.0
 MAX_LEASE_SECONDS = 60.0
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -97,7 +98,10 @@ def read_settings(path):
                     shutdown_grace=shutdown_grace, source=source, metrics=read_metrics(top),
                     state_dir=read_state_dir(top, base), hooks=read_hooks(top, directory.webhooks),
                     routing=routing, account_id=read_account_id(top) or _account_document_id(directory.account),
-                    cluster=read_cluster(top))
+                    cluster=read_cluster(top, base))
+    if config.cluster.outbox and directory.webhooks.process:
+        top.fail("webhooks", "process: true delivers from the local outbox only; it can't be used "
+                 "with cluster.outbox (the shared outbox is delivered by each daemon itself)")
     return config, top
 
 
@@ -250,7 +254,8 @@ def read_voicemail_boxes(top):
 
 
 def read_temporal_rules(top):
-    """``temporal_rules:``, a table of Kazoo temporal rules by id (config/temporal.py)."""
+    """``temporal_rules:``, a table of Kazoo temporal rules by id (config/temporal.py), and the Kazoo
+    temporal rule documents beside the callflows (``<callflows_dir>/temporal_rules/*.json``)."""
     rules = {}
     for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
         if rule_id == DEFAULT_BRANCH:  # a temporal_route's child key: "no rule holds"
@@ -261,6 +266,14 @@ def read_temporal_rules(top):
             if exc.key:
                 section.fail(exc.key, exc.message)
             section.fail_here(exc.message)
+    for rule_id, rule, source, path in kazoo_documents.temporal_rule_files(top, base_dir(top.source)):
+        if rule_id == DEFAULT_BRANCH or rule_id in rules:
+            raise ConfigError("temporal rule id %r is the default branch or given twice" % rule_id, source,
+                              path or None)
+        try:
+            rules[rule_id] = temporal.parse_rule(rule_id, rule)
+        except InvalidData as exc:
+            raise ConfigError(exc.message, source, join(path, exc.key) if exc.key else path or None) from None
     return MappingProxyType(rules)
 
 
@@ -273,7 +286,7 @@ def read_metrics(top):
                            port=section.integer("port", REQUIRED, 0, 65535))
 
 
-def read_cluster(top):
+def read_cluster(top, base):
     """``cluster:``: nothing to set for a daemon alone; ``name`` when two share a host."""
     section = top.section("cluster", _CLUSTER_KEYS)
     name = None
@@ -284,7 +297,35 @@ def read_cluster(top):
     lease = section.seconds("lease", ClusterSettings.lease)
     if not MIN_LEASE_SECONDS <= lease <= MAX_LEASE_SECONDS:
         section.fail("lease", "must be between %g and %g seconds" % (MIN_LEASE_SECONDS, MAX_LEASE_SECONDS))
-    return ClusterSettings(claims=section.flag("claims", ClusterSettings.claims), name=name, lease=lease)
+    return ClusterSettings(claims=section.flag("claims", ClusterSettings.claims), name=name, lease=lease,
+                           outbox=_shared_outbox(section, base))
+
+
+def _shared_outbox(section, base):
+    """``outbox`` or ``outbox_file`` (a file holding it: the URL carries a password): the
+    PostgreSQL server whose table the daemons share (webhooks/pgstore.py); None: local SQLite."""
+    if section.given("outbox") and section.given("outbox_file"):
+        section.fail_here("give at most one of outbox, outbox_file")
+    if section.given("outbox"):
+        key, url = "outbox", section.string("outbox", spaces=False)
+    elif section.given("outbox_file"):
+        key, filename = "outbox_file", os.path.join(base, section.string("outbox_file"))
+        try:  # a regular file only, bounded: a FIFO here must not hang the loader
+            url = files.read_regular_file(filename, files.MAX_FILE_BYTES).decode("utf-8").strip()
+        except (files.Unreadable, UnicodeDecodeError) as exc:
+            section.fail("outbox_file", "cannot read %s: %s" % (filename, exc))
+        if not url or has_whitespace(url):
+            section.fail("outbox_file", "%s must hold one postgresql:// URL, without spaces" % filename)
+    else:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        section.fail(key, "is not a valid URL: %s" % exc)
+    if parts.scheme not in ("postgresql", "postgres"):
+        section.fail(key, "must be a postgresql:// URL (the shared webhook outbox)")
+    return url
 
 
 def read_state_dir(top, base):

@@ -179,7 +179,7 @@ class WebhookDispatcher(OutboxIntake):
     """
 
     def __init__(self, settings, state_dir, *, session=None, rand=random.random, clock=time.time,
-                 shared=False, on_attempt=()):
+                 shared=False, on_attempt=(), store=None):
         if settings.concurrency < 1 or settings.concurrency_per_endpoint < 1:
             raise ValueError("webhook concurrency must be >= 1")
         if settings.outbox_max < 1:
@@ -193,7 +193,9 @@ class WebhookDispatcher(OutboxIntake):
         self._clock = clock
         self._on_attempt = tuple(on_attempt)
         # shared: a delivery process, following an outbox the daemon writes (webhooks.process)
-        self.outbox = Outbox(OutboxStore(state_dir, settings.synchronous), settings.outbox_max,
+        # store: a shared outbox (pgstore behind spill) when webhooks.outbox.url says so
+        store = store or OutboxStore(state_dir, settings.synchronous)
+        self.outbox = Outbox(store, settings.outbox_max,
                              on_committed=self._accepted, on_lost=self._lost, shared=shared)
         self._group = gevent.pool.Group()  # the writer and the scheduler
         self._attempts = gevent.pool.Group()
@@ -205,6 +207,7 @@ class WebhookDispatcher(OutboxIntake):
         self._last_seq = 0  # the newest outbox row seen
         self._waiting = {}  # delivery id -> when accepted, oldest first (for the metrics gauge)
         self._scheduler = None
+        self._keeper = None  # a shared outbox's lease keeper
         self._wake = Event()
         self._progress = Event()  # set whenever an attempt ends
         self._counts = dict.fromkeys(
@@ -226,6 +229,10 @@ class WebhookDispatcher(OutboxIntake):
         self.outbox.start(self._group)
         self._scheduler = self._group.spawn(self._schedule_loop)
         self._scheduler.link_exception(lambda g: log.error("webhook scheduler died", exc_info=g.exc_info))
+        if self.outbox.store.maintenance_interval:
+            self._keeper = keeper = self._group.spawn(self._keep_leases,
+                                                      self.outbox.store.maintenance_interval)
+            keeper.link_exception(lambda g: log.error("webhook lease keeper died", exc_info=g.exc_info))
         if resumed and self.outbox.shared:  # a delivery process: the daemon committed these
             log.info("webhook outbox %s: %d webhooks to deliver", self.outbox.store.path, len(resumed))
             self._accepted(resumed)
@@ -267,6 +274,8 @@ class WebhookDispatcher(OutboxIntake):
         interrupted = self._in_flight
         self._attempts.kill(block=True, timeout=5)
         self._scheduler.kill(block=True, timeout=5)  # the writer is the outbox's to stop
+        if self._keeper is not None:  # before the store closes: no lease renewed after it
+            self._keeper.kill(block=True, timeout=5)
         self.outbox.stop(timeout=max(5.0, deadline - time.monotonic()))
         left = self.outbox.store_rows_left()
         self.state = State.STOPPED
@@ -288,6 +297,22 @@ class WebhookDispatcher(OutboxIntake):
                 log.error("outbox row %s unreadable (%s); deleting it", safe(delivery_id), exc)
                 self.outbox.delete(delivery_id)
         return items
+
+    def _keep_leases(self, interval):
+        """A shared outbox: renew this daemon's leases, take in what a dead daemon left."""
+        while True:
+            gevent.sleep(interval)
+            self.take_over(self.outbox.store.maintain())
+
+    def take_over(self, rows):
+        """Accept ``rows`` claimed from the shared outbox (their daemon's lease ran out)."""
+        if self.state is not State.RUNNING or not rows:
+            return 0
+        self.outbox.rows += len(rows)
+        items = self._items(rows)
+        if items:
+            self._accepted(items)
+        return len(items)
 
     def follow(self):
         """Take the rows another process (the daemon) committed since we last looked."""

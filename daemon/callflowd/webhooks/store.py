@@ -48,7 +48,14 @@ class OutboxError(CallflowdError):
 
 
 class OutboxStore:
-    """``open()``, ``load()``, ``apply()`` a batch, ``close()``; each runs on the store's thread."""
+    """``open()``, ``load()``, ``apply()`` a batch, ``close()``; each runs on the store's thread.
+
+    ``maintain()`` is the hook a shared store (``spill.SpillingStore``) uses to renew its leases
+    and claim a dead daemon's rows every ``maintenance_interval`` seconds; a local file has none.
+    """
+
+    kind = "sqlite"
+    maintenance_interval = None
 
     def __init__(self, state_dir, synchronous="normal"):
         if synchronous not in SYNCHRONOUS:
@@ -88,6 +95,14 @@ class OutboxStore:
 
     def count(self):
         return self._run(lambda: self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def export(self):
+        """Every row as an insert: ``(id, endpoint, attempts, due, request_json)``, oldest first."""
+        return self._run(lambda: self._db.execute(
+            "SELECT id, endpoint, attempts, due, request FROM outbox ORDER BY seq").fetchall())
+
+    def maintain(self):
+        return []
 
     def apply(self, inserts, updates, deletes, count=False):
         """One transaction: ``inserts`` of (id, endpoint, attempts, due, json), ``updates`` of
