@@ -26,6 +26,10 @@ no protocol of their own:
 
 A switch without mod_hash answers ``-ERR hash Command not found``: the daemon says so once
 and drives every call there unclaimed, as a single daemon does.
+
+Why one file: claim, lease, takeover, fence and release are one protocol over the same
+per-switch state (peers seen, pending releases, the last renewal), and the mod_hash wire is
+already in calls/hashdb.py.
 """
 
 import logging
