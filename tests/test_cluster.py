@@ -237,3 +237,20 @@ def test_the_cluster_settings_have_defaults_a_daemon_alone_needs_nothing_of(tmp_
     path = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/m")})})
     settings = load_config(str(path)).cluster
     assert (settings.claims, settings.name, settings.lease) == (True, None, 5.0)
+
+
+def test_two_daemons_stopped_together_do_not_both_hand_their_calls_to_the_other(slow_switch, receiver, cluster, logs):
+    first, second = cluster(slow_switch, "cf-a"), cluster(slow_switch, "cf-b")
+    calls = [slow_switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", voicemail_seconds=2))
+             for _ in range(4)]
+    for sim_call in calls:
+        logs.wait_for("call %s: executing bridge" % sim_call.uuid)
+    stops = [gevent.spawn(daemon.service.stop, grace=15) for daemon in (first, second)]
+    gevent.joinall(stops, timeout=30)
+    assert all(stop.dead for stop in stops)
+    # each saw the other leaving: no call handed to a daemon on its way out; each finished its own
+    assert not logs.matching("calls over to the other daemons")
+    for sim_call in calls:
+        sim_call.wait_ended(1)
+        assert apps(sim_call).count("voicemail") == 1, sim_call.applications
+    assert len(receiver.wait_for(4, 10)) == 4

@@ -263,3 +263,19 @@ def test_retries_is_kazoos_count_of_attempts_in_all(retries, attempts):
         raw["retries"] = retries
     data = webhook.Data.parse(raw, Directory(webhooks=WebhookSettings()))
     assert data.retry.total + 1 == attempts
+
+
+def test_kazoos_hook_headers_go_with_the_request():
+    headers = webhook.kazoo_headers({"account_id": ACCOUNT_ID}, now=0)
+    # X-Hook-ID: cf_webhook's _id, calendar:datetime_to_gregorian_seconds(calendar:local_time())
+    offset = __import__("calendar").timegm(__import__("time").localtime(0))
+    assert headers == (("X-Hook-ID", str(62167219200 + offset)), ("X-Account-ID", ACCOUNT_ID))
+    request = WebhookRequest(call_id="c", uri="http://h/m", method="get", fields=(("a", "1"),),
+                             retry=webhook_retry(), headers=headers)
+    out = wire.encode(WebhookRequest.from_json("d", request.to_json()))  # kept in the outbox row
+    assert out.headers["X-Hook-ID"] == headers[0][1] and out.headers["X-Account-ID"] == ACCOUNT_ID
+    assert "X-Account-ID" not in dict(webhook.kazoo_headers({}))  # no account: not "undefined"
+
+
+def webhook_retry():
+    return WebhookSettings().retry_policy(3)

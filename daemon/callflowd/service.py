@@ -314,8 +314,11 @@ class Service:
     def _hand_over(self):
         """Rolling upgrade: with another daemon up on every switch our calls are on, they are
         handed over now (our lease says ``released``) instead of waiting out the grace."""
+        if self.ownership is None:
+            return False
+        self.ownership.announce_leaving()
         calls = list(self.router.calls.values())
-        if not calls or self.ownership is None:
+        if not calls:
             return False
         links = {call.switch for call in calls}
         if not self.ownership.peers_up(links):

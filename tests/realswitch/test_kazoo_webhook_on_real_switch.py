@@ -49,6 +49,7 @@ def test_the_spec_flow_without_a_verb_reaches_the_receiver_as_kazoos_get(switch,
     assert (fields["callflow_id"], fields["previous_action"], fields["previous_outcome"]) == (
         "front-desk", "device", "USER_BUSY")
     assert request.header("X-Callflowd-Delivery")
+    assert request.header("X-Hook-ID").isdigit()  # Kazoo's header: the hook's gregorian-seconds _id
 
     switch.api("uuid_kill %s" % uuid)
     switch.wait_for("CHANNEL_DESTROY", uuid, timeout=10)

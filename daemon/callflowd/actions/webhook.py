@@ -30,7 +30,9 @@ restarted (same delivery id). Delivery, retries and signing happen in
 ``webhooks.dispatcher``, never on the call's greenlet.
 """
 
+import calendar
 import dataclasses
+import time
 from types import MappingProxyType
 
 from callflowd.actions.outcome import DEFAULT, in_fetched_flow
@@ -118,11 +120,27 @@ def request_fields(call, custom_data):
 APPLICATIONS = ()
 
 
+# calendar:datetime_to_gregorian_seconds({{1970,1,1},{0,0,0}}): Erlang counts from year 0.
+_GREGORIAN_EPOCH = 62167219200
+
+
+def kazoo_headers(facts, now=None):
+    """Kazoo's ``?HTTP_REQ_HEADERS(Hook)`` (webhooks_util.erl): ``X-Hook-ID``, the hook's ``_id``
+    that ``cf_webhook:set_hook/2`` makes of the server's local time in gregorian seconds, and
+    ``X-Account-ID`` (only when the config has an ``account_id``: Kazoo would write ``undefined``)."""
+    local = time.localtime(time.time() if now is None else now)
+    headers = [("X-Hook-ID", str(_GREGORIAN_EPOCH + calendar.timegm(local)))]
+    if facts.get("account_id"):
+        headers.append(("X-Account-ID", facts["account_id"]))
+    return tuple(headers)
+
+
 def handle(call, data):
     request = WebhookRequest(
         call_id=call.uuid, uri=data.uri, method=data.http_verb,
         fields=request_fields(call, data.custom_data), retry=data.retry,
         format=data.format, secret=data.secret, fetched=in_fetched_flow(call),
+        headers=kazoo_headers(call.facts),
         delivery_id=step_delivery_id(call.uuid, "%s:%s" % (call.position.callflow_id, call.position.node_path),
                                      call.position.visit),
     )

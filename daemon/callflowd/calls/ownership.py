@@ -48,6 +48,7 @@ CLAIMS = "callflowd_call"  # <uuid> -> "<owner>:<generation>"
 LEASES = "callflowd_lease"  # <daemon name> -> "<instance>.<counter>", or RELEASED
 TAKES = "callflowd_take"  # "<uuid>:<generation>" -> the daemon that took that generation over
 RELEASED = "released"
+LEAVING = "leaving."  # the lease of a daemon that is stopping (still driving its calls)
 DEFAULT_LEASE_SECONDS = 5.0
 _NO_MOD_HASH = "Command not found"
 CLAIM_PATIENCE_SECONDS = 60.0  # a parked call waits this long for its switch to take our claim
@@ -111,6 +112,7 @@ class Ownership:
         self._stopping = Event()
         self.taken_over = 0
         self.duplicate_name = False  # another live daemon writes our lease: see _check_name
+        self.leaving = False  # stopping: our lease says so, so peers stopping too keep their calls
         metrics.watch_cluster(self)
 
     # -- lifecycle (the service) -------------------------------------------------------------
@@ -145,6 +147,19 @@ class Ownership:
             except EslError as exc:
                 log.warning("switch %s: could not release our lease: %s; peers take over after %gs",
                             state.link.name, exc, self.lease)
+
+    def announce_leaving(self):
+        """Stopping: our lease says ``leaving.`` from now on (renewed as before: we still drive our
+        calls); then, one renewal later, everybody's is read again. Two daemons stopped together
+        each see the other leaving by then, and neither hands its calls to the other."""
+        self.leaving = True
+        for state in self._switches.values():
+            if state.link.connected and not state.without_hash:
+                self._beat(state)
+        gevent.sleep(self.interval)  # the others' "leaving" lands meanwhile, if they are stopping
+        for state in self._switches.values():
+            if state.link.connected and not state.without_hash:
+                self._beat(state)
 
     def peers_up(self, links):
         """True if every switch in ``links`` has a live peer to hand our calls to."""
@@ -366,7 +381,7 @@ class Ownership:
         link = state.link
         self._counter += 1
         pending, state.pending = state.pending, []
-        value = "%s.%d" % (self.instance, self._counter)
+        value = "%s%s.%d" % (LEAVING if self.leaving else "", self.instance, self._counter)
         commands = [hashdb.select(LEASES, self.name), hashdb.insert(LEASES, self.name, value),
                     hashdb.dump(LEASES)] + pending
         sent_at = self._clock()
@@ -441,8 +456,9 @@ class Ownership:
         return not self._dead(peer, now)
 
     def _alive_peers(self, state, now):
+        """Peers alive and staying (one that is stopping takes no calls over from us)."""
         return [name for name, peer in state.peers.items()
-                if peer.value is not None and not self._dead(peer, now)]
+                if peer.value is not None and not peer.value.startswith(LEAVING) and not self._dead(peer, now)]
 
     def _scan(self, state):
         """Take over the calls claimed by dead owners (or by us before a restart)."""

@@ -57,6 +57,7 @@ class WebhookRequest:
     event: str = "webhook"  # "webhook" (a callflow node) or a lifecycle hook's event name
     fetched: bool = False  # from a flow a pivot fetched: config.destinations' default refusals apply
     accepted_at: float = 0.0  # Unix time; 0: unknown (a row from before this field)
+    headers: tuple = ()  # (name, value) pairs the sender adds (Kazoo's X-Hook-ID, X-Account-ID)
 
     def describe(self):
         """``POST https://***@host/path?***``: safe to log at any level."""
@@ -76,7 +77,7 @@ class WebhookRequest:
             "call_id": self.call_id, "uri": self.uri, "method": self.method,
             "fields": [list(pair) for pair in self.fields], "format": self.format,
             "secret": self.secret, "event": self.event, "fetched": self.fetched,
-            "accepted_at": self.accepted_at,
+            "accepted_at": self.accepted_at, "headers": [list(pair) for pair in self.headers],
             "retry": {"total": retry.total, "backoff_factor": retry.backoff_factor,
                       "backoff_max": retry.backoff_max, "jitter": retry.jitter,
                       "retry_after_max": retry.retry_after_max},
@@ -90,4 +91,5 @@ class WebhookRequest:
                    retry=Retry(**raw["retry"]), format=raw.get("format", "form"),
                    secret=raw.get("secret", DEFAULT_SECRET), delivery_id=delivery_id,
                    event=raw.get("event", "webhook"), fetched=raw.get("fetched", False),
-                   accepted_at=float(raw.get("accepted_at", 0.0)))
+                   accepted_at=float(raw.get("accepted_at", 0.0)),
+                   headers=tuple((str(k), str(v)) for k, v in raw.get("headers", ())))

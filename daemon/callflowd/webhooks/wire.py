@@ -103,8 +103,9 @@ def _check_headers(lines, *headers):
 def encode(request, attempt=1, secret=None, now=0.0):
     """The ``Wire`` for a webhook ``request``; signed with ``secret`` (a str) at ``now`` if given.
     ``config.uri.InvalidURI`` (a ValueError) if its URI can't be sent."""
-    headers = {"User-Agent": USER_AGENT, DELIVERY_HEADER: request.delivery_id,
-               ATTEMPT_HEADER: str(attempt)}
+    headers = dict(request.headers)
+    headers.update({"User-Agent": USER_AGENT, DELIVERY_HEADER: request.delivery_id,
+                    ATTEMPT_HEADER: str(attempt)})
     return build(request.method, request.uri, request.fields, request.format, headers, secret, now)
 
 
