@@ -17,9 +17,9 @@ import email.utils
 import random
 
 # RFC 9110: 408 Request Timeout and 429 Too Many Requests (RFC 6585) say "not now"; other 4xx
-# say "never". Every 5xx is the receiver failing (issue 14: "retries bounds the attempts that
-# reached a receiver that then failed: 5xx, 408/429, no answer"); a 500 from a receiver mid-deploy
-# is worth the attempts the webhook's ``retries`` allows.
+# say "never". Every 5xx is the receiver failing: ``retries`` bounds the attempts that reached a
+# receiver that then failed (5xx, 408/429, no answer; docs/webhooks.md#retry-rules), and a 500
+# from a receiver mid-deploy is worth the attempts the webhook's ``retries`` allows.
 RETRY_STATUSES = frozenset((408, 429)) | frozenset(range(500, 600))
 
 

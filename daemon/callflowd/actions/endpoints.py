@@ -16,7 +16,7 @@ front of an endpoint delays and limits that leg; ``sip_h_X-Name=value`` adds a S
 that leg's INVITE; ``{originate_timeout=N}`` limits the whole attempt; ``ringback`` on the
 caller's channel is what the caller hears while it rings; ``fail_on_single_reject=true``
 ends the attempt at the first leg that rejects. ``continue_on_fail=true`` keeps the caller
-when all fail (captures b/b2); the outcome is ``variable_originate_disposition`` and the
+when all fail (the busy-then-voicemail and busy-ends-call captures); the outcome is ``variable_originate_disposition`` and the
 SIP cause ``variable_last_bridge_proto_specific_hangup_cause``.
 """
 

@@ -54,7 +54,8 @@ SUPPORTED = ("to_did", "bypass_e164", "do_not_normalize", "timeout", "ringback",
 NOT_SUPPORTED = ("dynamic_flags", "format_from_uri", "from_uri_realm", "hunt_account_id", "resource_type",
                  "use_local_resources")
 DEFAULT_PROFILE = "external"
-# FreeSWITCH rings a leg at most 60 s unless told (capture c); each carrier is one leg.
+# FreeSWITCH rings a leg at most 60 s unless told (tests/fixtures/c_device_no_answer_call_timeout_in_braces);
+# each carrier is one leg.
 DEFAULT_LEG_SECONDS = 60
 
 

@@ -108,7 +108,8 @@ def _report(out, sim_call, finished, requests):
     for request in requests:
         _say(out, "webhook request received:")
         _say(out, "  %s %s" % (request.method, request.path))
-        _say(out, "  Content-Type: %s" % request.header("Content-Type", ""))
+        if request.header("Content-Type"):  # a GET (Kazoo's default) has no body, so none
+            _say(out, "  Content-Type: %s" % request.header("Content-Type"))
         fields = request.form if request.method == "POST" else request.query
         for name, values in fields.items():
             for value in values:
