@@ -212,6 +212,9 @@ def test_a_call_whose_greenlet_dies_of_a_bug_is_hung_up(monkeypatch):
         def route(self, number):
             return RouteTable([]).route(number) or Route(Flow(), number)
 
+        def refuses(self, route, channel):
+            return False
+
     link = Commands()
     link.settings = type("Settings", (), {"command_timeout": 1})()
     router = CallRouter(Routes(), webhooks=None, run_flow=broken)

@@ -15,7 +15,8 @@ is one JSON object; only ``callflows``, ``call`` and ``expect`` are needed:
         "device": "busy",                              # answer | busy | no_answer | unregistered
         "phones": {"1001": "answer"},                  # per dialled user (ring groups)
         "digits": ["1", "", "42#"],                    # keys per play_and_get_digits try
-        "caller_hangup_after": 3                       # ... any other Scenario field
+        "caller_hangup_after": 3,                      # ... any other Scenario field
+        "authenticated_as": "1000"                     # from registered user 1000 (no_match needs it)
       },
       "clock": "2026-03-29T07:00:00",                  # optional: "now" for temporal_route, in UTC
       "answers": {"/next": {"status": 200, "body": {flow node}}},
@@ -133,7 +134,8 @@ def test_the_callflow_case_runs_as_its_file_expects(path, tmp_path, switch, rece
         options = {"caller_id_number": call_spec["from"]} if "from" in call_spec else {}
         sim_call = switch.place_call(call_spec["to"], scenario=Scenario(**case.get("scenario", {})), **options)
         if expect.get("callflow", "") is None:
-            logs.wait_for("no callflow for number")
+            for text in expect.get("logs", ["no callflow for number"]):
+                logs.wait_for(text)
             assert sim_call.applications == []
             sim_call.hangup("NORMAL_CLEARING", "remote")
             return

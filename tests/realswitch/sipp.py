@@ -57,6 +57,10 @@ class Sipp:
         """A caller dialling ``number`` on the external profile."""
         return self._start("caller", EXTERNAL, scenario, port, "-s", number)
 
+    def call_internal(self, number, scenario, port=CALLER_PORT):
+        """A caller dialling ``number`` on the internal profile (the scenario answers its challenge)."""
+        return self._start("caller", INTERNAL, scenario, port, "-s", number)
+
     def callers(self, number, scenario, calls, rate, limit, port=CALLER_PORT, timeout=SIPP_TIMEOUT):
         """``calls`` callers dialling ``number``, ``rate`` new ones a second, at most ``limit`` at once
         (sipp's own pacing, ``-r``/``-l``); their totals are in ``stats(process)`` once it ended."""

@@ -85,7 +85,9 @@ def test_a_call_out_fails_over_from_a_refusing_carrier_to_the_next_one(switch, s
                   "gateways": [{"server": "127.0.0.1", "port": CARRIER_A_PORT, "prefix": "1", "enabled": True}]}),
     ]
     no_match = callflow("no-match", {"module": "offnet", "data": {}, "children": {}}, numbers=["no_match"])
-    daemon = start_daemon({"no-match": no_match}, settings={"account": ACCOUNT, "resources": resources})
+    # the caller comes from outside (5080): no_match is refused it unless the operator says so
+    daemon = start_daemon({"no-match": no_match}, settings={"account": ACCOUNT, "resources": resources,
+                                                            "routing": {"no_match_from_outside": True}})
     refuses = sipp.phone("uas_503.xml", port=CARRIER_A_PORT)
     answers = sipp.phone("uas_answer.xml", port=CARRIER_B_PORT)
     caller = sipp.call(UNROUTED, scenario="uac_talk_bye.xml")

@@ -140,6 +140,11 @@ class CallRouter:
             log.info("call %s: no callflow for number %s on switch %s; leaving the call alone",
                      uuid, safe(number), link.name)
             return
+        if self.routes.refuses(route, event):
+            log.warning("call %s: number %s on switch %s goes to callflow %s, a no_match one, and no_match is "
+                        "for authenticated callers (this call is not: variable_sip_authorized is not true); "
+                        "leaving the call alone", uuid, safe(number), link.name, route.callflow.id)
+            return
         if not self.accepting:
             if self.ownership is not None and self.ownership.peers_up((link,)):
                 log.info("call %s: not taking new calls (stopping); leaving it to the other daemons", uuid)

@@ -9,6 +9,14 @@
 4. The callflow whose ``numbers`` holds ``no_match``, only for all-digit numbers
    (a leading ``+`` aside), so ``*97`` or ``alice`` never land there.
 
+A callflow whose ``numbers`` holds ``no_match`` (however it was found: Kazoo's
+``contains_no_match``) answers only a call that may use it (cf_route_req.erl's
+``allow_no_match``): one the switch authenticated as one of ours, ``variable_sip_authorized:
+true`` on its CHANNEL_PARK (sofia's digest check against the directory, or an auth ACL). A
+call from outside (the ``external`` profile, no authentication) is refused it, so it cannot
+dial out through a ``no_match`` -> ``offnet`` callflow's carriers; ``routing.
+no_match_from_outside: true`` lets every call use it.
+
 Every regex is RE2 (``config.patterns``): matching time is linear in the number's length,
 and the number is chosen by the caller.
 """
@@ -18,6 +26,7 @@ import functools
 
 from callflowd.config.model import RoutingSettings
 from callflowd.config.patterns import compile_pattern
+from callflowd.esl import names
 
 NO_MATCH = "no_match"
 FEATURE_CODE = "*"
@@ -31,6 +40,7 @@ class Route:
     number: str
     captures: tuple = ()
     how: str = "number"  # number | pattern | no_match
+    no_match: bool = False  # the callflow's numbers hold no_match: for authenticated calls only
 
 
 class Normalizer:
@@ -67,6 +77,16 @@ def all_digits(number):
     return bool(digits) and digits.isascii() and digits.isdigit()
 
 
+def authenticated(channel):
+    """Did the switch authenticate the caller of this CHANNEL_PARK (or ``uuid_dump``)?
+    ``variable_sip_authorized`` is set by sofia only, never from anything the caller sends."""
+    return channel.get(names.SIP_AUTHORIZED) == "true"
+
+
+def _holds_no_match(callflow):
+    return NO_MATCH in callflow.numbers
+
+
 class RouteTable:
     """Built once from the validated callflows; lookups are a dict hit or a few regexes."""
 
@@ -74,6 +94,7 @@ class RouteTable:
         routing = routing or RoutingSettings()
         self.normalize = Normalizer(routing.converters)
         self.max_callflow_jumps = routing.max_callflow_jumps
+        self.no_match_from_outside = routing.no_match_from_outside
         self._by_number = {}
         self._patterns = []
         self._no_match = None
@@ -96,7 +117,7 @@ class RouteTable:
         for candidate in candidates:
             callflow = self._by_number.get(candidate)
             if callflow is not None:
-                return Route(callflow, normalized)
+                return Route(callflow, normalized, no_match=_holds_no_match(callflow))
         best = None
         for candidate in candidates:
             for regex, callflow in self._patterns:
@@ -107,10 +128,15 @@ class RouteTable:
                 if best is None or length > best[0]:
                     best = (length, callflow, tuple(group or "" for group in found.groups()))
             if best is not None:
-                return Route(best[1], normalized, best[2], "pattern")
+                return Route(best[1], normalized, best[2], "pattern", _holds_no_match(best[1]))
         if self._no_match is not None and all_digits(normalized):
-            return Route(self._no_match, normalized, (), NO_MATCH)
+            return Route(self._no_match, normalized, (), NO_MATCH, True)
         return None
+
+    def refuses(self, route, channel):
+        """True when ``route``'s callflow is a no_match one the parked ``channel`` may not use:
+        the switch did not authenticate the caller (Kazoo's ``allow_no_match``)."""
+        return route.no_match and not self.no_match_from_outside and not authenticated(channel)
 
     def lookup(self, number):
         """The callflow for ``number``, or None (``route()`` without the details)."""

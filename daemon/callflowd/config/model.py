@@ -177,6 +177,8 @@ class RoutingSettings:
     prompts_dir: str = ""  # where Kazoo's prompts are (``prompts_dir:``); "" FreeSWITCH's stock sounds
     converters: tuple = DEFAULT_CONVERTERS
     max_callflow_jumps: int = 50  # Kazoo's cf_exe caps branches at 50
+    # no_match for calls the switch did not authenticate too (Kazoo's allow_no_match says no)
+    no_match_from_outside: bool = False
 
 
 # The kind of a Reference to another callflow: its table is the callflows themselves,

@@ -58,7 +58,7 @@ _CLUSTER_KEYS = ("claims", "name", "lease", "outbox", "outbox_file")
 MIN_LEASE_SECONDS = 1.0
 MAX_LEASE_SECONDS = 60.0
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_ROUTING_KEYS = ("e164_converters", "max_callflow_jumps")
+_ROUTING_KEYS = ("e164_converters", "max_callflow_jumps", "no_match_from_outside")
 _CONVERTER_KEYS = ("regex", "prefix", "suffix")
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")  # a Kazoo account id
 
@@ -340,8 +340,9 @@ def read_routing(top):
     section = top.section("routing", _ROUTING_KEYS)
     defaults = RoutingSettings()
     jumps = section.integer("max_callflow_jumps", defaults.max_callflow_jumps, 0, MAX_CALLFLOW_JUMPS)
+    outside = section.flag("no_match_from_outside", defaults.no_match_from_outside)
     if not section.given("e164_converters"):
-        return RoutingSettings(max_callflow_jumps=jumps)
+        return RoutingSettings(max_callflow_jumps=jumps, no_match_from_outside=outside)
     raw = section.raw["e164_converters"]
     if not isinstance(raw, list):
         section.fail("e164_converters", "must be a list of {regex, prefix, suffix}, not %s" % kind(raw))
@@ -355,7 +356,7 @@ def read_routing(top):
         except PatternError as exc:
             rule.fail("regex", "invalid or unsafe regular expression: %s" % exc)
         converters.append(Converter(regex=regex, prefix=_affix(rule, "prefix"), suffix=_affix(rule, "suffix")))
-    return RoutingSettings(converters=tuple(converters), max_callflow_jumps=jumps)
+    return RoutingSettings(converters=tuple(converters), max_callflow_jumps=jumps, no_match_from_outside=outside)
 
 
 def _affix(rule, key):

@@ -35,6 +35,10 @@ TIME_SCALE = 0.01  # simulated seconds run 100 times faster: 20 s of ringing tak
 WAIT_SECONDS = 30  # for the daemon to connect, and for the call's flow to end
 DELIVERY_SECONDS = 120  # for --webhook-to deliveries, with their retries
 
+# no_match answers only calls the switch authenticated (calls/routes.py): one to it comes from
+# this registered user, as a desk phone of the account's would
+_AUTHENTICATED = "1000"
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 
@@ -45,7 +49,8 @@ def simulate(config, number, device, *, webhook_to=None, caller=CALLER, digits=(
     ``digits``: what the caller keys in, one string per menu prompt; ``at``: an aware datetime
     the call happens at (temporal routes read it), else now.
     """
-    callflow = RouteTable(config.callflows, config.routing).lookup(number)
+    route = RouteTable(config.callflows, config.routing).route(number)
+    callflow = route.callflow if route is not None else None
     if callflow is None:
         _say(out, "no callflow answers %s: a real call would be left parked" % number)
         return EXIT_FAILED
@@ -64,7 +69,8 @@ def simulate(config, number, device, *, webhook_to=None, caller=CALLER, digits=(
             return EXIT_FAILED
         first_command = len(simulator.received)
         sim_call = simulator.place_call(number, caller_id_number=caller,
-                                        scenario=Scenario(device=DEVICES[device], digits=tuple(digits)))
+                                        scenario=Scenario(device=DEVICES[device], digits=tuple(digits),
+                                                          authenticated_as=_AUTHENTICATED if route.no_match else None))
         _say(out, "call %s from %s to %s: callflow %s (%s), the phone %s" % (
             sim_call.uuid, caller, number, callflow.id, callflow.source, _PHONE[device]))
         if not done.wait(WAIT_SECONDS):

@@ -62,6 +62,8 @@ APPLICATION_DATA = "Application-Data"
 APPLICATION_RESPONSE = "Application-Response"
 APPLICATION_UUID = "Application-UUID"
 CALLER_DESTINATION_NUMBER = "Caller-Destination-Number"
+# "true" when sofia authenticated the caller (digest against the directory, or an auth ACL)
+SIP_AUTHORIZED = "variable_sip_authorized"
 CALLER_CALLER_ID_NAME = "Caller-Caller-ID-Name"
 CALLER_CALLER_ID_NUMBER = "Caller-Caller-ID-Number"
 CALLER_CALLEE_ID_NAME = "Caller-Callee-ID-Name"

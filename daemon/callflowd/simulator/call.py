@@ -139,6 +139,8 @@ class SimulatedCall:
             rendered = None
             for frame in frames:
                 rendered = self.rewriter.frame(frame, source, now)
+                if self.scenario.authenticated_as:
+                    rendered = channel.authenticated(rendered, self.scenario.authenticated_as)
                 self.server.emit(rendered, frame.body)
                 if frame.label == "CHANNEL_EXECUTE:park":
                     self._park_uuid = dict(rendered)["Application-UUID"]

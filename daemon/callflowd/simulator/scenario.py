@@ -23,6 +23,10 @@ class Scenario:
     entry.
     phones: per dialled user, what that phone does (``{"1000": "busy"}``), for dial strings
     with several endpoints (ring groups); a user not named does what ``device`` says.
+    authenticated_as: a directory user (``"1000"``): the call comes from that registered user on
+    the ``internal`` profile, authenticated by the switch (``variable_sip_authorized: true``),
+    as the real switch shows it; None (the default): from outside, the ``external`` profile,
+    context ``public``, no authentication (the captures' call).
     """
 
     device: str = "answer"
@@ -32,6 +36,7 @@ class Scenario:
     voicemail_seconds: float = 8.0
     digits: tuple = ()
     phones: tuple = ()  # of (user, behaviour); a dict is accepted and frozen
+    authenticated_as: str = None
 
     def phone(self, user, endpoint=None):
         """What the phone of ``user`` does; a key naming the whole endpoint
