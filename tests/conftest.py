@@ -38,6 +38,31 @@ def receiver():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (tests/doubles/postgres.py), one for the session."""
+    from tests.doubles.postgres import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def shared_url(postgres):
+    """The server's URL, running (a test may have stopped it) with no outbox table yet."""
+    import psycopg
+
+    try:
+        psycopg.connect(postgres.url, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        postgres.start()
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS callflowd_outbox")
+    return postgres.url
+
+
 @pytest.fixture
 def logs():
     """Every callflowd log line, and a way to wait for one."""

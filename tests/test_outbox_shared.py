@@ -22,31 +22,10 @@ from callflowd.webhooks.pgstore import PostgresStore
 from callflowd.webhooks.request import WebhookRequest
 from callflowd.webhooks.spill import SpillingStore
 from callflowd.webhooks.store import OutboxStore
-from tests.doubles.postgres import PostgresServer
 
 pytestmark = pytest.mark.timeout(60)
 
 LEASE = 1.0
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture
-def shared_url(postgres):
-    """The server, with an empty outbox table (and running: a test may have stopped it)."""
-    try:
-        psycopg.connect(postgres.url, connect_timeout=2).close()
-    except psycopg.OperationalError:
-        postgres.start()
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS callflowd_outbox")
-    return postgres.url
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 
 from callflowd.demo.receiver import WebhookReceiver, free_port
 from callflowd.simulator import Scenario
-from tests.doubles.postgres import PostgresServer
 from tests.doubles.process import DaemonProcess
 from tests.harness import FRONT_DESK, write_config
 from tests.test_outbox_durability import ten_webhooks_flow
@@ -23,21 +22,6 @@ CALLS = 20
 NODES = 10
 WEBHOOKS = CALLS * NODES
 LEASE = 1
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture
-def shared_url(postgres):
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS callflowd_outbox")
-    return postgres.url
 
 
 @pytest.fixture

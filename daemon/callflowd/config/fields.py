@@ -22,7 +22,6 @@ One rule for numbers, everywhere:
 
 import math
 import re
-import urllib.parse
 
 from callflowd.config import uri as uris
 from callflowd.errors import ConfigError, InvalidData

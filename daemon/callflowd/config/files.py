@@ -27,7 +27,7 @@ import stat
 
 import yaml
 
-from callflowd.config.fields import MAX_DIGITS, one_line
+from callflowd.config.fields import MAX_DIGITS, has_whitespace, one_line
 from callflowd.errors import ConfigError
 
 MAX_YAML_BYTES = 64 << 10  # the config file: a few KB is usual; big flows go in JSON documents
@@ -198,3 +198,16 @@ def parse_json(text, source):
         raise ConfigError("invalid JSON: %s" % exc, source) from None
     except RecursionError:
         raise ConfigError("invalid JSON: nested too deeply", source) from None
+
+
+def one_value_from_file(section, key, base, what):
+    """The one value held by the file a ``*_file`` setting names (a secret kept out of the
+    config), stripped; fails on ``key`` when the file can't be read or holds anything else."""
+    filename = os.path.join(base, section.string(key))
+    try:  # a regular file only, bounded: a FIFO here must not hang the loader
+        text = read_regular_file(filename, MAX_FILE_BYTES).decode("utf-8").strip()
+    except (Unreadable, UnicodeDecodeError) as exc:
+        section.fail(key, "cannot read %s: %s" % (filename, exc))
+    if not text or has_whitespace(text):
+        section.fail(key, "%s must hold %s, without spaces" % (filename, what))
+    return text

@@ -309,13 +309,8 @@ def _shared_outbox(section, base):
     if section.given("outbox"):
         key, url = "outbox", section.string("outbox", spaces=False)
     elif section.given("outbox_file"):
-        key, filename = "outbox_file", os.path.join(base, section.string("outbox_file"))
-        try:  # a regular file only, bounded: a FIFO here must not hang the loader
-            url = files.read_regular_file(filename, files.MAX_FILE_BYTES).decode("utf-8").strip()
-        except (files.Unreadable, UnicodeDecodeError) as exc:
-            section.fail("outbox_file", "cannot read %s: %s" % (filename, exc))
-        if not url or has_whitespace(url):
-            section.fail("outbox_file", "%s must hold one postgresql:// URL, without spaces" % filename)
+        key, url = "outbox_file", files.one_value_from_file(section, "outbox_file", base,
+                                                            "one postgresql:// URL")
     else:
         return None
     try:

@@ -4,12 +4,11 @@ Part of the settings schema (``config.settings``), apart because it is the large
 """
 
 import math
-import os
 from types import MappingProxyType
 
 from callflowd.config import fields, files
 from callflowd.config.destinations import Destinations, InvalidRule, Rules
-from callflowd.config.fields import REQUIRED, Section, check_uri, has_whitespace, join
+from callflowd.config.fields import REQUIRED, Section, check_uri, join
 from callflowd.config.model import (
     MAX_WEBHOOK_AGE,
     MAX_WEBHOOK_ATTEMPTS,
@@ -117,14 +116,7 @@ def _secrets(section, base):
     if section.given("secret"):
         secrets[""] = section.string("secret", spaces=False)
     elif section.given("secret_file"):
-        filename = os.path.join(base, section.string("secret_file"))
-        try:  # a regular file only, bounded: a FIFO here must not hang the loader
-            secret = files.read_regular_file(filename, files.MAX_FILE_BYTES).decode("utf-8").strip()
-        except (files.Unreadable, UnicodeDecodeError) as exc:
-            section.fail("secret_file", "cannot read %s: %s" % (filename, exc))
-        if not secret or has_whitespace(secret):
-            section.fail("secret_file", "%s must hold one secret, without spaces" % filename)
-        secrets[""] = secret
+        secrets[""] = files.one_value_from_file(section, "secret_file", base, "one secret")
     named = section.value("secrets", {})
     if not isinstance(named, dict):
         section.fail("secrets", "must be a mapping of names to secrets")

@@ -28,7 +28,6 @@ from callflowd.esl import names
 from callflowd.flow.model import graft
 from callflowd.flow.parser import parse_flow_json
 from callflowd.logfmt import safe
-from callflowd.logfmt import safe
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,6 @@ failure, a refused destination) or, once the request was written, ``NoAnswer``
 """
 
 import collections
-import select
 import socket
 import ssl
 
