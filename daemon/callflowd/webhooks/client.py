@@ -190,10 +190,7 @@ class Answer:
         parser = self._conn.parser
         size = 0
         while True:
-            try:
-                event = parser.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise BadAnswer(_h11_reason(exc)) from None
+            event = _next_event(parser)
             kind = type(event)
             if kind is h11.Data:
                 size += len(event.data)
@@ -326,10 +323,7 @@ class Client:
             received += len(data)
             parser.receive_data(data)
             while True:
-                try:
-                    event = parser.next_event()
-                except h11.RemoteProtocolError as exc:
-                    raise BadAnswer(_h11_reason(exc)) from None
+                event = _next_event(parser)
                 kind = type(event)
                 if kind is h11.Response:
                     return Answer(self, conn, event)
@@ -485,6 +479,14 @@ _REASONS = (
     ("Received server _SWITCH_UPGRADE", "101 switching protocols, which was not asked for"),
     ("Receive buffer too long", "answer head larger than %d bytes" % MAX_HEAD),
 )
+
+
+def _next_event(parser):
+    """h11's next event of an answer; what it refuses is a ``BadAnswer`` naming why."""
+    try:
+        return parser.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise BadAnswer(_h11_reason(exc)) from None
 
 
 def _h11_reason(exc):
