@@ -11,7 +11,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import sys  # noqa: E402
 
-from callflowd import __version__, logsetup  # noqa: E402
+from callflowd import __version__, logfmt, logsetup  # noqa: E402
 from callflowd.errors import ConfigError  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/callflowd/callflowd.yaml"
@@ -26,7 +26,8 @@ def main(argv=None):
         return args.command(args)
     except ConfigError as exc:
         for problem in getattr(exc, "problems", (exc,)):  # ConfigErrors: every document's problems
-            print("callflowd: %s" % problem, file=sys.stderr)
+            # escaped: a file name may hold a newline
+            print("callflowd: %s" % logfmt.escape_line(str(problem)), file=sys.stderr)
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:
         return EXIT_FAILURE

@@ -15,13 +15,16 @@ class ConfigError(CallflowdError):
     ``source`` names the file, ``path`` the place inside it
     (``flow.children._.data.http_verb``); ``str()`` gives the one line the
     operator sees: ``callflows.d/front-desk.json: flow.children._.data.http_verb: must be one of get, post``.
+    ``reference``, ``(kind, id)`` or None, is the document a "no such id" problem names, so a
+    load that already refused that document can leave this problem out (config/problems.py).
     """
 
-    def __init__(self, message, source=None, path=None):
+    def __init__(self, message, source=None, path=None, reference=None):
         super().__init__(message)
         self.message = message
         self.source = source
         self.path = path
+        self.reference = reference
 
     def __str__(self):
         parts = [p for p in (self.source, self.path) if p]
@@ -30,9 +33,9 @@ class ConfigError(CallflowdError):
 
 
 class ConfigErrors(ConfigError):
-    """Several problems found in one read (every callflow document is checked before this is
-    raised); ``problems`` holds each ConfigError. ``str()`` is the first, and how many more:
-    ``callflowd check`` prints them all, one line each."""
+    """Several problems found in one read (every Kazoo and callflow document is checked before
+    this is raised: config/problems.py); ``problems`` holds each ConfigError. ``str()`` is the
+    first, and how many more: ``callflowd check`` prints them all, one line each."""
 
     def __init__(self, problems):
         first = problems[0]
@@ -50,13 +53,15 @@ class InvalidData(CallflowdError):
     """A callflow node's ``data`` is wrong; ``key`` is the path below ``data``.
 
     Raised by an action's ``Data.parse``; the loader adds the node's path and
-    the file name and turns it into a ConfigError.
+    the file name and turns it into a ConfigError. ``reference`` as in ConfigError:
+    ``("user", "alice")`` when the problem is that no user ``alice`` is known.
     """
 
-    def __init__(self, key, message):
+    def __init__(self, key, message, reference=None):
         super().__init__("%s: %s" % (key, message) if key else message)
         self.key = key
         self.message = message
+        self.reference = reference
 
 
 class EslError(CallflowdError):

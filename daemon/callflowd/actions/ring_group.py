@@ -83,7 +83,7 @@ class Data:
                 members.extend(_resolve(entry, strategy, directory, members))
                 named.append((fields.one_of(entry, "endpoint_type", TYPES, "device"), entry["id"], where + ".id"))
             except InvalidData as exc:
-                raise InvalidData("%s.%s" % (where, exc.key), exc.message) from None
+                raise InvalidData("%s.%s" % (where, exc.key), exc.message, exc.reference) from None
         if strategy == "simultaneous":
             members.sort(key=lambda member: member.leg.delay)
         reject = raw.get("fail_on_single_reject")

@@ -49,7 +49,8 @@ class Data:
             rule = directory.temporal_rules.get(rule_id)
             if rule is None:
                 raise InvalidData(key, "unknown temporal rule %r (configured: %s)" % (
-                    rule_id, ", ".join(sorted(directory.temporal_rules)) or "none"))
+                    rule_id, ", ".join(sorted(directory.temporal_rules)) or "none"),
+                    reference=("temporal rule", rule_id))
             if rule not in rules:
                 rules.append(rule)
         account = directory.account
@@ -73,7 +74,7 @@ def with_branch_keys(data, keys, directory):
         rule = directory.temporal_rules.get(key)
         if rule is None:
             raise InvalidData("children.%s" % key, "is not a configured temporal rule (a temporal_route "
-                              "branches on rule ids, or _)")
+                              "branches on rule ids, or _)", reference=("temporal rule", key))
         if rule not in rules:
             rules.append(rule)
     return dataclasses.replace(data, rules=tuple(rules))

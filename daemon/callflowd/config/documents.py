@@ -3,7 +3,8 @@
 The settings' inline ``callflows:`` list first (each must be what JSON could say:
 string keys, JSON values), then every ``*.json`` of ``callflows_dir`` by file name,
 read strictly (``config.files``: no duplicate keys, bounded numbers and sizes).
-``callflowd.flow.parser`` turns them into ``Callflow`` values.
+``callflowd.flow.parser`` turns them into ``Callflow`` values. A document that can't be
+read is one problem among the others (config/problems.py), not the end of the read.
 """
 
 import dataclasses
@@ -11,6 +12,8 @@ import os
 
 from callflowd.config import files
 from callflowd.config.fields import join, kind
+from callflowd.config.model import CALLFLOW
+from callflowd.config.problems import Problems
 from callflowd.errors import ConfigError
 
 # Nesting deeper than this in an inline document is refused before it is parsed
@@ -32,24 +35,43 @@ class Document:
     fallback_id: str
 
 
-def read_documents(top, base):
-    """The documents the settings' top ``Section`` names; ConfigError if there are none."""
+def read_documents(top, base, problems=None):
+    """The documents the settings' top ``Section`` names; ConfigError if there are none.
+
+    One that can't be read (not UTF-8, not JSON, not what JSON could say) goes to
+    ``problems`` (config/problems.py: its ids refused as a callflow's) and the others are
+    still read; without ``problems`` it raises. A ``callflows_dir`` that can't be listed,
+    or holds more than ``files.MAX_TOTAL_BYTES``, raises at once.
+    """
+    collected = Problems() if problems is None else problems
     documents = []
     inline = top.value("callflows", [])
     if not isinstance(inline, list):
         top.fail("callflows", "must be a list of callflow documents, not %s" % kind(inline))
     for index, raw in enumerate(inline):
         prefix = "callflows[%d]" % index
-        check_json_shaped(raw, top.source, prefix, 0)
-        documents.append(Document(raw, top.source, prefix, prefix))
+        with collected.collecting(CALLFLOW, _ids(raw, prefix)):
+            check_json_shaped(raw, top.source, prefix, 0)
+            documents.append(Document(raw, top.source, prefix, prefix))
+    files_found = 0
     if top.given("callflows_dir"):
-        documents.extend(_directory_documents(top, base))
-    if not documents:
+        found, files_found = _directory_documents(top, base, collected)
+        documents.extend(found)
+    if problems is None:
+        collected.raise_if_any()
+    if not inline and not files_found:
         top.fail_here("no callflows: give callflows, or callflows_dir holding *.json documents")
     return documents
 
 
-def _directory_documents(top, base):
+def _ids(raw, fallback):
+    """The ids a callflow document would have had, for the references to it."""
+    return [fallback] + [raw.get(key) for key in ("id", "_id") if isinstance(raw, dict)
+                         and isinstance(raw.get(key), str)]
+
+
+def _directory_documents(top, base, problems):
+    """``(documents, how many files there were)``: the readable ones, the others in ``problems``."""
     written = top.string("callflows_dir")
     folder = os.path.join(base, written)
     try:
@@ -58,14 +80,22 @@ def _directory_documents(top, base):
     except OSError as exc:
         top.fail("callflows_dir", "cannot read directory %s: %s" % (folder, exc.strerror or exc))
     total = 0
+    documents = []
     for name in names:
         source = os.path.normpath(os.path.join(written, name))
-        text = files.read_text(os.path.join(folder, name), source)
+        fallback = name[: -len(".json")]
+        text = None
+        with problems.collecting(CALLFLOW, [fallback]):
+            text = files.read_text(os.path.join(folder, name), source)
+        if text is None:
+            continue
         total += len(text)
         if total > files.MAX_TOTAL_BYTES:
             top.fail("callflows_dir", "more than %d bytes of callflow documents in %s"
                      % (files.MAX_TOTAL_BYTES, folder))
-        yield Document(files.parse_json(text, source), source, "", name[: -len(".json")])
+        with problems.collecting(CALLFLOW, [fallback]):
+            documents.append(Document(files.parse_json(text, source), source, "", fallback))
+    return documents, len(names)
 
 
 def check_json_shaped(value, source, path, depth):

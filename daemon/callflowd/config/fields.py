@@ -152,10 +152,11 @@ def one_of(raw, key, choices, default):
 
 
 def known_id(raw, key, table, what):
-    """An id that must name an entry of ``table`` (a configured device, box...)."""
+    """An id that must name an entry of ``table`` (a configured device, box...); ``what`` is
+    the kind a ``Reference`` names it by (``device``, ``voicemail box``: Directory.tables)."""
     value = required(raw, key, str, "a string")
     if value not in table:
-        raise InvalidData(key, "unknown %s %r" % (what, value))
+        raise InvalidData(key, "unknown %s %r" % (what, value), reference=(what, value))
     return table[value]
 
 

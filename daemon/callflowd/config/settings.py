@@ -3,8 +3,9 @@
 ``read_settings(path)`` reads the YAML file (``config.files``: bounded, strict), checks
 every key of every section with the rules of ``config.fields``, and returns the
 ``Config`` without its callflows, plus the top section the callflow documents are
-then read from (``config.documents``). Any problem raises one ``ConfigError`` naming
-the file and the path (``webhooks.retries: must be between 1 and 5``).
+then read from (``config.documents``). A problem is a ``ConfigError`` naming the file
+and the path (``webhooks.retries: must be between 1 and 5``); see ``read_settings`` for
+which stop the read and which are collected.
 
 To add a section: its frozen value in ``config.model`` (a field of ``Config``, or of
 ``Directory`` if callflow nodes refer to its entries by id), a function below that
@@ -32,6 +33,7 @@ from callflowd.config.model import (
     VoicemailBox,
 )
 from callflowd.config.patterns import PatternError, compile_pattern
+from callflowd.config.problems import ALL, Problems
 from callflowd.config.webhook_settings import read_hooks, read_webhooks
 from callflowd.errors import ConfigError, InvalidData
 from callflowd.esl.limits import FrameLimits
@@ -63,10 +65,16 @@ _CONVERTER_KEYS = ("regex", "prefix", "suffix")
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")  # a Kazoo account id
 
 
-def read_settings(path):
+def read_settings(path, problems=None):
     """``(config, top)``: the ``Config`` of the YAML file at ``path`` with no callflows yet,
     and its top ``Section``. Raises ConfigError.
 
+    The core settings (the YAML itself, freeswitch/switches, log_level, shutdown_grace, routing,
+    webhooks, hooks, metrics, state_dir, cluster, account_id) raise at their first problem:
+    they are few, and what comes after is read against them. The tables of things callflows
+    name (devices, voicemail boxes, temporal rules, every Kazoo document) are read whole: each
+    bad entry goes to ``problems`` (config/problems.py) and is left out, and the caller raises
+    them all once the callflows are checked too; without ``problems`` they are raised here.
     Relative paths inside the file (``callflows_dir``, ``password_file``) are
     taken from the file's own directory, wherever the daemon was started.
     """
@@ -82,26 +90,37 @@ def read_settings(path):
     shutdown_grace = top.seconds("shutdown_grace", Config.shutdown_grace)
     if shutdown_grace > MAX_SHUTDOWN_GRACE:
         top.fail("shutdown_grace", "must be at most %d seconds" % MAX_SHUTDOWN_GRACE)
-    kazoo = kazoo_files.read_all(top, base, lambda kind, entry: kind == "devices" and _our_device(entry))
     routing = read_routing(top)
+    webhooks = read_webhooks(top, base)
+    hooks = read_hooks(top, webhooks)
+    metrics = read_metrics(top)
+    state_dir = read_state_dir(top, base)
+    account_id = read_account_id(top)
+    cluster = read_cluster(top, base)
+    if cluster.outbox and webhooks.process:
+        top.fail("webhooks", "process: true delivers from the local outbox only; it can't be used "
+                 "with cluster.outbox (the shared outbox is delivered by each daemon itself)")
+    raise_here = problems is None
+    if raise_here:
+        problems = Problems()
+    kazoo = kazoo_files.read_all(top, base, problems,
+                                 lambda kind, entry: kind == "devices" and _our_device(entry))
     directory = Directory(
-        devices=MappingProxyType(dict(read_devices(top), **kazoo.pop("devices"))),
-        voicemail_boxes=MappingProxyType(dict(read_voicemail_boxes(top), **kazoo.pop("vmboxes"))),
-        webhooks=read_webhooks(top, base),
-        temporal_rules=read_temporal_rules(top),
+        devices=MappingProxyType(dict(read_devices(top, problems), **kazoo.pop("devices"))),
+        voicemail_boxes=MappingProxyType(dict(read_voicemail_boxes(top, problems), **kazoo.pop("vmboxes"))),
+        webhooks=webhooks,
+        temporal_rules=read_temporal_rules(top, problems),
         converters=routing.converters,
         recordings_dir=os.path.join(base, top.string("recordings_dir")) if top.given("recordings_dir") else "",
         prompts_dir=os.path.join(base, top.string("prompts_dir")) if top.given("prompts_dir") else "",
         **kazoo,
     )
+    if raise_here:
+        problems.raise_if_any()
     config = Config(switches=switches, directory=directory, callflows=(), log_level=log_level,
-                    shutdown_grace=shutdown_grace, source=source, metrics=read_metrics(top),
-                    state_dir=read_state_dir(top, base), hooks=read_hooks(top, directory.webhooks),
-                    routing=routing, account_id=read_account_id(top) or _account_document_id(directory.account),
-                    cluster=read_cluster(top, base))
-    if config.cluster.outbox and directory.webhooks.process:
-        top.fail("webhooks", "process: true delivers from the local outbox only; it can't be used "
-                 "with cluster.outbox (the shared outbox is delivered by each daemon itself)")
+                    shutdown_grace=shutdown_grace, source=source, metrics=metrics, state_dir=state_dir,
+                    hooks=hooks, routing=routing, cluster=cluster,
+                    account_id=account_id or _account_document_id(directory.account))
     return config, top
 
 
@@ -215,20 +234,24 @@ def _password(section, base):
     return password
 
 
-def read_devices(top):
+def read_devices(top, problems):
     """``devices:`` entries of ours (a ``dial_string``, no ``sip``), checked key by key; Kazoo
-    device documents (a list, or entries with ``sip``) are read by ``config.kazoo_documents``."""
+    device documents (a list, or entries with ``sip``) and a table of the wrong shape are read
+    (and refused) by ``config.kazoo_files``."""
     devices = {}
     raw = top.raw.get("devices")
-    if isinstance(raw, list):
+    if not isinstance(raw, dict):
         return devices
-    if isinstance(raw, dict):
-        raw = {key: value for key, value in raw.items() if not isinstance(value, dict) or _our_device(value)}
-    table = Section({"devices": raw}, top.source, top.path, ("devices",))
-    for device_id, section in table.entries("devices", _DEVICE_KEYS):
-        section.string("dial_string", spaces=False)
-        section.integer("timeout", Device.timeout, 1, 3600)
-        devices[device_id] = section.apply(kazoo_documents.parse_device, device_id)
+    for device_id, entry in raw.items():
+        if not isinstance(device_id, str) or not _our_device(entry):
+            continue
+        with problems.collecting(kazoo_files.REFERENCE_KINDS["devices"], [device_id]):
+            if not device_id.strip():
+                top.fail("devices", "id %r must be a non-empty string (quote it)" % (device_id,))
+            section = Section(entry, top.source, join("devices", device_id), _DEVICE_KEYS)
+            section.string("dial_string", spaces=False)
+            section.integer("timeout", Device.timeout, 1, 3600)
+            devices[device_id] = section.apply(kazoo_documents.parse_device, device_id)
     return devices
 
 
@@ -238,43 +261,65 @@ def _our_device(entry):
         "dial_string" in entry or not set(entry) - set(_DEVICE_KEYS))
 
 
-def read_voicemail_boxes(top):
+def read_voicemail_boxes(top, problems):
     boxes = {}
-    for box_id, section in top.entries("voicemail_boxes", _BOX_KEYS):
-        # The three are joined by spaces into the voicemail application's argument.
-        profile = section.string("profile", spaces=False)
-        domain = section.string("domain", spaces=False)
-        mailbox = section.value("mailbox", REQUIRED)
-        if isinstance(mailbox, int) and not isinstance(mailbox, bool) and mailbox >= 0:
-            mailbox = str(mailbox)
-        else:
-            mailbox = section.string("mailbox", spaces=False)
-        boxes[box_id] = VoicemailBox(id=box_id, profile=profile, domain=domain, mailbox=mailbox)
+    what = kazoo_files.REFERENCE_KINDS["vmboxes"]
+    for box_id, entry in _table(top, "voicemail_boxes", problems, what):
+        with problems.collecting(what, [box_id]):
+            section = Section(entry, top.source, join("voicemail_boxes", box_id), _BOX_KEYS)
+            # The three are joined by spaces into the voicemail application's argument.
+            profile = section.string("profile", spaces=False)
+            domain = section.string("domain", spaces=False)
+            mailbox = section.value("mailbox", REQUIRED)
+            if isinstance(mailbox, int) and not isinstance(mailbox, bool) and mailbox >= 0:
+                mailbox = str(mailbox)
+            else:
+                mailbox = section.string("mailbox", spaces=False)
+            boxes[box_id] = VoicemailBox(id=box_id, profile=profile, domain=domain, mailbox=mailbox)
     return boxes
 
 
-def read_temporal_rules(top):
+def read_temporal_rules(top, problems):
     """``temporal_rules:``, a table of Kazoo temporal rules by id (config/temporal.py), and the Kazoo
     temporal rule documents beside the callflows (``<callflows_dir>/temporal_rules/*.json``)."""
     rules = {}
-    for rule_id, section in top.entries("temporal_rules", temporal.RULE_KEYS):
-        if rule_id == DEFAULT_BRANCH:  # a temporal_route's child key: "no rule holds"
-            section.fail_here("%s is the default branch, not a rule id: name the rule" % DEFAULT_BRANCH)
-        try:
-            rules[rule_id] = temporal.parse_rule(rule_id, section.raw)
-        except InvalidData as exc:
-            if exc.key:
+    for rule_id, entry in _table(top, "temporal_rules", problems, "temporal rule"):
+        with problems.collecting("temporal rule", [rule_id]):
+            section = Section(entry, top.source, join("temporal_rules", rule_id), temporal.RULE_KEYS)
+            if rule_id == DEFAULT_BRANCH:  # a temporal_route's child key: "no rule holds"
+                section.fail_here("%s is the default branch, not a rule id: name the rule" % DEFAULT_BRANCH)
+            try:
+                rules[rule_id] = temporal.parse_rule(rule_id, section.raw)
+            except InvalidData as exc:
                 section.fail(exc.key, exc.message)
-            section.fail_here(exc.message)
-    for rule_id, rule, source, path in kazoo_files.temporal_rule_files(top, base_dir(top.source)):
-        if rule_id == DEFAULT_BRANCH or rule_id in rules:
-            raise ConfigError("temporal rule id %r is the default branch or given twice" % rule_id, source,
-                              path or None)
-        try:
-            rules[rule_id] = temporal.parse_rule(rule_id, rule)
-        except InvalidData as exc:
-            raise ConfigError(exc.message, source, join(path, exc.key) if exc.key else path or None) from None
+    for rule_id, rule, source, path in kazoo_files.temporal_rule_files(top, base_dir(top.source), problems):
+        with problems.collecting("temporal rule", [rule_id]):
+            if rule_id == DEFAULT_BRANCH or rule_id in rules:
+                raise ConfigError("temporal rule id %r is the default branch or given twice" % rule_id, source,
+                                  path or None)
+            try:
+                rules[rule_id] = temporal.parse_rule(rule_id, rule)
+            except InvalidData as exc:
+                raise ConfigError(exc.message, source,
+                                  join(path, exc.key) if exc.key else path or None) from None
     return MappingProxyType(rules)
+
+
+def _table(top, key, problems, what):
+    """``(id, entry)`` of a settings table by id (``voicemail_boxes:``), its shape and ids checked
+    here (a problem refuses the whole table, or that entry); each entry is the caller's to read."""
+    raw = top.raw.get(key)
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        problems.add(ConfigError("must be a mapping, not %s" % kind(raw), top.source, key), what, ALL)
+        return
+    for entry_id, entry in raw.items():
+        if not isinstance(entry_id, str) or not entry_id.strip():
+            problem = ConfigError("id %r must be a non-empty string (quote it)" % (entry_id,), top.source, key)
+            problems.add(problem, what, [entry_id] if isinstance(entry_id, str) else ())
+            continue
+        yield entry_id, entry
 
 
 def read_metrics(top):

@@ -9,9 +9,11 @@ tables they name, once every document is read. The parser knows no action by nam
 ``parse_flow_json`` reads one flow that arrives while running (a ``pivot`` answer)
 exactly as strictly, against the running config's directory.
 
-Any problem raises one ``ConfigError`` naming the file and the place inside it
+Every problem is a ``ConfigError`` naming the file and the place inside it
 (``callflows.d/front-desk.json: flow.children._.data.http_verb: must be one of get,
-post``). A callflow has at most ``MAX_FLOW_NODES`` nodes and ``MAX_FLOW_DEPTH`` levels.
+post``); every document is checked before they are raised together, and a node naming
+a document that was itself refused (a user whose file is broken) is not a second problem.
+A callflow has at most ``MAX_FLOW_NODES`` nodes and ``MAX_FLOW_DEPTH`` levels.
 Unknown keys are refused in a node; a document's top level may carry Kazoo's others
 (``id``, ``name``, ``metadata``...).
 """
@@ -25,6 +27,7 @@ from callflowd.config.documents import check_json_shaped
 from callflowd.config.fields import boolean, has_whitespace, join, kind, one_line, string_list
 from callflowd.config.model import CALLFLOW, RoutingSettings
 from callflowd.config.patterns import PatternError, compile_pattern
+from callflowd.config.problems import Problems
 from callflowd.errors import ConfigError, ConfigErrors, InvalidData
 from callflowd.flow.model import Callflow, Node
 from callflowd.logfmt import escape
@@ -34,18 +37,21 @@ MAX_FLOW_NODES = 1000  # per callflow; Kazoo's own flows have tens
 _NODE_KEYS = ("module", "data", "children")
 
 
-def parse_callflows(documents, directory, routing=RoutingSettings(), warnings=None):
+def parse_callflows(documents, directory, routing=RoutingSettings(), warnings=None, problems=None):
     """The ``Callflow`` of each ``config.documents.Document``, in order.
 
     Every document is checked before anything is raised: one refused document does not
-    hide the others' problems. Raises ConfigError (ConfigErrors when there are several).
+    hide the others' problems. Raises ConfigError (ConfigErrors when there are several),
+    with the problems already in ``problems`` (config/problems.py: the Kazoo documents')
+    first; a reference to a document refused there is not a second problem.
     ``warnings``, a list, gets one line per thing accepted but not run as Kazoo would
     (a module callflowd does not have, a key it does not honour).
     """
     callflows = []
     by_id = {}
     by_number = {}
-    problems = []
+    if problems is None:
+        problems = Problems()
     normalize = Normalizer(routing.converters)
     if warnings is None:
         warnings = []
@@ -67,11 +73,11 @@ def parse_callflows(documents, directory, routing=RoutingSettings(), warnings=No
                     raise ConfigError("number %r is already claimed by callflow %r (%s)%s" % (
                         number, other.id, other.source, "" if spelled == number else " as %r" % spelled),
                         source, "%s[%d]" % (join(prefix, "numbers"), index))
-        except ConfigErrors as exc:
-            problems.extend(exc.problems)
-            continue
-        except ConfigError as exc:
-            problems.append(exc)
+        except ConfigError as exc:  # and ConfigErrors: each of its problems
+            ids = [document.fallback_id]
+            if isinstance(raw, dict):
+                ids.extend(raw.get(key) for key in ("id", "_id") if isinstance(raw.get(key), str))
+            problems.add(exc, CALLFLOW, ids)
             continue
         by_id[callflow.id] = callflow
         for number in callflow.numbers:
@@ -80,12 +86,9 @@ def parse_callflows(documents, directory, routing=RoutingSettings(), warnings=No
     tables = dict(directory.tables())
     tables[CALLFLOW] = by_id
     for callflow in callflows:
-        try:
-            _check_references(callflow.flow, tables, callflow.source, callflow.prefix)
-        except ConfigError as exc:
-            problems.append(exc)
-    if problems:
-        raise problems[0] if len(problems) == 1 else ConfigErrors(problems)
+        for problem in _unknown_references(callflow.flow, tables, callflow.source, callflow.prefix):
+            problems.add(problem)
+    problems.raise_if_any()
     return tuple(callflows)
 
 
@@ -107,8 +110,10 @@ def references_of(node):
     return tuple(declare(node.data)) if declare is not None else ()
 
 
-def _check_references(flow, tables, source, prefix, unchecked=()):
-    """Every id a node of ``flow`` names must be in the table of its kind (but ``unchecked`` kinds)."""
+def _unknown_references(flow, tables, source, prefix, unchecked=()):
+    """A ConfigError for each id a node of ``flow`` names that is not in the table of its kind
+    (but ``unchecked`` kinds); each carries its ``reference`` (config/problems.py)."""
+    found = []
     pending = [flow]
     while pending:
         node = pending.pop()
@@ -117,10 +122,12 @@ def _check_references(flow, tables, source, prefix, unchecked=()):
                 continue
             table = tables[reference.kind]  # a KeyError: an action declared a kind nobody holds
             if reference.id not in table:
-                raise ConfigError("unknown %s %r (known: %s)" % (
+                found.append(ConfigError("unknown %s %r (known: %s)" % (
                     reference.kind, reference.id, ", ".join(sorted(table)) or "none"),
-                    source, join(prefix, "%s.data.%s" % (node.path, reference.key)))
+                    source, join(prefix, "%s.data.%s" % (node.path, reference.key)),
+                    reference=(reference.kind, reference.id)))
         pending.extend(node.children.values())
+    return found
 
 
 def _callflow(raw, source, prefix, fallback_id, directory, warnings):
@@ -220,7 +227,8 @@ def _node(raw, node_path, source, prefix, directory, depth, count, warnings=None
         try:
             parsed = action.Data.parse(rest, directory)
         except InvalidData as exc:
-            problem = ConfigError(exc.message, source, join(where, join("data", exc.key) if exc.key else "data"))
+            place = join(where, join("data", exc.key) if exc.key else "data")
+            problem = ConfigError(exc.message, source, place, reference=exc.reference)
             if problems is None:
                 raise problem from None
             problems.append(problem)
@@ -247,7 +255,11 @@ def _node(raw, node_path, source, prefix, directory, depth, count, warnings=None
         try:
             parsed = with_branch_keys(parsed, tuple(children), directory)
         except InvalidData as exc:
-            fail(exc.key, exc.message)
+            problem = ConfigError(exc.message, source, join(where, exc.key) if exc.key else where,
+                                  reference=exc.reference)
+            if problems is None:
+                raise problem from None
+            problems.append(problem)
     return Node(module=module, data=parsed, children=MappingProxyType(children), skip=skip,
                 path=node_path)
 
@@ -282,7 +294,9 @@ def parse_flow(raw, directory, source):
     check_json_shaped(raw, source, "flow", 0)
     flow = _node(raw, "flow", source, "", directory, 1, [0])
     # A fetched flow's jumps are checked when taken (the executor holds the callflows).
-    _check_references(flow, directory.tables(), source, "", unchecked=(CALLFLOW,))
+    unknown = _unknown_references(flow, directory.tables(), source, "", unchecked=(CALLFLOW,))
+    if unknown:
+        raise unknown[0]
     return flow
 
 
