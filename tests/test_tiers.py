@@ -18,7 +18,7 @@ TIERS = pathlib.Path(__file__).with_name("tiers.py")
 pytestmark = pytest.mark.timeout(120)
 
 
-def project(tmp_path, switch_test_body):
+def project(tmp_path, switch_test_body, loopback_test_body="def test_here():\n    assert True\n"):
     (tmp_path / "tests" / "realswitch").mkdir(parents=True)
     (tmp_path / "tests" / "conftest.py").write_text(textwrap.dedent("""\
         import importlib.util
@@ -28,8 +28,10 @@ def project(tmp_path, switch_test_body):
         pytest_collection_modifyitems = tiers.pytest_collection_modifyitems
         pytest_sessionfinish = tiers.pytest_sessionfinish
         pytest_terminal_summary = tiers.pytest_terminal_summary
+        pytest_configure = tiers.pytest_configure
+        pytest_runtest_call = tiers.pytest_runtest_call
         """ % str(TIERS)))
-    (tmp_path / "tests" / "test_loopback.py").write_text("def test_here():\n    assert True\n")
+    (tmp_path / "tests" / "test_loopback.py").write_text(loopback_test_body)
     (tmp_path / "tests" / "realswitch" / "test_switch.py").write_text(
         "import os\n\n\ndef test_on_the_switch():\n"
         "    assert os.environ.get('CALLFLOWD_TIER_CHILD') == '1'  # ran in the child\n\n\n"
@@ -65,3 +67,22 @@ def test_in_series_everything_runs_in_one_process(tmp_path):
     result = run(tmp_path, CALLFLOWD_REAL_FREESWITCH="1", CALLFLOWD_TIERS_IN_SERIES="1")
     assert "real-switch tier" not in result.stdout
     assert "1 failed, 1 passed" in result.stdout  # the switch test ran here, not in a child
+
+
+BURST = """import pytest, time, pathlib
+
+@pytest.mark.needs_the_machine
+def test_%s_burst():
+    start = time.time()
+    time.sleep(1.5)  # the burst itself: what must not meet the other tier's
+    pathlib.Path(%r).write_text("%%r %%r" %% (start, time.time()))
+"""
+
+
+def test_two_bursts_marked_needs_the_machine_never_run_at_the_same_time(tmp_path):
+    here, there = tmp_path / "loopback.times", tmp_path / "switch.times"
+    project(tmp_path, BURST % ("switch", str(there)), BURST % ("loopback", str(here)))
+    result = run(tmp_path, CALLFLOWD_REAL_FREESWITCH="1")
+    assert result.returncode == 0, result.stdout
+    (a_start, a_end), (b_start, b_end) = ([float(x) for x in path.read_text().split()] for path in (here, there))
+    assert a_end <= b_start or b_end <= a_start, "the bursts overlapped: %s" % ((a_start, a_end, b_start, b_end),)

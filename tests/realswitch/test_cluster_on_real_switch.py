@@ -116,6 +116,7 @@ def test_mod_hash_on_the_switch_answers_as_the_claims_expect(switch):
         switch.api("hash delete/%s/%s" % (realm, key))
 
 
+@pytest.mark.needs_the_machine  # a burst: never beside the other tier's (tests/tiers.py)
 def test_two_daemons_drive_each_of_50_busy_calls_once(switch, sipp, receiver, daemons):
     first, second = daemons("cf-a"), daemons("cf-b")
     since = len(switch.events)
