@@ -143,6 +143,28 @@ def test_sigterm_hands_the_calls_over_at_once_when_another_daemon_is_up(slow_swi
     assert len(receiver.wait_for(1, 10)) == 1
 
 
+def test_a_call_handed_over_twice_while_it_rings_still_rings_the_phone_once(slow_switch, receiver, cluster, logs):
+    """The first taker goes on waiting for the bridge the first owner started; its step mark
+    must keep saying so, or the second taker runs the node afresh: a second bridge."""
+    first = cluster(slow_switch, "cf-a", shutdown_grace=30)
+    sim_call = slow_switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", voicemail_seconds=2))
+    logs.wait_for("call %s: executing bridge" % sim_call.uuid)
+    second = cluster(slow_switch, "cf-b", shutdown_grace=30)
+    gevent.sleep(LEASE / 2)  # the first sees the second's lease
+    first.service.stop()
+    logs.wait_for("call %s: resuming: waiting for bridge, still running" % sim_call.uuid, timeout=LEASE + 5)
+    third = cluster(slow_switch, "cf-c")
+    gevent.sleep(LEASE / 2)  # the second sees the third's lease
+    second.service.stop()
+    logs.wait_for("call %s: taking the call back on switch freeswitch at flow of callflow front-desk "
+                  "(was waiting for bridge)" % sim_call.uuid, timeout=LEASE + 5)
+    third.wait_finished(sim_call.uuid, timeout=20)
+    sim_call.wait_ended(10)
+    assert apps(sim_call).count("bridge") == 1
+    assert apps(sim_call).count("voicemail") == 1
+    assert len({request.header("X-Callflowd-Delivery") for request in receiver.wait_for(1, 10)}) == 1
+
+
 def test_a_daemon_whose_lease_lapsed_leaves_the_call_to_the_one_that_took_it(slow_switch, receiver, cluster, logs):
     first = cluster(slow_switch, "cf-a")
     sim_call = slow_switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", voicemail_seconds=2))

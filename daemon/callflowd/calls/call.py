@@ -182,8 +182,10 @@ class Call:
         fetch) it is written now, on its own (calls/marker.py says what is written).
         """
         self.position = position
+        record = self.resuming.record if self.resuming is not None else None
+        waiting = (record.waiting_app, record.waiting_event_uuid or "") if record and record.waiting_app else None
         self._ahead.append(marker.step_variables(self.owner, position.callflow_id, position.node_path,
-                                                 position.returns))
+                                                 position.returns, waiting))
         if not with_first_command:
             self.write_marks()
 

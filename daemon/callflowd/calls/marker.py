@@ -61,14 +61,18 @@ def _value(text):
     return urllib.parse.quote(str(text), safe=_SAFE)
 
 
-def step_variables(owner, callflow_id, node_path, returns=()):
+def step_variables(owner, callflow_id, node_path, returns=(), waiting=None):
     """``uuid_setvar_multi`` argument for the start of a step (no application awaited yet).
 
     ``returns``: where the jumps that led here go back to, ((callflow id, node path or ""), ...).
+    ``waiting``: (app, event uuid) a call taken back is still waiting for at this node: kept,
+    so that a second takeover before the app ends still waits for it instead of running the
+    node afresh (a second bridge while the first one rings).
     """
-    return "%s=%s;%s=%s;%s=%s;%s=;%s=%s" % (
+    waiting_value = "%s/%s" % (_value(waiting[0]), _value(waiting[1])) if waiting else ""
+    return "%s=%s;%s=%s;%s=%s;%s=%s;%s=%s" % (
         OWNER, _value(owner), CALLFLOW, _value(callflow_id), NODE, _value(node_path), WAITING,
-        RETURNS, ",".join("%s:%s" % (_part(flow), _part(path)) for flow, path in returns))
+        waiting_value, RETURNS, ",".join("%s:%s" % (_part(flow), _part(path)) for flow, path in returns))
 
 
 def _part(text):
