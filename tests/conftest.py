@@ -11,6 +11,10 @@ import pytest  # noqa: E402
 from callflowd.demo.receiver import WebhookReceiver  # noqa: E402
 from callflowd.simulator import FreeswitchSimulator  # noqa: E402
 from tests.doubles.logwatch import LogWatcher  # noqa: E402
+# The real-switch tier in a child pytest beside this one (tests/tiers.py says why).
+from tests.tiers import (  # noqa: E402,F401
+    pytest_collection_modifyitems, pytest_configure, pytest_runtest_call, pytest_sessionfinish,
+    pytest_terminal_summary)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

@@ -625,6 +625,7 @@ def test_an_invalid_settings_value_is_refused(tmp_path):
         WebhookDispatcher(WebhookSettings(outbox_max=0), str(tmp_path))
 
 
+@pytest.mark.needs_the_machine  # a burst: never beside the other tier's (tests/tiers.py)
 @pytest.mark.timeout(60)
 def test_100_webhooks_a_second_for_10_seconds_to_a_receiver_taking_1s_each_arrive_within_2s(
         receiver, make_dispatcher, logs):

@@ -126,6 +126,7 @@ def simulator():
         yield process
 
 
+@pytest.mark.needs_the_machine  # a burst: never beside the other tier's (tests/tiers.py)
 @pytest.mark.timeout(120)
 def test_100_calls_a_second_for_10_seconds_each_webhook_arrives_within_2s_of_its_step(
         tmp_path, simulator, receiver):

@@ -320,7 +320,8 @@ class Service:
         handed over now (our lease says ``released``) instead of waiting out the grace."""
         if self.ownership is None:
             return False
-        self.ownership.announce_leaving()
+        calls = list(self.router.calls.values())
+        self.ownership.announce_leaving(settle=bool(calls))
         calls = list(self.router.calls.values())
         if not calls:
             return False

@@ -8,11 +8,9 @@ the ones shipped with the test FreeSWITCH (shared/freeswitch/sipp), so a clone w
 """
 
 import collections
-import errno
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import time
 
@@ -124,17 +122,23 @@ def media_port(port):
     return 6000 + (port - 5000) * 4
 
 
-def _wait_bound(process, port, timeout=5.0):
-    """Until something holds UDP 127.0.0.1:``port`` (our bind fails), or the process ended."""
+def _wait_bound(process, port, timeout=10.0):
+    """Until a socket is bound to UDP ``port`` on 127.0.0.1 (or any address); raises if the
+    process ended or the time ran out first.
+
+    Read from the kernel's table (/proc/net/udp), never probed by binding the port ourselves:
+    a probe that holds the port for an instant can be the reason sipp's own bind fails, and
+    the phone then is not there when the switch sends its INVITE (a local 503 at once)."""
+    wanted = {"0100007F:%04X" % port, "00000000:%04X" % port}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
+    while True:
+        with open("/proc/net/udp") as table:
+            if any(row.split()[1] in wanted for row in table.readlines()[1:]):
                 return
-            raise
-        finally:
-            probe.close()
+        if process.poll() is not None:
+            raise AssertionError("sipp exited (%s) before listening on UDP %d: %s"
+                                 % (process.returncode, port, pathlib.Path(process.log_path).read_text(
+                                     errors="replace")[-2000:]))
+        if time.monotonic() > deadline:
+            raise AssertionError("sipp did not listen on UDP %d within %ss" % (port, timeout))
         time.sleep(0.02)  # polling the kernel's table: nothing tells us when sipp has bound

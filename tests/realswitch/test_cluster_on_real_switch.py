@@ -21,6 +21,7 @@ pytestmark = pytest.mark.timeout(240)
 
 DELIVERY_HEADER = "x-callflowd-delivery"
 LEASE = 2.0  # seconds; a takeover must come within LEASE + 5 s of the owner's death
+RINGING = r"moving to action device \(flow\)"  # a daemon's first step of a call: the front desk rings
 CALLER = "uac_answered_bye.xml"  # hangs up 1 s after the answer (voicemail's greeting)
 
 
@@ -115,6 +116,7 @@ def test_mod_hash_on_the_switch_answers_as_the_claims_expect(switch):
         switch.api("hash delete/%s/%s" % (realm, key))
 
 
+@pytest.mark.needs_the_machine  # a burst: never beside the other tier's (tests/tiers.py)
 def test_two_daemons_drive_each_of_50_busy_calls_once(switch, sipp, receiver, daemons):
     first, second = daemons("cf-a"), daemons("cf-b")
     since = len(switch.events)
@@ -166,12 +168,16 @@ def test_a_rolling_restart_of_both_daemons_during_60s_of_calls_loses_none(switch
     first, second = daemons("cf-a"), daemons("cf-b")
     since = len(switch.events)
     sipp.register("1000")
-    phone = sipp.phone("uas_busy.xml", calls=120, timeout="150s")
+    # busy after 1.5 s of ringing: each call is in its device step long enough to be handed over
+    phone = sipp.phone("uas_ring_then_busy.xml", calls=120, timeout="150s")
     callers = sipp.callers(FRONT_DESK, CALLER, calls=120, rate=2, limit=40, timeout="150s")
 
     handed_over = 0
     for name, daemon in (("cf-a", first), ("cf-b", second)):
-        gevent.sleep(15)
+        # stopped while it rings a phone, once it has started ringing a few (a fixed pause let
+        # both stops land when neither daemon had a call in flight: nothing was handed over)
+        started = len(daemon.matching(RINGING))
+        daemon.wait_for_count(RINGING, max(5, started + 1), timeout=60)
         assert daemon.stop(timeout=40) == 0  # SIGTERM: its calls go to the other daemon at once
         handed_over += len(daemon.matching(r"handing \d+ calls over"))
         daemons(name)  # the new version, same name and outbox

@@ -119,6 +119,7 @@ def test_a_receiver_down_for_90s_loses_none_of_20_webhooks_across_a_sigkill(swit
     assert not second.matching(r"webhook (failed|dropped)")
 
 
+@pytest.mark.needs_the_machine  # a burst: never beside the other tier's (tests/tiers.py)
 @pytest.mark.timeout(300)
 def test_sigkill_at_random_instants_while_200_calls_pass_their_webhook_step_loses_no_webhook(
         switch, sipp, receiver, start_daemon):

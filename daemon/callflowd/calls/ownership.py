@@ -152,14 +152,17 @@ class Ownership:
                 log.warning("switch %s: could not release our lease: %s; peers take over after %gs",
                             state.link.name, exc, self.lease)
 
-    def announce_leaving(self):
+    def announce_leaving(self, settle=True):
         """Stopping: our lease says ``leaving.`` from now on (renewed as before: we still drive our
-        calls); then, one renewal later, everybody's is read again. Two daemons stopped together
-        each see the other leaving by then, and neither hands its calls to the other."""
+        calls); then, with ``settle``, one renewal later, everybody's is read again. Two daemons
+        stopped together each see the other leaving by then, and neither hands its calls to the
+        other. A daemon with no calls to hand over only says it is leaving (no wait)."""
         self.leaving = True
         for state in self._switches.values():
             if state.link.connected and not state.without_hash:
                 self._beat(state)
+        if not settle:
+            return
         gevent.sleep(self.interval)  # the others' "leaving" lands meanwhile, if they are stopping
         for state in self._switches.values():
             if state.link.connected and not state.without_hash:
