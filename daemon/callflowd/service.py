@@ -54,6 +54,7 @@ from callflowd.esl.connection import EslConnection
 from callflowd.flow.executor import run_callflow
 from callflowd.flow.load import load_config
 from callflowd.hooks.lifecycle import LifecycleHooks
+from callflowd.hooks.senders import Senders
 from callflowd.webhooks.dispatcher import WebhookDispatcher
 from callflowd.webhooks.pgstore import PostgresStore
 from callflowd.webhooks.spill import SpillingStore
@@ -120,9 +121,12 @@ class Service:
         self.on_connection_state = []   # callback(name, state, reason), on every link state change
         self.links = {}                 # switch name -> esl.link.SwitchLink, in config order
         # Lifecycle hooks see every event before the call does, and each flow's end (for its path).
-        self.hooks = LifecycleHooks(config.hooks, self.router, self.webhooks)
+        # In a cluster each hook goes out from one daemon: a call's from its driver, the rest
+        # from the daemon the channel's uuid picks among the live ones (hooks/senders.py).
+        senders = Senders(owner, self.ownership.live_names) if self.ownership is not None else None
+        self.hooks = LifecycleHooks(config.hooks, self.router, self.webhooks, senders)
         self.router.add_hooks(self.hooks)
-        if self.hooks.subscriptions:  # CHANNEL_CREATE/DESTROY: only when a hook wants them
+        if self.hooks.subscriptions:  # CHANNEL_CREATE/DESTROY: when a hook wants them, or in a cluster
             self.on_connected.insert(0, self._subscribe_hook_events)
         self._connection_factory = connection_factory
         self._retiring = Group()        # links removed by a reload, waiting for their calls

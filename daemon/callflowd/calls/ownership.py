@@ -177,6 +177,21 @@ class Ownership:
                 return False
         return True
 
+    def live_names(self, switch_name):
+        """The daemons whose lease on ``switch_name`` is live: the peers' as of our last read of
+        the leases (stopping ones too: they still see and drive calls; a read missed while we
+        were hung ages nobody), ours while renewed within a lease (past that, the peers count
+        us dead); None where calls go unclaimed (no mod_hash, not connected yet). Read-only:
+        the hooks' senders ask it (hooks/senders.py)."""
+        state = self._switches.get(switch_name)
+        if state is None or state.without_hash:
+            return None
+        names = {name for name, peer in state.peers.items()
+                 if peer.value is not None and not self._dead(peer, state.watched_at)}
+        if state.renewed_at is not None and self._clock() - state.renewed_at < self.lease:
+            names.add(self.name)
+        return frozenset(names)
+
     # -- per call (the router and the call) ----------------------------------------------------
 
     def claim(self, call, patience=CLAIM_PATIENCE_SECONDS):
@@ -307,14 +322,15 @@ class Ownership:
         raise CallLost("another daemon took it over")
 
     def release(self, call):
-        """The flow ended by itself: the claim goes with the next lease write."""
+        """The flow ended by itself: the claim goes with the next lease write. False if the
+        call was not ours any more (taken over while our lease lapsed)."""
         generation = self._held.pop(call.uuid, None)
         self._suspect.discard(call.uuid)
-        if generation is None:
-            return
         state = self._switches.get(call.switch.name)
         if state is None or state.without_hash:
-            return
+            return True
+        if generation is None:
+            return False
         state.pending.append(hashdb.delete_ifmatch(CLAIMS, call.uuid, claim_value(self.name, generation)))
         state.pending.extend(hashdb.delete(TAKES, "%s:%d" % (call.uuid, earlier))
                              for earlier in range(1, generation))
@@ -322,6 +338,7 @@ class Ownership:
             del state.pending[:len(state.pending) - _MAX_PENDING]
             log.warning("switch %s: more than %d claims waiting to be released; the oldest are "
                         "left (a later takeover cleans them)", call.switch.name, _MAX_PENDING)
+        return True
 
     def forget(self, call):
         """The flow was killed (stop): keep the claim on the switch for whoever takes over."""

@@ -9,7 +9,9 @@ caller puts in caller ID or SIP headers can steer it.
 
 The router starts flows but does not know how to run one: the service hands it
 the executor (``run_flow``, flow/executor.py's ``run_callflow``), so calls/ never
-imports flow/. Every call becomes ours in one place, ``_start``.
+imports flow/. Every call becomes ours in one place, ``_start`` (or, raced for, on winning its
+claim), and the lifecycle hooks are told there, as they are when another daemon won it or no
+flow takes it: a daemon sends the hooks of the calls it drives (hooks/lifecycle.py).
 """
 
 import logging
@@ -70,7 +72,7 @@ class CallRouter:
             return
         call = self.calls.get(uuid)
         if self._hooks:
-            self._hooks.observe(event, call)
+            self._hooks.observe(event, call, link.name)
         if call is not None:
             call.deliver(event)
         elif event.name == names.CHANNEL_PARK:
@@ -139,17 +141,22 @@ class CallRouter:
         if route is None:
             log.info("call %s: no callflow for number %s on switch %s; leaving the call alone",
                      uuid, safe(number), link.name)
+            self._driven_by_none(event, link)
             return
         if self.routes.refuses(route, event):
             log.warning("call %s: number %s on switch %s goes to callflow %s, a no_match one, and no_match is "
                         "for authenticated callers (this call is not: variable_sip_authorized is not true); "
                         "leaving the call alone", uuid, safe(number), link.name, route.callflow.id)
+            self._driven_by_none(event, link)
             return
         if not self.accepting:
             if self.ownership is not None and self.ownership.peers_up((link,)):
                 log.info("call %s: not taking new calls (stopping); leaving it to the other daemons", uuid)
+                if self._hooks:
+                    self._hooks.left_to_another(uuid)
             else:
                 log.warning("call %s: not taking new calls (stopping); leaving it parked", uuid)
+                self._driven_by_none(event, link)
             return
         callflow = route.callflow
         call = self._call(uuid, self._facts(event, link, (number, route.number)), callflow, link)
@@ -159,6 +166,10 @@ class CallRouter:
             return
         self._parked(call, callflow, number, route)
         self._start(call, callflow)
+
+    def _driven_by_none(self, event, link):
+        if self._hooks:
+            self._hooks.driven_by_none(event, link.name)
 
     def _parked(self, call, callflow, number, route):
         call.log.info("parked call to %s from %s <%s> on switch %s matches callflow %s (by %s)",
@@ -180,6 +191,8 @@ class CallRouter:
                 return _LOST
             if not won:
                 return _LOST
+            if self._hooks:
+                self._hooks.driving(call)
             self._parked(call, callflow, number, route)
             metrics.call_started(callflow.id)
             return self._run_flow(call, callflow, None, routes.by_id, routes.max_callflow_jumps, ())
@@ -227,6 +240,8 @@ class CallRouter:
         self.calls[call.uuid] = call
         if self.ownership is not None:
             call.fence = self.ownership.fence
+        if self._hooks:
+            self._hooks.driving(call)
         routes = self.routes  # the call keeps the table it started with across a reload
         greenlet = gevent.Greenlet(self._run_flow, call, callflow, node, routes.by_id,
                                    routes.max_callflow_jumps, returns)
@@ -240,13 +255,13 @@ class CallRouter:
         self._greenlets.pop(call.uuid, None)
         if greenlet.value is _LOST:  # another daemon drives it: it was never ours
             if self._hooks:
-                self._hooks.call_finished(call)
+                self._hooks.left_to_another(call.uuid)
             return
         if self.ownership is not None:
             if isinstance(greenlet.value, gevent.GreenletExit):
                 self.ownership.forget(call)  # killed at stop: the claim stays for a takeover
-            else:
-                self.ownership.release(call)
+            elif not self.ownership.release(call) and self._hooks:
+                self._hooks.left_to_another(call.uuid)  # taken over while our lease lapsed
         metrics.call_finished(call.callflow_id, metrics.call_outcome(call.history, not greenlet.successful()))
         if not greenlet.successful():
             # a bug, not the caller's doing: nobody drives the channel now, so hang it up

@@ -15,12 +15,21 @@ blocks. ``channel_destroy`` carries how the call went: ``hangup_cause``,
 ``flow_path``, the actions the callflow ran. A flow ends on
 HANGUP_COMPLETE but its greenlet may finish after CHANNEL_DESTROY is read, so
 for a channel with a flow the destroy hook waits for ``call_finished()``.
+
+Several daemons on one switch (``cluster:``) each see every channel; each hook event goes out
+from one. A call a flow drives is sent by its driver: an inbound channel whose number has a
+callflow is held from its CHANNEL_CREATE (at most ``MAX_HELD`` events) until the router says
+how its claim went, at CHANNEL_PARK: ``driving()`` (won, taken over, taken back: sent, in
+order), ``left_to_another()`` (lost: dropped), ``driven_by_none()`` (no flow takes it here or
+elsewhere: as below). Any other channel, and a held one destroyed before it parked, goes to the
+daemon its uuid picks among the live ones (hooks/senders.py).
 """
 
 import json
 import logging
 
 from callflowd.esl import names
+from callflowd.hooks.senders import Senders
 from callflowd.logfmt import safe
 from callflowd.webhooks.request import WebhookRequest
 
@@ -41,25 +50,38 @@ OTHER_LEG = names.OTHER_LEG_UNIQUE_ID
 # wrong moment) must not stay for ever; the oldest is forgotten first.
 MAX_CHANNELS = 100000
 EVENT_TIMESTAMP = names.EVENT_DATE_TIMESTAMP
+# Events held per channel while its claim is decided (create, answer, bridges, destroy): past
+# that, the claim is taking too long and the channel is sent as one no flow drives.
+MAX_HELD = 8
+
+# Who sends a channel's hooks, in a cluster.
+WAITING = "waiting for its claim"  # held: a flow here or elsewhere may drive it
+OURS = "ours"  # a flow of this daemon drives it
+THEIRS = "theirs"  # another daemon's flow drives it
+SHARED = "no flow"  # no flow drives it: its uuid picks the sender, at each event
 
 
 class _Channel:
-    __slots__ = ("callflow_id", "destroy", "path", "has_flow")
+    __slots__ = ("callflow_id", "destroy", "path", "has_flow", "switch", "sender", "held")
 
-    def __init__(self, callflow_id):
+    def __init__(self, callflow_id, switch):
         self.callflow_id = callflow_id
         self.destroy = None  # the CHANNEL_DESTROY event, while its flow is still finishing
         self.path = None  # the flow's steps, once it finished
         self.has_flow = False
+        self.switch = switch  # the name of the switch it is on
+        self.sender = SHARED
+        self.held = []  # its events while WAITING
 
 
 class LifecycleHooks:
     """The configured hooks, the channels they are watching, and the webhooks they submit."""
 
-    def __init__(self, hooks, router, webhooks):
+    def __init__(self, hooks, router, webhooks, senders=None):
         self.hooks = tuple(hooks)
         self._router = router  # its route table is read each time: a reload swaps it
         self._webhooks = webhooks
+        self._senders = senders if senders is not None else Senders()
         self._channels = {}  # uuid -> _Channel
         wanted = set()
         for hook in self.hooks:
@@ -68,36 +90,33 @@ class LifecycleHooks:
 
     @property
     def subscriptions(self):
-        """Event-socket events the hooks need beyond the flows' own."""
-        return tuple(sorted(self._wanted - set(names.SUBSCRIBED_EVENTS)))
+        """Event-socket events the hooks need beyond the flows' own. In a cluster, every
+        channel's birth and end: whether a channel is held for its claim is decided at its first
+        event, and a held one destroyed before it parked is let go at its CHANNEL_DESTROY."""
+        wanted = set(self._wanted)
+        if self.hooks and self._senders.cluster:
+            wanted |= {names.CHANNEL_CREATE, names.CHANNEL_DESTROY}
+        return tuple(sorted(wanted - set(names.SUBSCRIBED_EVENTS)))
 
     def __bool__(self):
         return bool(self.hooks)
 
-    def observe(self, event, call=None):
-        """One event from the switch; ``call`` is the flow running on its channel, if any."""
+    def observe(self, event, call=None, switch=None):
+        """One event from the switch named ``switch``; ``call`` is the flow running on its
+        channel, if any."""
         if not self.hooks or event.name not in EVENTS:
             return
-        uuid = event.uuid
-        channel = self._channels.get(uuid)
+        channel = self._channels.get(event.uuid)
         if channel is None:
-            if len(self._channels) >= MAX_CHANNELS:
-                forgotten = next(iter(self._channels))
-                del self._channels[forgotten]
-                log.warning("call %s: forgotten by the lifecycle hooks (%d channels watched); "
-                            "its channel_destroy hook will not be sent", forgotten, MAX_CHANNELS)
-            channel = self._channels[uuid] = _Channel(self._callflow_id(event))
+            channel = self._watch(event.uuid, self._callflow_id(event), switch)
+            channel.sender = self._first_sender(event, channel, call)
         if call is not None:
             channel.has_flow = True
             channel.callflow_id = call.callflow_id
-        if event.name == names.CHANNEL_DESTROY:
-            if call is not None and channel.path is None:
-                channel.destroy = event  # sent by call_finished(), with the path
-                return
-            del self._channels[uuid]
-            self._send(event, channel)
-        elif event.name in self._wanted:
-            self._send(event, channel)
+        if channel.sender is WAITING:
+            self._hold(event, channel, call)
+        else:
+            self._pass(event, channel, call)
 
     def call_finished(self, call):
         """The flow on ``call`` is over: its path is known; send a destroy that waited for it."""
@@ -106,8 +125,94 @@ class LifecycleHooks:
             return
         channel.path = [{"module": step.module, "outcome": step.outcome} for step in call.history]
         if channel.destroy is not None:
-            del self._channels[call.uuid]
+            self._channels.pop(call.uuid, None)
             self._send(channel.destroy, channel)
+
+    # -- who sends: what the router learnt of the call's claim -------------------------------
+
+    def driving(self, call):
+        """A flow of this daemon drives ``call`` from now on (its claim won, or the call taken
+        over or back): its hooks are ours, the held ones first, in order."""
+        if not self.hooks:
+            return
+        channel = self._channels.get(call.uuid)
+        if channel is None:
+            channel = self._watch(call.uuid, call.callflow_id, call.switch.name)
+        channel.has_flow = True
+        channel.callflow_id = call.callflow_id
+        self._decide(channel, OURS, call)
+
+    def left_to_another(self, uuid):
+        """Another daemon drives the call on ``uuid`` (it won the claim, or took the call over
+        from us): its hooks are that daemon's, a destroy waiting for our flow's path too."""
+        channel = self._channels.get(uuid) if self.hooks else None
+        if channel is None:
+            return  # first seen later, it is taken for another's (_first_sender)
+        if channel.held:
+            log.debug("call %s: another daemon drives it; its %d held hooks are that daemon's to send",
+                      uuid, len(channel.held))
+        if channel.destroy is not None:
+            self._channels.pop(uuid, None)
+        self._decide(channel, THEIRS, None)
+
+    def driven_by_none(self, event, switch):
+        """The call parked on ``event`` is taken by no flow (no callflow for its number, refused,
+        or every daemon stopping): its hooks go as for any channel no flow drives."""
+        if not self.hooks:
+            return
+        channel = self._channels.get(event.uuid)
+        if channel is None:
+            channel = self._watch(event.uuid, self._callflow_id(event), switch)
+        elif channel.sender in (OURS, SHARED):
+            return
+        self._decide(channel, SHARED, None)
+
+    def _first_sender(self, event, channel, call):
+        if not channel.callflow_id or not self._senders.clustered(channel.switch):
+            return SHARED
+        if event.name == names.CHANNEL_CREATE or call is not None:
+            return WAITING  # claimed at its CHANNEL_PARK (or being claimed now)
+        return THEIRS  # we came up after it parked: its driver sends it (ours if we take it over)
+
+    def _hold(self, event, channel, call):
+        channel.held.append(event)
+        if event.name == names.CHANNEL_DESTROY and call is None:
+            self._decide(channel, SHARED, None)  # gone before it parked: no flow drives it
+        elif len(channel.held) >= MAX_HELD:
+            log.warning("call %s: %d hook events held and its claim still not decided; sent as "
+                        "for a channel no flow drives", event.uuid, len(channel.held))
+            self._decide(channel, SHARED, None)
+
+    def _decide(self, channel, sender, call):
+        channel.sender = sender
+        held, channel.held = channel.held, []
+        for event in held:
+            self._pass(event, channel, call)
+
+    def _pass(self, event, channel, call):
+        """Send ``event``'s hooks if they are ours; forget the channel at its end."""
+        if channel.sender is OURS:
+            ours = self._senders.live(channel.switch)
+        else:
+            ours = channel.sender is SHARED and self._senders.mine(event.uuid, channel.switch)
+        if event.name == names.CHANNEL_DESTROY:
+            if ours and call is not None and channel.path is None:
+                channel.destroy = event  # sent by call_finished(), with the path
+                return
+            self._channels.pop(event.uuid, None)
+            if ours:
+                self._send(event, channel)
+        elif ours and event.name in self._wanted:
+            self._send(event, channel)
+
+    def _watch(self, uuid, callflow_id, switch):
+        if len(self._channels) >= MAX_CHANNELS:
+            forgotten = next(iter(self._channels))
+            del self._channels[forgotten]
+            log.warning("call %s: forgotten by the lifecycle hooks (%d channels watched); "
+                        "its channel_destroy hook will not be sent", forgotten, MAX_CHANNELS)
+        channel = self._channels[uuid] = _Channel(callflow_id, switch)
+        return channel
 
     def _callflow_id(self, event):
         if event.get(names.CALL_DIRECTION) != names.DIRECTION_INBOUND:
