@@ -165,6 +165,24 @@ def test_a_call_handed_over_twice_while_it_rings_still_rings_the_phone_once(slow
     assert len({request.header("X-Callflowd-Delivery") for request in receiver.wait_for(1, 10)}) == 1
 
 
+def test_a_claim_taken_back_by_a_namesake_restarted_since_our_last_lease_read_is_not_taken_again(
+        switch, receiver, cluster):
+    """cf-b released its lease (stopped) and came back under the same name, took its call back
+    (claim generation 2) before our next renewal: our lease table still says cf-b released.
+    The fresh lease beside the claim must tell us it is alive, or both daemons drive the call."""
+    switch.api("hash", "insert/%s/cf-b/%s" % (ownership.LEASES, ownership.RELEASED))
+    first = cluster(switch, "cf-a", lease=30.0)  # no renewal of ours during the test
+    link = first.service.links["freeswitch"]
+    state = first.service.ownership._switch(link)
+    assert state.peers["cf-b"].value == ownership.RELEASED  # what our last read saw
+    switch.api("hash", "insert/%s/cf-b/restarted.1" % ownership.LEASES)  # the new life's lease...
+    switch.api("hash", "insert/%s/call-1/cf-b:2" % ownership.CLAIMS)  # ...then its take-back
+
+    assert not first.service.ownership.take("call-1", link, only_from="cf-b")
+    assert hashdb.selected(switch.api("hash", "select/%s/call-1" % ownership.CLAIMS)[0]) == "cf-b:2"
+    assert first.service.ownership.take("call-1", link, only_from="cf-b") is False  # and stays so
+
+
 def test_a_daemon_whose_lease_lapsed_leaves_the_call_to_the_one_that_took_it(slow_switch, receiver, cluster, logs):
     first = cluster(slow_switch, "cf-a")
     sim_call = slow_switch.place_call(FRONT_DESK, scenario=Scenario(device="no_answer", voicemail_seconds=2))

@@ -44,11 +44,11 @@ def daemons(tmp_path, esl, receiver):
 
     yield start
     failures = []
-    for daemon in started:
-        if daemon.killed:
-            continue
-        status = daemon.stop(timeout=40)
-        if status != 0:
+    for number, daemon in enumerate(started):
+        status = None if daemon.killed else daemon.stop(timeout=40)
+        # every daemon's whole log stays beside the test, for a failure read after the run
+        (daemon.workdir / ("callflowd-%d.log" % number)).write_text(daemon.log())
+        if status not in (None, 0):
             failures.append("callflowd exited with %s:\n%s" % (status, daemon.log()[-5000:]))
     assert not failures, "\n".join(failures)
 

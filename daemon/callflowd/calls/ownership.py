@@ -266,7 +266,8 @@ class Ownership:
         owner, generation = parse_claim(value)
         if only_from is not None and owner != only_from:
             return False
-        if owner != self.name and self._owner_alive(state, owner, self._clock()):
+        if owner != self.name and (self._owner_alive(state, owner, self._clock())
+                                   or self._renewed_since(state, link, owner)):
             log.debug("call %s: driven by %s, who is alive", uuid, safe(owner))
             return False
         if owner == self.name and self._held.get(uuid) == generation:
@@ -471,6 +472,21 @@ class Ownership:
 
     def _dead(self, peer, now):
         return peer.value == RELEASED or now - peer.changed_at >= self.lease
+
+    def _renewed_since(self, state, link, owner):
+        """An owner our last read of the leases shows dead: True if its lease was written since.
+
+        A daemon restarted under the same name writes a fresh lease, then takes back its
+        previous life's calls, bumping their claims: judged from our older read alone, that
+        claim looked like the dead one's, and we took the next generation too (both drove the
+        call). Read after the claim, its lease tells: a value we have not seen is a live owner.
+        """
+        value = hashdb.selected(link.api(hashdb.select(LEASES, owner)))
+        peer = state.peers.get(owner)
+        if value is None or value == RELEASED or (peer is not None and value == peer.value):
+            return False
+        state.peers[owner] = _Peer(value, self._clock())
+        return True
 
     def _owner_alive(self, state, owner, now):
         peer = state.peers.get(owner)
