@@ -81,6 +81,25 @@ def test_a_caller_who_hangs_up_while_ringing_has_no_billing_and_rang_for_the_who
     assert hook_requests(receiver, "/outbound-only") == []
 
 
+def test_a_hook_without_channel_destroy_still_forgets_each_channel_at_its_end(tmp_path, switch, receiver, logs):
+    """Each channel is watched from its first event; without CHANNEL_DESTROY on the socket none
+    was ever let go, and at 100,000 every new call logged a destroy hook "not sent" it never had."""
+    config = write_config(tmp_path, switch, {"front-desk": front_desk_flow({"uri": receiver.url("/flow")})},
+                          hooks=[{"events": ["channel_answer"], "uri": receiver.url("/hooks")}],
+                          cluster={"claims": False})  # one daemon, no claims: no cluster subscriptions
+    daemon = Daemon(config).start()
+    watched = daemon.service.router._hooks._channels
+    try:
+        calls = [switch.place_call(FRONT_DESK, scenario=Scenario(device="answer")) for _ in range(3)]
+        for call in calls:
+            daemon.wait_finished(call.uuid)
+            call.wait_ended(15)
+        logs.wait_until(lambda: not watched, what="every channel forgotten at its CHANNEL_DESTROY")
+    finally:
+        daemon.stop()
+    assert {h["call_id"] for h in hook_requests(receiver, "/hooks")} >= {call.uuid for call in calls}
+
+
 def test_channels_whose_destroy_never_comes_are_forgotten_oldest_first(monkeypatch, logs):
     class Router:
         routes = RouteTable(())

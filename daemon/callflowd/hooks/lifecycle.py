@@ -90,12 +90,15 @@ class LifecycleHooks:
 
     @property
     def subscriptions(self):
-        """Event-socket events the hooks need beyond the flows' own. In a cluster, every
-        channel's birth and end: whether a channel is held for its claim is decided at its first
-        event, and a held one destroyed before it parked is let go at its CHANNEL_DESTROY."""
+        """Event-socket events the hooks need beyond the flows' own. Every channel's end, hook
+        or not: a channel is watched from its first event and forgotten at its CHANNEL_DESTROY.
+        In a cluster, its birth too: whether a channel is held for its claim is decided at its
+        first event, and a held one destroyed before it parked is let go at its end."""
         wanted = set(self._wanted)
+        if self.hooks:
+            wanted.add(names.CHANNEL_DESTROY)
         if self.hooks and self._senders.cluster:
-            wanted |= {names.CHANNEL_CREATE, names.CHANNEL_DESTROY}
+            wanted.add(names.CHANNEL_CREATE)
         return tuple(sorted(wanted - set(names.SUBSCRIBED_EVENTS)))
 
     def __bool__(self):
