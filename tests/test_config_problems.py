@@ -109,6 +109,18 @@ def test_a_duplicate_id_a_non_object_and_a_media_without_sound_are_each_listed(t
     ]  # and the front desk's voicemail node, naming the refused box, adds nothing
 
 
+def test_a_device_given_both_in_the_config_and_as_a_kazoo_document_is_a_problem_not_a_silent_choice(tmp_path):
+    put(tmp_path / "callflows.d" / "devices", "front.json",
+        {"id": "front_desk_device_id", "sip": {"username": "1001", "realm": "example.com"}})
+    config = write_config(tmp_path, devices={"front_desk_device_id": {"dial_string": "user/1000@example.com"}})
+
+    with pytest.raises(Exception) as raised:
+        load_config(config)
+    assert str(raised.value) == (
+        "%s: devices.front_desk_device_id: id 'front_desk_device_id' is also given by a Kazoo device "
+        "document (devices/ beside the callflows, or devices: in the config); give each one its own id" % config)
+
+
 def test_a_temporal_rule_document_that_is_refused_is_listed_and_not_named_unknown(tmp_path):
     put(tmp_path / "callflows.d" / "temporal_rules", "weekdays.json", {"id": "weekdays", "cycle": "fortnightly"})
     flow = {"numbers": ["2001"], "flow": {"module": "temporal_route", "data": {"rules": ["weekdays"]},

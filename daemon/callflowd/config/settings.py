@@ -106,8 +106,9 @@ def read_settings(path, problems=None):
     kazoo = kazoo_files.read_all(top, base, problems,
                                  lambda kind, entry: kind == "devices" and _our_device(entry))
     directory = Directory(
-        devices=MappingProxyType(dict(read_devices(top, problems), **kazoo.pop("devices"))),
-        voicemail_boxes=MappingProxyType(dict(read_voicemail_boxes(top, problems), **kazoo.pop("vmboxes"))),
+        devices=_one_table(top, problems, "devices", read_devices(top, problems), kazoo.pop("devices")),
+        voicemail_boxes=_one_table(top, problems, "voicemail_boxes", read_voicemail_boxes(top, problems),
+                                   kazoo.pop("vmboxes")),
         webhooks=webhooks,
         temporal_rules=read_temporal_rules(top, problems),
         converters=routing.converters,
@@ -232,6 +233,17 @@ def _password(section, base):
         # ESL commands are lines: a line break would end "auth" early.
         section.fail(key, "%s must hold one line" % what)
     return password
+
+
+def _one_table(top, problems, key, ours, kazoo):
+    """Our ``key:`` entries and the Kazoo documents of the same kind, as one table. An id given
+    both ways is a problem: neither may silently replace the other."""
+    what, folder = ("vmbox", "vmboxes") if key == "voicemail_boxes" else ("device", "devices")
+    for name in sorted(set(ours) & set(kazoo)):
+        problems.add(ConfigError("id %r is also given by a Kazoo %s document (%s/ beside the callflows, "
+                                 "or %s: in the config); give each one its own id"
+                                 % (name, what, folder, folder), top.source, join(key, name)))
+    return MappingProxyType(dict(ours, **kazoo))
 
 
 def read_devices(top, problems):
