@@ -117,8 +117,8 @@ def test_a_device_given_both_in_the_config_and_as_a_kazoo_document_is_a_problem_
     with pytest.raises(Exception) as raised:
         load_config(config)
     assert str(raised.value) == (
-        "%s: devices.front_desk_device_id: id 'front_desk_device_id' is also given by a Kazoo device "
-        "document (devices/ beside the callflows, or devices: in the config); give each one its own id" % config)
+        "%s: devices.front_desk_device_id: id 'front_desk_device_id' is also given by a Kazoo document "
+        "(devices/ beside the callflows, or devices: in the config); give each one its own id" % config)
 
 
 def test_a_temporal_rule_document_that_is_refused_is_listed_and_not_named_unknown(tmp_path):

@@ -238,11 +238,11 @@ def _password(section, base):
 def _one_table(top, problems, key, ours, kazoo):
     """Our ``key:`` entries and the Kazoo documents of the same kind, as one table. An id given
     both ways is a problem: neither may silently replace the other."""
-    what, folder = ("vmbox", "vmboxes") if key == "voicemail_boxes" else ("device", "devices")
+    folder = "vmboxes" if key == "voicemail_boxes" else key  # Kazoo's name for the kind
     for name in sorted(set(ours) & set(kazoo)):
-        problems.add(ConfigError("id %r is also given by a Kazoo %s document (%s/ beside the callflows, "
+        problems.add(ConfigError("id %r is also given by a Kazoo document (%s/ beside the callflows, "
                                  "or %s: in the config); give each one its own id"
-                                 % (name, what, folder, folder), top.source, join(key, name)))
+                                 % (name, folder, folder), top.source, join(key, name)))
     return MappingProxyType(dict(ours, **kazoo))
 
 
