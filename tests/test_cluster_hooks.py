@@ -14,6 +14,7 @@ import time
 import gevent
 import pytest
 
+from callflowd.calls import ownership
 from callflowd.config.model import Hook
 from callflowd.esl.event import Event
 from callflowd.hooks import lifecycle
@@ -105,16 +106,33 @@ def wait_until(predicate, what, timeout=5.0):
         gevent.sleep(0.05)
 
 
+def both_see_each_other(*daemons):
+    """Each counts the other once it has seen its lease renewed: until then both send."""
+    for daemon in daemons:
+        wait_until(lambda: daemon.service.ownership.live_names(SWITCH) == {"cf-a", "cf-b"},
+                   "%s sees both" % daemon.service.ownership.name)
+
+
+def test_a_lease_left_by_a_daemon_that_died_before_we_started_takes_no_share_of_the_hooks(
+        switch, receiver, watcher, start_daemon):
+    """Only ever one value seen: maybe a dead daemon's. Counted live for a lease after our
+    start, it took a share of the channels no flow drives, and nobody sent those hooks."""
+    switch.api("hash", "insert/%s/cf-gone/crashed.7" % ownership.LEASES)
+    start_daemon("cf-a")
+    calls, unrouted = place_calls(switch, 8)  # at once: within a lease of cf-a's start
+    wait_all_hooked(watcher, receiver, calls + unrouted)
+
+
 def test_two_daemons_send_each_channel_event_once_and_the_driver_sends_the_path(
         switch, receiver, watcher, start_daemon):
     first, second = start_daemon("cf-a"), start_daemon("cf-b")
-    wait_until(lambda: first.service.ownership.live_names(SWITCH) == {"cf-a", "cf-b"}, "cf-a sees cf-b")
+    both_see_each_other(first, second)
     calls, unrouted = place_calls(switch, 8)  # the switch tells cf-a first: cf-a wins the claims
     wait_all_hooked(watcher, receiver, calls + unrouted)
 
     first.stop()  # restarted: now the switch tells cf-b first, and cf-b wins
     restarted = start_daemon("cf-a")
-    wait_until(lambda: second.service.ownership.live_names(SWITCH) == {"cf-a", "cf-b"}, "cf-b sees cf-a again")
+    both_see_each_other(restarted, second)
     more_calls, more_unrouted = place_calls(switch, 8)
     calls, unrouted = calls + more_calls, unrouted + more_unrouted
     wait_all_hooked(watcher, receiver, more_calls + more_unrouted)

@@ -72,11 +72,14 @@ def parse_claim(value):
 
 
 class _Peer:
-    __slots__ = ("value", "changed_at")
+    __slots__ = ("value", "changed_at", "seen_renewing")
 
-    def __init__(self, value, changed_at):
+    def __init__(self, value, changed_at, before=None):
         self.value = value  # None: no lease written (yet, or any more)
         self.changed_at = changed_at
+        # its lease changed under our eyes (``before`` held another): surely alive, not a lease
+        # left on the switch by a daemon that died before we started
+        self.seen_renewing = before is not None and (before.value is not None or before.seen_renewing)
 
 
 class _Switch:
@@ -182,12 +185,17 @@ class Ownership:
         the leases (stopping ones too: they still see and drive calls; a read missed while we
         were hung ages nobody), ours while renewed within a lease (past that, the peers count
         us dead); None where calls go unclaimed (no mod_hash, not connected yet). Read-only:
-        the hooks' senders ask it (hooks/senders.py)."""
+        the hooks' senders ask it (hooks/senders.py).
+
+        A peer counts once we have seen its lease renewed. A lease we only ever saw one value
+        of may be a dead daemon's, left on the switch: counted, its share of the hooks would
+        be lost for a lease after our start; not counted, a live peer's share is sent twice
+        for one renewal at most. Twice beats never."""
         state = self._switches.get(switch_name)
         if state is None or state.without_hash:
             return None
         names = {name for name, peer in state.peers.items()
-                 if peer.value is not None and not self._dead(peer, state.watched_at)}
+                 if peer.value is not None and peer.seen_renewing and not self._dead(peer, state.watched_at)}
         if state.renewed_at is not None and self._clock() - state.renewed_at < self.lease:
             names.add(self.name)
         return frozenset(names)
@@ -459,7 +467,7 @@ class Ownership:
         for name, value in leases.items():
             peer = state.peers.get(name)
             if peer is None or peer.value != value:
-                state.peers[name] = _Peer(value, now)
+                state.peers[name] = _Peer(value, now, peer)
         for name, peer in state.peers.items():
             if name not in leases and peer.value is not None:
                 peer.value, peer.changed_at = None, now
@@ -485,7 +493,7 @@ class Ownership:
         peer = state.peers.get(owner)
         if value is None or value == RELEASED or (peer is not None and value == peer.value):
             return False
-        state.peers[owner] = _Peer(value, self._clock())
+        state.peers[owner] = _Peer(value, self._clock(), peer)
         return True
 
     def _owner_alive(self, state, owner, now):

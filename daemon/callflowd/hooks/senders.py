@@ -12,8 +12,10 @@ The pick is made again at each event, from the lease table as it is then: a dead
 goes to the others once its lease lapses (``cluster.lease`` after its last renewal; after a
 clean stop, at the others' next renewal); until then those hooks are not sent. A daemon whose
 own lease lapsed (hung, cut off) sends no hook at all, not even of the calls it still drives:
-the others count it dead and take its calls and its share over. For one renewal (``lease / 4``)
-after a daemon joins, the others do not count it yet and its share may be sent twice.
+the others count it dead and take its calls and its share over. A daemon counts a peer once it
+has seen that peer's lease renewed (a lease left by a daemon that died before we started must not
+take a share it would never send): for one renewal (``lease / 4``) after a daemon joins, it and
+the others may both send some hooks. Twice rather than never.
 """
 
 import hashlib
