@@ -126,7 +126,7 @@ class Service:
         senders = Senders(owner, self.ownership.live_names) if self.ownership is not None else None
         self.hooks = LifecycleHooks(config.hooks, self.router, self.webhooks, senders)
         self.router.add_hooks(self.hooks)
-        if self.hooks.subscriptions:  # CHANNEL_CREATE/DESTROY: when a hook wants them, or in a cluster
+        if self.hooks.subscriptions:  # CHANNEL_DESTROY with any hook; CHANNEL_CREATE if wanted or in a cluster
             self.on_connected.insert(0, self._subscribe_hook_events)
         self._connection_factory = connection_factory
         self._retiring = Group()        # links removed by a reload, waiting for their calls
@@ -320,9 +320,8 @@ class Service:
         handed over now (our lease says ``released``) instead of waiting out the grace."""
         if self.ownership is None:
             return False
-        calls = list(self.router.calls.values())
-        self.ownership.announce_leaving(settle=bool(calls))
-        calls = list(self.router.calls.values())
+        self.ownership.announce_leaving(settle=bool(self.router.calls))
+        calls = list(self.router.calls.values())  # read after: some may have ended while it settled
         if not calls:
             return False
         links = {call.switch for call in calls}
